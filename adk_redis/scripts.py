@@ -9,7 +9,7 @@ them to a second step that runs in the app's slot.
 from __future__ import annotations
 
 # KEYS: meta, user_state, user_index, [app_state, app_index]
-# ARGV: now, ttl_seconds, session_member, app_member, n_session, n_user, n_app,
+# ARGV: now, ttl_ms, session_member, app_member, n_session, n_user, n_app,
 #       then field/value pairs (session fields already carry the "s." prefix).
 CREATE_SESSION = r"""
 if redis.call('EXISTS', KEYS[1]) == 1 then return {0} end
@@ -21,14 +21,14 @@ for _ = 1, ns do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]); i = i + 2 en
 for _ = 1, nu do redis.call('HSET', KEYS[2], ARGV[i], ARGV[i + 1]); i = i + 2 end
 redis.call('ZADD', KEYS[3], now, ARGV[3])
 if ttl > 0 then
-  redis.call('EXPIRE', KEYS[1], ttl)
-  redis.call('EXPIRE', KEYS[3], ttl)
+  redis.call('PEXPIRE', KEYS[1], ttl)
+  redis.call('PEXPIRE', KEYS[3], ttl)
 end
 local app = {}
 if #KEYS >= 5 then
   for _ = 1, na do redis.call('HSET', KEYS[4], ARGV[i], ARGV[i + 1]); i = i + 2 end
   redis.call('ZADD', KEYS[5], now, ARGV[4])
-  if ttl > 0 then redis.call('EXPIRE', KEYS[5], ttl) end
+  if ttl > 0 then redis.call('PEXPIRE', KEYS[5], ttl) end
   app = redis.call('HGETALL', KEYS[4])
 end
 return {1, redis.call('HGETALL', KEYS[2]), app}
@@ -36,7 +36,7 @@ return {1, redis.call('HGETALL', KEYS[2]), app}
 
 # KEYS: meta, events, times, user_state, user_index, [app_state, app_index]
 # ARGV: marker, session_last_update, session_last_event_id, event_id, payload,
-#       timestamp, ttl_seconds, session_member, app_member, n_session, n_user,
+#       timestamp, ttl_ms, session_member, app_member, n_session, n_user,
 #       n_app, then field/value pairs.
 # Returns {-1} missing session, {-2} stale writer, {2, rev, update} duplicate
 # delivery (already stored, nothing changed), {1, rev, update} appended.
@@ -63,13 +63,13 @@ for _ = 1, ns do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]); i = i + 2 en
 for _ = 1, nu do redis.call('HSET', KEYS[4], ARGV[i], ARGV[i + 1]); i = i + 2 end
 redis.call('ZADD', KEYS[5], ts, ARGV[8])
 if ttl > 0 then
-  for k = 1, 3 do redis.call('EXPIRE', KEYS[k], ttl) end
-  redis.call('EXPIRE', KEYS[5], ttl)
+  for k = 1, 3 do redis.call('PEXPIRE', KEYS[k], ttl) end
+  redis.call('PEXPIRE', KEYS[5], ttl)
 end
 if #KEYS >= 7 then
   for _ = 1, na do redis.call('HSET', KEYS[6], ARGV[i], ARGV[i + 1]); i = i + 2 end
   redis.call('ZADD', KEYS[7], ts, ARGV[9])
-  if ttl > 0 then redis.call('EXPIRE', KEYS[7], ttl) end
+  if ttl > 0 then redis.call('PEXPIRE', KEYS[7], ttl) end
 end
 return {1, newrev, ts}
 """
@@ -79,7 +79,7 @@ return {1, newrev, ts}
 APP_TOUCH = r"""
 for i = 4, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
 redis.call('ZADD', KEYS[2], ARGV[1], ARGV[2])
-if tonumber(ARGV[3]) > 0 then redis.call('EXPIRE', KEYS[2], ARGV[3]) end
+if tonumber(ARGV[3]) > 0 then redis.call('PEXPIRE', KEYS[2], ARGV[3]) end
 return 1
 """
 

@@ -82,7 +82,7 @@ class RedisSessionService(BaseSessionService):
         self.client: Any = client if client is not None else create_client(settings, uri)
         self._cluster = is_cluster(self.client)
         ttl = settings.session_ttl_hours
-        self._ttl = str(int(ttl * 3600)) if ttl else "0"
+        self._ttl = str(int(ttl * 3_600_000)) if ttl else "0"
         self._create = self.client.register_script(scripts.CREATE_SESSION)
         self._append = self.client.register_script(scripts.APPEND_EVENT)
         self._get = self.client.register_script(scripts.GET_SESSION)
