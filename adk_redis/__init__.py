@@ -5,6 +5,7 @@ from __future__ import annotations
 from .config import ConfigurationError, RedisSettings, load_settings
 from .errors import AdkRedisError, CorruptedDataError, RedisUnavailableError
 from .keys import KeySchema
+from .registry import register
 from .session_service import RedisSessionService
 
 __all__ = [
@@ -16,5 +17,6 @@ __all__ = [
     "RedisSettings",
     "RedisUnavailableError",
     "load_settings",
+    "register",
 ]
 __version__ = "0.1.0"
