@@ -300,7 +300,11 @@ class RedisSessionService(BaseSessionService):
     async def append_event(self, session: Session, event: Event) -> Event:
         if event.partial:
             return event
-        self._apply_temp_state(session, event)
+        temp = {
+            k: v
+            for k, v in ((event.actions.state_delta or {}) if event.actions else {}).items()
+            if k.startswith(State.TEMP_PREFIX)
+        }
         event = self._trim_temp_delta_state(event)
         delta = event.actions.state_delta if event.actions and event.actions.state_delta else {}
         deltas = codec.json_safe(delta)
@@ -346,6 +350,8 @@ class RedisSessionService(BaseSessionService):
                 return event
         elif self._cluster:
             await self._touch_app(app_name, ts, member, app_pairs)
+        # temp: state lives only in this session object, and only once the write succeeded.
+        session.state.update(temp)
         session.last_update_time = float(text(res[2]))
         session._storage_update_marker = rev
         return self._commit_event_to_session(session, event)
