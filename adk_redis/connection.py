@@ -13,23 +13,67 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from .config import RedisSettings
 
-SUPPORTED_SCHEMES = ("redis", "rediss", "unix", "redis+cluster", "rediss+cluster")
+SUPPORTED_SCHEMES = ("redis", "rediss", "unix", "redis+cluster", "rediss+cluster", "redis+sentinel")
+
+
+class CountingRetry(Retry):
+    """redis-py's Retry that also counts the failed attempts it saw (``.failures``)."""
+
+    failures: int = 0
+
+    async def call_with_retry(self, do: Any, fail: Any, *args: Any, **kwargs: Any) -> Any:
+        async def counted(error: Exception, *rest: Any) -> Any:
+            self.failures += 1
+            return await fail(error, *rest)
+
+        return await super().call_with_retry(do, counted, *args, **kwargs)
 
 
 def make_retry(attempts: int) -> Retry:
     """Exponential backoff with jitter (base 50 ms, cap 2 s) for transient errors."""
-    return Retry(
+    return CountingRetry(
         ExponentialWithJitterBackoff(base=0.05, cap=2.0),
         attempts,
         supported_errors=(RedisConnectionError, RedisTimeoutError),
     )
 
 
+def _sentinel_client(url: str, settings: RedisSettings, common: dict[str, Any]) -> Any:
+    """``redis+sentinel://[:password@]host:port[,host:port...]/service_name[/db]``."""
+    from redis.asyncio.sentinel import Sentinel
+
+    parsed = urlparse(url)
+    hosts = parsed.netloc.rpartition("@")[2]
+    sentinels = []
+    for part in hosts.split(","):
+        host, _, port = part.rpartition(":")
+        sentinels.append((host or "127.0.0.1", int(port or 26379)))
+    path = [p for p in parsed.path.split("/") if p]
+    if not path:
+        raise ValueError("redis+sentinel:// URLs need a service name: redis+sentinel://host:port/mymaster")
+    if parsed.password:
+        common["password"] = parsed.password
+    if len(path) > 1:
+        common["db"] = int(path[1])
+    elif settings.redis_db is not None:
+        common["db"] = settings.redis_db
+    sentinel = Sentinel(  # type: ignore[no-untyped-call]
+        sentinels,
+        sentinel_kwargs={
+            "socket_timeout": settings.redis_socket_timeout,
+            "socket_connect_timeout": settings.redis_connect_timeout,
+        },
+    )
+    return sentinel.master_for(path[0], max_connections=settings.redis_max_connections, **common)
+
+
 def create_client(settings: RedisSettings, uri: str | None = None) -> Any:
     """Create a client for ``uri`` (or ``settings.redis_url``).
 
     ``redis+cluster://host:port`` (or ``rediss+cluster://``) returns a
-    ``redis.asyncio.RedisCluster``; every other scheme a pooled
+    ``redis.asyncio.RedisCluster``; ``redis+sentinel://host:port/service``
+    a client of the service's current master (follows failovers); every
+    other scheme a pooled
     ``redis.asyncio.Redis``.
     """
     url = uri or settings.redis_url
@@ -46,6 +90,8 @@ def create_client(settings: RedisSettings, uri: str | None = None) -> Any:
     }
     if settings.redis_password and "@" not in url:
         common["password"] = settings.redis_password
+    if scheme == "redis+sentinel":
+        return _sentinel_client(url, settings, common)
     if scheme.endswith("+cluster"):
         from redis.asyncio.cluster import RedisCluster
 

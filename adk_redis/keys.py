@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 MAX_ID_LENGTH = 4096
-_UNSAFE = frozenset('%:{}*?[]\\"\'')
+_UNSAFE = frozenset("%:{}*?[]\\\"'")
 
 
 def escape(component: str) -> str:
@@ -23,9 +23,7 @@ def escape(component: str) -> str:
     if not isinstance(component, str):
         raise TypeError(f"key components must be str, got {type(component).__name__}")
     if len(component) > MAX_ID_LENGTH:
-        raise ValueError(
-            f"id is {len(component)} characters long; at most {MAX_ID_LENGTH} are allowed"
-        )
+        raise ValueError(f"id is {len(component)} characters long; at most {MAX_ID_LENGTH} are allowed")
     if component == "":
         return "%"  # a lone '%' never results from escaping a non-empty string
     out = []
@@ -58,7 +56,7 @@ def unescape(component: str) -> str:
 class SessionKeys:
     """The keys of one session (all in the ``{app:user}`` hash slot)."""
 
-    meta: str  # HASH: _c create time, _u update time, _r revision, _n events, _l last id, _v format, s.<k> state
+    meta: str  # HASH: _c created, _u updated, _r revision, _n events, _l last id, _v format, s.<k> state
     events: str  # HASH: <seq> -> event payload, #<event id> -> seq
     times: str  # ZSET: <seq> scored by event timestamp
 
@@ -117,3 +115,110 @@ class KeySchema:
     def pattern(self) -> str:
         """Glob matching every key of this prefix (admin tools only, never a request path)."""
         return f"{self.prefix}:*"
+
+    # -- facade / security (adk_redis.facade) ----------------------------------
+    def session_owner(self, app_name: str, session_id: str) -> str:
+        """STRING: user id owning a facade session (lookup by session id alone)."""
+        return f"{self.prefix}:session:owner:{escape(app_name)}:{escape(session_id)}"
+
+    def security_failed(self, app_name: str) -> str:
+        """STRING counter: failed (wrong-user) session accesses of the app."""
+        return f"{self.prefix}:facade:security:{escape(app_name)}:failed"
+
+    def security_sessions(self, app_name: str) -> str:
+        """ZSET: escaped session id -> failed accesses (``flagged`` above a threshold)."""
+        return f"{self.prefix}:facade:security:{escape(app_name)}:sessions"
+
+    # -- memory (cross-session memory and the memory service) -----------------
+    # Everything lives under ``{prefix}:memory:``.  ``{app:user}`` tags one
+    # user's memory (context values, history, search index), ``{app:agent}``
+    # one agent's memory and ``{app}`` the app's shared knowledge, so every
+    # multi-key script touches a single cluster slot.
+
+    def _mem_tag(self, app_name: str, owner: str | None = None) -> str:
+        if owner is None:
+            return f"{{{escape(app_name)}}}"
+        return f"{{{escape(app_name)}:{escape(owner)}}}"
+
+    def user_context(self, app_name: str, user_id: str, context_key: str) -> str:
+        """STRING: one user-context JSON document (TTL ``MEMORY_TTL_HOURS``)."""
+        return f"{self.prefix}:memory:user_context:{self._mem_tag(app_name, user_id)}:{escape(context_key)}"
+
+    def agent_memory(self, app_name: str, agent_id: str, memory_key: str) -> str:
+        """STRING: one agent-memory JSON document (TTL ``MEMORY_TTL_HOURS``)."""
+        return f"{self.prefix}:memory:agent:{self._mem_tag(app_name, agent_id)}:{escape(memory_key)}"
+
+    def knowledge(self, app_name: str, category: str, knowledge_key: str) -> str:
+        """STRING: one shared-knowledge JSON document (TTL ``KNOWLEDGE_TTL_HOURS``)."""
+        return (
+            f"{self.prefix}:memory:knowledge:{self._mem_tag(app_name)}:"
+            f"{escape(category)}:{escape(knowledge_key)}"
+        )
+
+    def history(self, app_name: str, user_id: str) -> MemoryHistoryKeys:
+        """The user's session history (TTL ``HISTORY_TTL_HOURS`` per entry)."""
+        base = f"{self.prefix}:memory:history:{self._mem_tag(app_name, user_id)}"
+        return MemoryHistoryKeys(order=base, data=f"{base}:data", expiry=f"{base}:exp")
+
+    def user_memory_index(self, app_name: str, user_id: str) -> MemoryIndexKeys:
+        """Search index over the user's history, stored memories and user context."""
+        return MemoryIndexKeys(f"{self.prefix}:memory:index:user:{self._mem_tag(app_name, user_id)}")
+
+    def knowledge_index(self, app_name: str) -> MemoryIndexKeys:
+        """Search index over the app's shared knowledge (all categories)."""
+        return MemoryIndexKeys(f"{self.prefix}:memory:index:knowledge:{self._mem_tag(app_name)}")
+
+    def user_context_index(self, app_name: str, user_id: str) -> str:
+        """ZSET: the user's context keys (escaped) scored by expiry (ms)."""
+        return f"{self.prefix}:memory:index:user:{self._mem_tag(app_name, user_id)}:ctx"
+
+    def agent_memory_index(self, app_name: str, agent_id: str) -> str:
+        """ZSET: the agent's memory keys (escaped) scored by expiry (ms)."""
+        return f"{self.prefix}:memory:index:agent:{self._mem_tag(app_name, agent_id)}"
+
+    def memory_registry(self, app_name: str, kind: str) -> str:
+        """ZSET of the app's users / agents (escaped) scored by last expiry, for stats()."""
+        return f"{self.prefix}:memory:index:app:{self._mem_tag(app_name)}:{kind}"
+
+
+@dataclass(frozen=True)
+class MemoryHistoryKeys:
+    """A user's session history (one slot)."""
+
+    order: str  # ZSET: escaped session id -> session timestamp
+    data: str  # HASH: escaped session id -> JSON record
+    expiry: str  # ZSET: escaped session id -> expiry (ms)
+
+
+@dataclass(frozen=True)
+class MemoryIndexKeys:
+    """One BM25 search index; every key shares ``base``'s hash tag."""
+
+    base: str
+
+    @property
+    def stats(self) -> str:  # HASH: n (documents), l (total length)
+        return f"{self.base}:stats"
+
+    @property
+    def terms(self) -> str:  # HASH: doc id -> "term tf term tf ..." (escaped terms)
+        return f"{self.base}:t"
+
+    @property
+    def expiry(self) -> str:  # ZSET: doc id -> expiry (ms)
+        return f"{self.base}:exp"
+
+    @property
+    def docs(self) -> str:  # HASH: doc id -> JSON document
+        return f"{self.base}:docs"
+
+    @property
+    def deleted(self) -> str:  # HASH: doc id -> expiry (ms) of the tombstone
+        return f"{self.base}:del"
+
+    @property
+    def vectors(self) -> str:  # HASH: doc id -> float32 vector (optional embeddings)
+        return f"{self.base}:vec"
+
+    def postings(self, term: str) -> str:  # HASH: doc id -> dl*1024 + tf
+        return f"{self.base}:p:{escape(term)}"

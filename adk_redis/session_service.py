@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from types import TracebackType
-from typing import Any, Sequence
+from typing import Any
 
 from google.adk.errors._stale_session_error import StaleSessionError
 from google.adk.errors.already_exists_error import AlreadyExistsError
@@ -157,8 +158,13 @@ class RedisSessionService(BaseSessionService):
             keys += self._app_keys(app_name)
         app_pairs = codec.flatten(deltas["app"])
         args = [
-            now, self._ttl, self.keys.session_member(session_id), member,
-            len(deltas["session"]), len(deltas["user"]), len(deltas["app"]),
+            now,
+            self._ttl,
+            self.keys.session_member(session_id),
+            member,
+            len(deltas["session"]),
+            len(deltas["user"]),
+            len(deltas["app"]),
             *codec.flatten(deltas["session"], _STATE_FIELD),
             *codec.flatten(deltas["user"]),
             *app_pairs,
@@ -169,7 +175,9 @@ class RedisSessionService(BaseSessionService):
         where = f"session {session_id!r}"
         if self._cluster:
             await self._touch_app(app_name, now, member, app_pairs)
-            app_state = codec.decode_hash(await self.client.hgetall(self.keys.app_state(app_name)), where=where)
+            app_state = codec.decode_hash(
+                await self.client.hgetall(self.keys.app_state(app_name)), where=where
+            )
         else:
             app_state = codec.decode_hash(res[2], where=where)
         session = Session(
@@ -258,8 +266,13 @@ class RedisSessionService(BaseSessionService):
             try:
                 sessions.append(
                     self._build_session(
-                        app_name=app_name, user_id=u, session_id=s, meta=meta,
-                        app_state=app_state, user_state=user_states[u], events=[],
+                        app_name=app_name,
+                        user_id=u,
+                        session_id=s,
+                        meta=meta,
+                        app_state=app_state,
+                        user_state=user_states[u],
+                        events=[],
                         where=f"session {s!r} of user {u!r}",
                     )
                 )
@@ -311,8 +324,11 @@ class RedisSessionService(BaseSessionService):
         app_name, user_id = session.app_name, session.user_id
         sk: SessionKeys = self.keys.session(app_name, user_id, session.id)
         keys = [
-            sk.meta, sk.events, sk.times,
-            self.keys.user_state(app_name, user_id), self.keys.user_index(app_name, user_id),
+            sk.meta,
+            sk.events,
+            sk.times,
+            self.keys.user_state(app_name, user_id),
+            self.keys.user_index(app_name, user_id),
         ]
         if not self._cluster:
             keys += self._app_keys(app_name)
@@ -330,7 +346,9 @@ class RedisSessionService(BaseSessionService):
             self._ttl,
             self.keys.session_member(session.id),
             member,
-            len(deltas["session"]), len(deltas["user"]), len(deltas["app"]),
+            len(deltas["session"]),
+            len(deltas["user"]),
+            len(deltas["app"]),
             *codec.flatten(deltas["session"], _STATE_FIELD),
             *codec.flatten(deltas["user"]),
             *app_pairs,

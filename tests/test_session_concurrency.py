@@ -7,7 +7,6 @@ import multiprocessing as mp
 import time
 from typing import Any
 
-import pytest
 from google.adk.errors._stale_session_error import StaleSessionError
 from google.adk.events.event import Event
 from google.adk.events.event_actions import EventActions
@@ -21,7 +20,8 @@ APPENDS = 40
 
 def _event(text: str, delta: dict[str, Any]) -> Event:
     return Event(
-        author="user", invocation_id="inv",
+        author="user",
+        invocation_id="inv",
         content=types.Content(role="user", parts=[types.Part(text=text)]),
         actions=EventActions(state_delta=delta),
     )
@@ -42,7 +42,9 @@ def worker(url: str, prefix: str, session_id: str, own_session: str, wid: int, s
         for j in range(APPENDS):
             while True:
                 try:
-                    await svc.append_event(session, _event(f"w{wid}-{j}", {f"w{wid}_{j}": j, "app:last": wid}))
+                    await svc.append_event(
+                        session, _event(f"w{wid}-{j}", {f"w{wid}_{j}": j, "app:last": wid})
+                    )
                     break
                 except StaleSessionError:
                     retries += 1
@@ -59,7 +61,9 @@ def worker(url: str, prefix: str, session_id: str, own_session: str, wid: int, s
 async def test_processes_lose_nothing(redis_url: str, prefix: str, real_client: Any) -> None:
     svc = RedisSessionService(redis_url, key_prefix=prefix)
     shared = await svc.create_session(app_name="app", user_id="u", session_id="shared")
-    owns = [await svc.create_session(app_name="app", user_id="u", session_id=f"own{i}") for i in range(WORKERS)]
+    owns = [
+        await svc.create_session(app_name="app", user_id="u", session_id=f"own{i}") for i in range(WORKERS)
+    ]
     ctx = mp.get_context("spawn")
     with ctx.Pool(WORKERS) as pool:
         retries = pool.starmap(

@@ -102,7 +102,9 @@ async def test_app_and_user_state_are_shared(session_service: Any) -> None:
     a = await session_service.create_session(app_name="app", user_id="alice")
     b = await session_service.create_session(app_name="app", user_id="alice")
     c = await session_service.create_session(app_name="app", user_id="bob")
-    await session_service.append_event(a, text_event("x", **{"app:color": "red", "user:lang": "fr", "own": 1}))
+    await session_service.append_event(
+        a, text_event("x", **{"app:color": "red", "user:lang": "fr", "own": 1})
+    )
     gb = await session_service.get_session(app_name="app", user_id="alice", session_id=b.id)
     gc = await session_service.get_session(app_name="app", user_id="bob", session_id=c.id)
     assert gb is not None and gc is not None
@@ -210,7 +212,9 @@ async def test_equal_redelivery_is_idempotent(session_service: Any) -> None:
 )
 async def test_unusual_ids_are_isolated(session_service: Any, weird: str) -> None:
     sid = weird.strip() or "blank-session"
-    s = await session_service.create_session(app_name=weird, user_id=weird, session_id=sid, state={"v": weird})
+    s = await session_service.create_session(
+        app_name=weird, user_id=weird, session_id=sid, state={"v": weird}
+    )
     await session_service.append_event(s, text_event("hi", **{"user:w": weird}))
     got = await session_service.get_session(app_name=weird, user_id=weird, session_id=sid)
     assert got is not None and got.state == {"v": weird, "user:w": weird}

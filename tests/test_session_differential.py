@@ -31,7 +31,10 @@ USERS = st.sampled_from(["u1", "u*2", "用户"])
 SIDS = st.sampled_from(["s1", "s 2", "s:3", "*"])
 KEYS = st.sampled_from(["k", "n", "app:g", "app:h", "user:p", "user:q", "temp:t"])
 VALUES = st.one_of(
-    st.integers(-10, 10), st.text(max_size=5), st.none(), st.lists(st.integers(0, 3), max_size=3),
+    st.integers(-10, 10),
+    st.text(max_size=5),
+    st.none(),
+    st.lists(st.integers(0, 3), max_size=3),
     st.dictionaries(st.sampled_from(["a", "b"]), st.booleans(), max_size=2),
 )
 STATES = st.dictionaries(KEYS, VALUES, max_size=4)
@@ -49,7 +52,11 @@ def normalize(session: Any) -> Any:
     if session is None:
         return None
     return (
-        session.app_name, session.user_id, session.id, session.state, session.last_update_time,
+        session.app_name,
+        session.user_id,
+        session.id,
+        session.state,
+        session.last_update_time,
         [(e.id, e.author, e.timestamp, e.content, e.actions.state_delta) for e in session.events],
     )
 
@@ -113,7 +120,8 @@ class DifferentialMachine(RuleBasedStateMachine):
         ref_s, our_s = self.live[key]
         self.tick()
         event = Event(
-            author="user", invocation_id="i",
+            author="user",
+            invocation_id="i",
             content=types.Content(role="user", parts=[types.Part(text=text)]),
             actions=EventActions(state_delta=delta),
         )
@@ -130,7 +138,11 @@ class DifferentialMachine(RuleBasedStateMachine):
         assert [e.id for e in ref_s.events] == [e.id for e in our_s.events]
 
     @precondition(lambda self: bool(self.known))
-    @rule(data=st.data(), recent=st.one_of(st.none(), st.integers(0, 4)), after=st.one_of(st.none(), st.integers(0, 12)))
+    @rule(
+        data=st.data(),
+        recent=st.one_of(st.none(), st.integers(0, 4)),
+        after=st.one_of(st.none(), st.integers(0, 12)),
+    )
     def get(self, data: st.DataObject, recent: int | None, after: int | None) -> None:
         app, user, sid = data.draw(st.sampled_from(sorted(self.known)))
         config = GetSessionConfig(
@@ -164,6 +176,7 @@ class DifferentialMachine(RuleBasedStateMachine):
         if isinstance(self.ours.client, fakeredis.FakeAsyncRedis):
             self.loop.close()
         else:
+
             async def drop() -> None:
                 keys = [k async for k in self.ours.client.scan_iter(match=f"{self.ours.keys.prefix}:*")]
                 if keys:
@@ -178,11 +191,15 @@ class DifferentialMachine(RuleBasedStateMachine):
 def test_differential_fakeredis() -> None:
     class M(DifferentialMachine):
         make_ours = staticmethod(
-            lambda: RedisSessionService(client=fakeredis.FakeAsyncRedis(), key_prefix=f"h{uuid.uuid4().hex[:8]}")
+            lambda: RedisSessionService(
+                client=fakeredis.FakeAsyncRedis(), key_prefix=f"h{uuid.uuid4().hex[:8]}"
+            )
         )
 
     M.TestCase.settings = settings(
-        max_examples=int(os.environ.get("DIFF_EXAMPLES", "60")), stateful_step_count=30, deadline=None,
+        max_examples=int(os.environ.get("DIFF_EXAMPLES", "60")),
+        stateful_step_count=30,
+        deadline=None,
         suppress_health_check=[HealthCheck.too_slow],
     )
     M.TestCase().runTest()
@@ -197,7 +214,9 @@ def test_differential_real_server(redis_url: str) -> None:
         )
 
     M.TestCase.settings = settings(
-        max_examples=int(os.environ.get("DIFF_EXAMPLES", "25")), stateful_step_count=25, deadline=None,
+        max_examples=int(os.environ.get("DIFF_EXAMPLES", "25")),
+        stateful_step_count=25,
+        deadline=None,
         suppress_health_check=[HealthCheck.too_slow],
     )
     M.TestCase().runTest()
