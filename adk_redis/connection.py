@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 from urllib.parse import urlparse
 
@@ -17,13 +18,26 @@ SUPPORTED_SCHEMES = ("redis", "rediss", "unix", "redis+cluster", "rediss+cluster
 
 
 class CountingRetry(Retry):
-    """redis-py's Retry that also counts the failed attempts it saw (``.failures``)."""
+    """redis-py's Retry that also counts failed attempts (``.failures``).
 
-    failures: int = 0
+    redis-py deep-copies the retry into every connection; the copies share
+    one counter, so ``.failures`` is the client-wide total.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._counter = [0]
+
+    @property
+    def failures(self) -> int:
+        return self._counter[0]
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> CountingRetry:
+        return copy.copy(self)  # shares the counter; supported errors are an immutable tuple
 
     async def call_with_retry(self, do: Any, fail: Any, *args: Any, **kwargs: Any) -> Any:
         async def counted(error: Exception, *rest: Any) -> Any:
-            self.failures += 1
+            self._counter[0] += 1
             return await fail(error, *rest)
 
         return await super().call_with_retry(do, counted, *args, **kwargs)

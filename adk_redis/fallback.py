@@ -1,0 +1,578 @@
+"""Resilience: a circuit breaker that falls back to ADK's in-memory service while Redis is down.
+
+Routing rules of :class:`FallbackSessionService`:
+
+* breaker **closed**: operations go to Redis; a connection/timeout failure is
+  counted and the operation is served by memory instead (the session becomes
+  *dirty*: memory is authoritative for it until it has been written back);
+* after ``failure_threshold`` consecutive failures the breaker **opens**: every
+  operation goes to memory at once;
+* a background task pings Redis every ``health_check_interval`` seconds; when
+  it answers the breaker is **half-open** while dirty sessions are written back
+  (requests are still served by memory), then it **closes**.
+
+Write-back creates a session missing in Redis, then appends the events Redis
+does not have (appends are idempotent by event id).  When the Redis copy has
+events memory does not know (someone else wrote it meanwhile) nothing is
+overwritten: the session is reported in ``conflicts``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import enum
+import logging
+import time
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import Any
+
+from google.adk.events.event import Event
+from google.adk.sessions.base_session_service import (
+    BaseSessionService,
+    GetSessionConfig,
+    ListSessionsResponse,
+)
+from google.adk.sessions.in_memory_session_service import InMemorySessionService
+from google.adk.sessions.session import Session
+from google.adk.sessions.state import State
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisClusterException
+from redis.exceptions import TimeoutError as RedisTimeoutError
+from typing_extensions import override
+
+from .config import RedisSettings, load_settings
+from .errors import RedisUnavailableError
+from .session_service import RedisSessionService
+
+logger = logging.getLogger("adk_redis.fallback")
+
+#: Errors that mean "Redis is unreachable" (everything else propagates).
+UNAVAILABLE_ERRORS: tuple[type[BaseException], ...] = (
+    RedisConnectionError,
+    RedisTimeoutError,
+    RedisClusterException,
+    ConnectionError,
+    TimeoutError,
+    asyncio.TimeoutError,
+    OSError,
+)
+
+_Key = tuple[str, str, str]
+_SCOPED = (State.APP_PREFIX, State.USER_PREFIX, State.TEMP_PREFIX)
+
+
+class BreakerState(str, enum.Enum):
+    """State of a :class:`CircuitBreaker`."""
+
+    CLOSED = "closed"
+    OPEN = "open"
+    HALF_OPEN = "half_open"
+
+
+@dataclass
+class CircuitBreaker:
+    """Counts consecutive failures; opens at ``failure_threshold``."""
+
+    failure_threshold: int = 3
+    state: BreakerState = BreakerState.CLOSED
+    consecutive_failures: int = 0
+    times_opened: int = 0
+    opened_at: float | None = None
+    closed_at: float | None = None
+    last_error: str | None = None
+    last_error_at: float | None = None
+
+    def record_success(self) -> None:
+        self.consecutive_failures = 0
+
+    def record_failure(self, exc: BaseException) -> bool:
+        """Count a failure; True when this failure opened the breaker."""
+        self.consecutive_failures += 1
+        self.last_error = f"{type(exc).__name__}: {exc}"
+        self.last_error_at = time.time()
+        if self.state is BreakerState.CLOSED and self.consecutive_failures >= self.failure_threshold:
+            self.open()
+            return True
+        return False
+
+    def open(self) -> None:
+        if self.state is not BreakerState.OPEN:
+            if self.state is BreakerState.CLOSED:
+                self.times_opened += 1
+                self.opened_at = time.monotonic()
+            self.state = BreakerState.OPEN
+
+    def half_open(self) -> None:
+        self.state = BreakerState.HALF_OPEN
+
+    def close(self) -> None:
+        self.state = BreakerState.CLOSED
+        self.consecutive_failures = 0
+        self.closed_at = time.monotonic()
+
+
+@dataclass
+class WriteBackConflict:
+    """A session changed in memory that could not be written back safely."""
+
+    app_name: str
+    user_id: str
+    session_id: str
+    reason: str
+    memory_session: Session = field(repr=False)
+
+
+def pool_stats(client: Any) -> dict[str, int | None]:
+    """Created / in-use connections of a redis-py asyncio client (summed over cluster nodes)."""
+    pools: list[Any] = []
+    pool = getattr(client, "connection_pool", None)
+    if pool is not None:
+        pools.append(pool)
+    elif hasattr(client, "get_nodes"):
+        pools.extend(getattr(n, "connection_pool", None) or n for n in client.get_nodes())
+    created = in_use = 0
+    max_conn: int | None = None
+    for p in pools:
+        available = getattr(p, "_available_connections", None)
+        used = getattr(p, "_in_use_connections", None)
+        if available is None and hasattr(p, "_free"):  # cluster node: _connections + _free
+            conns = getattr(p, "_connections", [])
+            free = getattr(p, "_free", [])
+            created += len(conns)
+            in_use += len(conns) - len(free)
+        else:
+            created += len(available or []) + len(used or [])
+            in_use += len(used or [])
+        mc = getattr(p, "max_connections", None)
+        if isinstance(mc, int):
+            max_conn = (max_conn or 0) + mc
+    return {"created": created, "in_use": in_use, "max": max_conn}
+
+
+def _retry_failures(client: Any) -> int:
+    retry = getattr(client, "retry", None)
+    pool = getattr(client, "connection_pool", None)
+    if retry is None and pool is not None:
+        retry = getattr(pool, "connection_kwargs", {}).get("retry")
+    return int(getattr(retry, "failures", 0) or 0)
+
+
+class FallbackSessionService(BaseSessionService):
+    """Redis first, ADK's in-memory service while Redis is unreachable.
+
+    Args:
+      redis: the primary service.
+      memory: the fallback (a new ``InMemorySessionService`` by default).
+      failure_threshold: consecutive connection/timeout failures that open
+        the breaker.
+      health_check_interval: seconds between background PINGs while open or
+        while sessions wait to be written back.
+      start_open: start with the breaker open (Redis known to be down).
+    """
+
+    def __init__(
+        self,
+        redis: RedisSessionService,
+        memory: InMemorySessionService | None = None,
+        *,
+        failure_threshold: int = 3,
+        health_check_interval: float = 5.0,
+        start_open: bool = False,
+    ) -> None:
+        self.redis = redis
+        self.memory = memory or InMemorySessionService()
+        self.breaker = CircuitBreaker(failure_threshold=failure_threshold)
+        self.health_check_interval = health_check_interval
+        self._dirty: set[_Key] = set()
+        self._deleted: set[_Key] = set()
+        self._created_state: dict[_Key, dict[str, Any]] = {}
+        self.conflicts: list[WriteBackConflict] = []
+        self.written_back = 0
+        self.fallback_operations = 0
+        self.last_recovery_seconds: float | None = None
+        self._health_task: asyncio.Task[None] | None = None
+        self._closed = False
+        if start_open:
+            self.breaker.open()
+            self.breaker.last_error = "Redis unreachable at start-up"
+            self._ensure_health_task()
+
+    # -- routing -------------------------------------------------------------
+    @property
+    def state(self) -> BreakerState:
+        """Current breaker state."""
+        return self.breaker.state
+
+    def _memory_mode(self, key: _Key | None = None) -> bool:
+        if self.breaker.state is not BreakerState.CLOSED:
+            return True
+        return key is not None and (key in self._dirty or key in self._deleted)
+
+    def _failed(self, exc: BaseException, op: str) -> None:
+        opened = self.breaker.record_failure(exc)
+        if opened:
+            logger.warning("Redis unavailable (%s failed: %s); circuit breaker open, using memory", op, exc)
+        else:
+            logger.warning("Redis %s failed (%s); served from memory", op, exc)
+        self._ensure_health_task()
+
+    def _ensure_health_task(self) -> None:
+        if self._closed:
+            return
+        if self._health_task is None or self._health_task.done():
+            try:
+                self._health_task = asyncio.get_running_loop().create_task(self._health_loop())
+            except RuntimeError:  # no running loop (constructed outside async code)
+                self._health_task = None
+
+    def _mark_dirty(self, key: _Key) -> None:
+        self.fallback_operations += 1
+        self._dirty.add(key)
+        self._ensure_health_task()
+
+    def _memory_session(self, key: _Key) -> Session | None:
+        app, user, sid = key
+        return self.memory.sessions.get(app, {}).get(user, {}).get(sid)
+
+    def _import(self, session: Session) -> None:
+        """Copy a session loaded from Redis into memory so it can continue there."""
+        key = (session.app_name, session.user_id, session.id)
+        if self._memory_session(key) is not None:
+            return
+        stored = session.model_copy(deep=True)
+        stored.state = {k: v for k, v in stored.state.items() if not k.startswith(_SCOPED)}
+        app_vals = {
+            k[len(State.APP_PREFIX) :]: v for k, v in session.state.items() if k.startswith(State.APP_PREFIX)
+        }
+        user_vals = {
+            k[len(State.USER_PREFIX) :]: v
+            for k, v in session.state.items()
+            if k.startswith(State.USER_PREFIX)
+        }
+        for k, v in app_vals.items():
+            self.memory.app_state.setdefault(session.app_name, {}).setdefault(k, v)
+        for k, v in user_vals.items():
+            self.memory.user_state.setdefault(session.app_name, {}).setdefault(
+                session.user_id, {}
+            ).setdefault(k, v)
+        self.memory.sessions.setdefault(session.app_name, {}).setdefault(session.user_id, {})[session.id] = (
+            stored
+        )
+
+    # -- BaseSessionService ----------------------------------------------------
+    @override
+    async def create_session(
+        self,
+        *,
+        app_name: str,
+        user_id: str,
+        state: dict[str, Any] | None = None,
+        session_id: str | None = None,
+    ) -> Session:
+        sid = session_id.strip() if session_id else None
+        if not self._memory_mode((app_name, user_id, sid) if sid else None):
+            try:
+                session = await self.redis.create_session(
+                    app_name=app_name, user_id=user_id, state=state, session_id=sid
+                )
+            except UNAVAILABLE_ERRORS as exc:
+                self._failed(exc, "create_session")
+            else:
+                self.breaker.record_success()
+                return session
+        session = await self.memory.create_session(
+            app_name=app_name, user_id=user_id, state=state, session_id=sid
+        )
+        key = (app_name, user_id, session.id)
+        self._created_state[key] = dict(state or {})
+        self._mark_dirty(key)
+        return session
+
+    @override
+    async def get_session(
+        self,
+        *,
+        app_name: str,
+        user_id: str,
+        session_id: str,
+        config: GetSessionConfig | None = None,
+    ) -> Session | None:
+        key = (app_name, user_id, session_id.strip() if session_id else session_id)
+        if not self._memory_mode(key):
+            try:
+                result = await self.redis.get_session(
+                    app_name=app_name, user_id=user_id, session_id=session_id, config=config
+                )
+            except UNAVAILABLE_ERRORS as exc:
+                self._failed(exc, "get_session")
+            else:
+                self.breaker.record_success()
+                return result
+        return await self.memory.get_session(
+            app_name=app_name, user_id=user_id, session_id=session_id, config=config
+        )
+
+    @override
+    async def list_sessions(self, *, app_name: str, user_id: str | None = None) -> ListSessionsResponse:
+        if not self._memory_mode():
+            try:
+                listed = await self.redis.list_sessions(app_name=app_name, user_id=user_id)
+            except UNAVAILABLE_ERRORS as exc:
+                self._failed(exc, "list_sessions")
+            else:
+                self.breaker.record_success()
+                return await self._overlay(listed, app_name, user_id)
+        return await self.memory.list_sessions(app_name=app_name, user_id=user_id)
+
+    async def _overlay(
+        self, listed: ListSessionsResponse, app_name: str, user_id: str | None
+    ) -> ListSessionsResponse:
+        """Replace Redis entries by memory's for sessions not written back yet."""
+        if not self._dirty and not self._deleted:
+            return listed
+        pending = {k for k in self._dirty | self._deleted if k[0] == app_name and user_id in (None, k[1])}
+        if not pending:
+            return listed
+        sessions = [s for s in listed.sessions if (s.app_name, s.user_id, s.id) not in pending]
+        mem = await self.memory.list_sessions(app_name=app_name, user_id=user_id)
+        sessions += [s for s in mem.sessions if (s.app_name, s.user_id, s.id) in self._dirty]
+        sessions.sort(key=lambda x: (x.last_update_time, x.user_id, x.id))
+        return ListSessionsResponse(sessions=sessions)
+
+    @override
+    async def delete_session(self, *, app_name: str, user_id: str, session_id: str) -> None:
+        key = (app_name, user_id, session_id.strip() if session_id else session_id)
+        if not self._memory_mode(key):
+            try:
+                await self.redis.delete_session(app_name=app_name, user_id=user_id, session_id=session_id)
+            except UNAVAILABLE_ERRORS as exc:
+                self._failed(exc, "delete_session")
+            else:
+                self.breaker.record_success()
+                return
+        await self.memory.delete_session(app_name=app_name, user_id=user_id, session_id=session_id)
+        self._dirty.discard(key)
+        self._created_state.pop(key, None)
+        self._deleted.add(key)
+        self.fallback_operations += 1
+        self._ensure_health_task()
+
+    @override
+    async def get_user_state(self, *, app_name: str, user_id: str) -> dict[str, Any]:
+        if not self._memory_mode():
+            try:
+                result = await self.redis.get_user_state(app_name=app_name, user_id=user_id)
+            except UNAVAILABLE_ERRORS as exc:
+                self._failed(exc, "get_user_state")
+            else:
+                self.breaker.record_success()
+                return result
+        return await self.memory.get_user_state(app_name=app_name, user_id=user_id)
+
+    @override
+    async def append_event(self, session: Session, event: Event) -> Event:
+        if event.partial:
+            return event
+        key = (session.app_name, session.user_id, session.id)
+        if not self._memory_mode(key):
+            try:
+                result = await self.redis.append_event(session, event)
+            except UNAVAILABLE_ERRORS as exc:
+                self._failed(exc, "append_event")
+            else:
+                self.breaker.record_success()
+                return result
+        self._import(session)
+        # The Redis revision marker is meaningless once memory holds the
+        # session; after write-back the last-event check guards staleness.
+        session._storage_update_marker = None
+        self._mark_dirty(key)
+        return await self.memory.append_event(session, event)
+
+    # -- recovery ----------------------------------------------------------------
+    async def _health_loop(self) -> None:
+        while not self._closed:
+            await asyncio.sleep(self.health_check_interval)
+            if not self._dirty and not self._deleted and self.breaker.state is BreakerState.CLOSED:
+                return
+            try:
+                await self.redis.ping()
+            except UNAVAILABLE_ERRORS as exc:
+                # Failed health checks count like failed operations.
+                if self.breaker.record_failure(exc):
+                    logger.warning("Redis unavailable (health check: %s); circuit breaker open", exc)
+                if self.breaker.state is BreakerState.HALF_OPEN:
+                    self.breaker.open()
+                continue
+            was_open = self.breaker.state is not BreakerState.CLOSED
+            if was_open:
+                self.breaker.half_open()
+            try:
+                await self.write_back()
+            except UNAVAILABLE_ERRORS as exc:
+                logger.warning("Write-back interrupted (%s); staying on memory", exc)
+                if was_open:
+                    self.breaker.open()
+                continue
+            if not self._dirty and not self._deleted:
+                if was_open:
+                    opened_at = self.breaker.opened_at
+                    self.breaker.close()
+                    if opened_at is not None and self.breaker.closed_at is not None:
+                        self.last_recovery_seconds = self.breaker.closed_at - opened_at
+                    logger.info("Redis is back; circuit breaker closed")
+                else:
+                    self.breaker.record_success()
+                return
+
+    async def write_back(self) -> None:
+        """Write pending deletes and dirty sessions to Redis (normally run by the health task)."""
+        for _ in range(100):
+            if not self._dirty and not self._deleted:
+                return
+            for key in list(self._deleted):
+                app, user, sid = key
+                await self.redis.delete_session(app_name=app, user_id=user, session_id=sid)
+                self._deleted.discard(key)
+            for key in list(self._dirty):
+                await self._write_back_one(key)
+
+    async def _write_back_one(self, key: _Key) -> None:
+        app, user, sid = key
+        while True:
+            mem = self._memory_session(key)
+            if mem is None:
+                self._dirty.discard(key)
+                return
+            seen = len(mem.events)
+            events = list(mem.events)
+            red = await self.redis.get_session(app_name=app, user_id=user, session_id=sid)
+            if red is None:
+                created = self._created_state.get(key, {})
+                state = {
+                    k: v for k, v in created.items() if k.startswith((State.APP_PREFIX, State.USER_PREFIX))
+                }
+                state.update({k: v for k, v in mem.state.items() if not k.startswith(_SCOPED)})
+                red = await self.redis.create_session(app_name=app, user_id=user, state=state, session_id=sid)
+                missing = events
+            else:
+                red_ids = [e.id for e in red.events]
+                if [e.id for e in events[: len(red_ids)]] != red_ids:
+                    self._conflict(
+                        key, mem, f"Redis has {len(red_ids)} events that diverge from memory's {seen}"
+                    )
+                    return
+                missing = events[len(red_ids) :]
+            for ev in missing:
+                await self.redis.append_event(red, ev.model_copy(deep=True))
+            current = self._memory_session(key)
+            if current is mem and len(mem.events) == seen:
+                # No await between this check and the hand-over: atomic w.r.t. the loop.
+                self.memory.sessions[app][user].pop(sid, None)
+                self._dirty.discard(key)
+                self._created_state.pop(key, None)
+                self.written_back += 1
+                return
+
+    def _conflict(self, key: _Key, mem: Session, reason: str) -> None:
+        app, user, sid = key
+        logger.error("Write-back conflict for session %r of user %r in app %r: %s", sid, user, app, reason)
+        self.conflicts.append(WriteBackConflict(app, user, sid, reason, mem.model_copy(deep=True)))
+        self.memory.sessions[app][user].pop(sid, None)
+        self._dirty.discard(key)
+        self._created_state.pop(key, None)
+
+    # -- observability / lifecycle ---------------------------------------------
+    def get_redis_stats(self) -> dict[str, Any]:
+        """Breaker state, failures, retries, pool usage and write-back counters."""
+        b = self.breaker
+        return {
+            "breaker_state": b.state.value,
+            "consecutive_failures": b.consecutive_failures,
+            "times_opened": b.times_opened,
+            "last_error": b.last_error,
+            "last_error_at": b.last_error_at,
+            "connection_retries": _retry_failures(self.redis.client),
+            "pool": pool_stats(self.redis.client),
+            "fallback_operations": self.fallback_operations,
+            "pending_write_back": len(self._dirty),
+            "pending_deletes": len(self._deleted),
+            "written_back": self.written_back,
+            "conflicts": len(self.conflicts),
+            "last_recovery_seconds": self.last_recovery_seconds,
+        }
+
+    async def wait_closed(self, timeout: float) -> bool:
+        """Wait until the breaker is closed and nothing awaits write-back (tests, shutdown)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.breaker.state is BreakerState.CLOSED and not self._dirty and not self._deleted:
+                return True
+            self._ensure_health_task()
+            await asyncio.sleep(min(0.02, self.health_check_interval))
+        return False
+
+    async def close(self) -> None:
+        """Stop the health task and close the Redis service."""
+        self._closed = True
+        task, self._health_task = self._health_task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        await self.redis.close()
+
+    async def __aenter__(self) -> FallbackSessionService:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+
+async def _reachable(service: RedisSessionService, timeout: float) -> bool:
+    try:
+        return await asyncio.wait_for(service.ping(), timeout)
+    except UNAVAILABLE_ERRORS:
+        return False
+
+
+async def create_session_service(settings: RedisSettings | None = None, **kw: Any) -> BaseSessionService:
+    """The session service the settings ask for.
+
+    * ``REDIS_ENABLED=false``: ADK's ``InMemorySessionService``;
+    * ``REDIS_FALLBACK_TO_MEMORY=true`` (default): a :class:`FallbackSessionService`
+      (Redis while reachable; starts open when Redis does not answer now);
+    * otherwise a plain :class:`RedisSessionService`, or
+      :class:`~adk_redis.errors.RedisUnavailableError` when Redis does not answer.
+
+    ``failure_threshold`` and ``health_check_interval`` go to the fallback
+    service; every other keyword to :class:`RedisSessionService`.
+    """
+    settings = settings or load_settings()
+    if not settings.redis_enabled:
+        return InMemorySessionService()
+    breaker_kw = {k: kw.pop(k) for k in ("failure_threshold", "health_check_interval") if k in kw}
+    where = _redact(kw.get("uri") or settings.redis_url)
+    service = RedisSessionService(settings=settings, **kw)
+    timeout = settings.redis_connect_timeout + settings.redis_socket_timeout
+    ok = await _reachable(service, timeout)
+    if settings.redis_fallback_to_memory:
+        if not ok:
+            logger.warning("Redis at %s is unreachable; starting on in-memory sessions", where)
+        return FallbackSessionService(service, start_open=not ok, **breaker_kw)
+    if not ok:
+        await service.close()
+        raise RedisUnavailableError(f"Redis at {where} is unreachable and REDIS_FALLBACK_TO_MEMORY is false")
+    return service
+
+
+def _redact(url: str) -> str:
+    scheme, sep, rest = url.partition("://")
+    return f"{scheme}{sep}{rest.rpartition('@')[2]}"

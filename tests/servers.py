@@ -1,0 +1,259 @@
+"""Start and stop throw-away redis-server processes on free loopback ports (tests only).
+
+Every helper waits until the server answers PING, and ``stop()`` kills the
+process it started (never anything else).
+"""
+
+from __future__ import annotations
+
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+
+import redis
+
+REDIS_SERVER = shutil.which("redis-server") or "redis-server"
+REDIS_CLI = shutil.which("redis-cli") or "redis-cli"
+
+
+def free_port() -> int:
+    """A currently free TCP port on 127.0.0.1 (and its cluster bus port +10000)."""
+    for _ in range(100):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = int(s.getsockname()[1])
+        if port + 10000 < 65536 and _port_free(port + 10000):
+            return port
+    raise RuntimeError("no free port pair found")
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+class RedisServer:
+    """One redis-server process; ``restart()`` reuses the same port and data dir."""
+
+    def __init__(
+        self,
+        *,
+        port: int | None = None,
+        args: Sequence[str] = (),
+        workdir: str | None = None,
+        ping_kwargs: dict[str, object] | None = None,
+        tls: bool = False,
+    ) -> None:
+        self.port = port or free_port()
+        self.args = list(args)
+        self.dir = Path(workdir or tempfile.mkdtemp(prefix=f"redis{self.port}-"))
+        self._own_dir = workdir is None
+        self.ping_kwargs = ping_kwargs or {}
+        self.tls = tls
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}"
+
+    def command(self) -> list[str]:
+        port_args = ["--port", "0", "--tls-port", str(self.port)] if self.tls else ["--port", str(self.port)]
+        return [
+            REDIS_SERVER,
+            *port_args,
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--dir",
+            str(self.dir),
+            "--protected-mode",
+            "no",
+            "--daemonize",
+            "no",
+            "--logfile",
+            str(self.dir / "server.log"),
+            *self.args,
+        ]
+
+    def start(self, timeout: float = 10.0) -> RedisServer:
+        self.proc = subprocess.Popen(self.command(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.wait_ready(timeout)
+        return self
+
+    def client(self, **kw: object) -> redis.Redis:
+        kwargs = {"host": "127.0.0.1", "port": self.port, "socket_timeout": 2, **self.ping_kwargs, **kw}
+        return redis.Redis(**kwargs)  # type: ignore[arg-type]
+
+    def wait_ready(self, timeout: float = 10.0) -> None:
+        deadline = time.monotonic() + timeout
+        last: Exception | None = None
+        while time.monotonic() < deadline:
+            if self.proc is not None and self.proc.poll() is not None:
+                log = (self.dir / "server.log").read_text(errors="replace")[-2000:]
+                raise RuntimeError(f"redis-server on {self.port} exited: {log}")
+            try:
+                with self.client(socket_connect_timeout=0.5) as c:
+                    # Wait for the AOF/RDB load to finish too.
+                    if c.ping() and c.info("persistence").get("loading", 0) == 0:
+                        return
+            except redis.RedisError as exc:
+                last = exc
+            time.sleep(0.02)
+        raise RuntimeError(f"redis-server on {self.port} did not answer PING: {last}")
+
+    def kill(self) -> None:
+        """SIGKILL (a crash, no shutdown save)."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait(10)
+        self.proc = None
+
+    def restart(self) -> RedisServer:
+        self.kill()
+        return self.start()
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        self.proc = None
+        if self._own_dir:
+            shutil.rmtree(self.dir, ignore_errors=True)
+
+
+@contextmanager
+def redis_server(args: Sequence[str] = (), **kw: object) -> Iterator[RedisServer]:
+    """A started server, stopped (and its directory removed) afterwards."""
+    server = RedisServer(args=args, **kw)  # type: ignore[arg-type]
+    try:
+        server.start()
+        yield server
+    finally:
+        server.stop()
+
+
+@contextmanager
+def redis_cluster(masters: int = 3) -> Iterator[list[RedisServer]]:
+    """A ``masters``-node cluster on loopback (no replicas); waits for ``cluster_state:ok``."""
+    nodes: list[RedisServer] = []
+    try:
+        for _ in range(masters):
+            node = RedisServer(
+                args=[
+                    "--cluster-enabled",
+                    "yes",
+                    "--cluster-config-file",
+                    "nodes.conf",
+                    "--cluster-node-timeout",
+                    "2000",
+                    "--appendonly",
+                    "no",
+                ]
+            )
+            nodes.append(node.start())
+        subprocess.run(
+            [
+                REDIS_CLI,
+                "--cluster",
+                "create",
+                *[f"127.0.0.1:{n.port}" for n in nodes],
+                "--cluster-replicas",
+                "0",
+                "--cluster-yes",
+            ],
+            check=True,
+            capture_output=True,
+            timeout=30,
+        )
+        deadline = time.monotonic() + 20
+        while True:
+            states = []
+            for n in nodes:
+                with n.client() as c:
+                    info = c.execute_command("CLUSTER", "INFO")
+                    text = info.decode() if isinstance(info, bytes) else str(info)
+                    states.append("cluster_state:ok" in text)
+            if all(states):
+                break
+            if time.monotonic() > deadline:
+                raise RuntimeError("cluster did not reach cluster_state:ok")
+            time.sleep(0.05)
+        yield nodes
+    finally:
+        for n in nodes:
+            n.stop()
+
+
+def sentinel_conf(dirpath: Path, port: int, master_port: int, name: str) -> Path:
+    conf = dirpath / "sentinel.conf"
+    conf.write_text(
+        "\n".join(
+            [
+                f"port {port}",
+                "bind 127.0.0.1",
+                "protected-mode no",
+                f"dir {dirpath}",
+                f"logfile {dirpath / 'sentinel.log'}",
+                f"sentinel monitor {name} 127.0.0.1 {master_port} 1",
+                f"sentinel down-after-milliseconds {name} 1000",
+                f"sentinel failover-timeout {name} 5000",
+                f"sentinel parallel-syncs {name} 1",
+                "",
+            ]
+        )
+    )
+    return conf
+
+
+class SentinelProcess:
+    """One redis-sentinel process monitoring ``name``."""
+
+    def __init__(self, master_port: int, name: str) -> None:
+        self.port = free_port()
+        self.name = name
+        self.dir = Path(tempfile.mkdtemp(prefix=f"sentinel{self.port}-"))
+        self.conf = sentinel_conf(self.dir, self.port, master_port, name)
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> SentinelProcess:
+        self.proc = subprocess.Popen(
+            [REDIS_SERVER, str(self.conf), "--sentinel"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                with redis.Redis(host="127.0.0.1", port=self.port, socket_connect_timeout=0.5) as c:
+                    c.ping()
+                    return self
+            except redis.RedisError:
+                time.sleep(0.02)
+        raise RuntimeError("sentinel did not start")
+
+    def client(self) -> redis.Redis:
+        return redis.Redis(host="127.0.0.1", port=self.port, socket_timeout=2)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        self.proc = None
+        shutil.rmtree(self.dir, ignore_errors=True)

@@ -1,0 +1,241 @@
+"""Circuit breaker + in-memory fallback, with real outages (killed/restarted servers) and fakeredis."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import fakeredis
+import pytest
+from google.adk.events.event import Event
+from google.adk.events.event_actions import EventActions
+from google.adk.sessions.in_memory_session_service import InMemorySessionService
+
+from adk_redis import RedisSessionService, RedisUnavailableError, load_settings
+from adk_redis.fallback import (
+    BreakerState,
+    CircuitBreaker,
+    FallbackSessionService,
+    create_session_service,
+)
+
+from .servers import RedisServer, free_port
+
+APP = "app"
+FAST = {"redis_connect_timeout": 0.2, "redis_socket_timeout": 0.5, "redis_retry_attempts": 1}
+
+
+def fast_settings(**kw: Any) -> Any:
+    return load_settings(**FAST, **kw)
+
+
+def ev(author: str = "agent", **delta: Any) -> Event:
+    return Event(author=author, invocation_id="inv", actions=EventActions(state_delta=delta))
+
+
+@pytest.fixture
+def aof_server() -> Iterator[RedisServer]:
+    server = RedisServer(args=["--appendonly", "yes", "--appendfsync", "always"])
+    server.start()
+    yield server
+    server.stop()
+
+
+def test_breaker_opens_after_threshold() -> None:
+    b = CircuitBreaker(failure_threshold=3)
+    assert not b.record_failure(ConnectionError("x"))
+    b.record_success()
+    assert not b.record_failure(ConnectionError("x"))
+    assert not b.record_failure(ConnectionError("x"))
+    assert b.record_failure(ConnectionError("x"))
+    assert b.state is BreakerState.OPEN and b.times_opened == 1
+    b.half_open()
+    b.close()
+    assert b.state is BreakerState.CLOSED and b.consecutive_failures == 0
+
+
+async def test_acknowledged_events_survive_crash(aof_server: RedisServer, prefix: str) -> None:
+    """appendfsync always: every event whose append returned is there after kill -9 + restart."""
+    svc = RedisSessionService(aof_server.url, settings=fast_settings(), key_prefix=prefix)
+    s = await svc.create_session(app_name=APP, user_id="u", state={"user:k": 1})
+    ids = [(await svc.append_event(s, ev(n=i))).id for i in range(50)]
+    aof_server.kill()
+    aof_server.start()
+    got = await svc.get_session(app_name=APP, user_id="u", session_id=s.id)
+    assert got is not None
+    assert [e.id for e in got.events] == ids
+    assert got.state["n"] == 49 and got.state["user:k"] == 1
+    await svc.close()
+
+
+async def test_kill_fallback_restart_write_back(aof_server: RedisServer, prefix: str) -> None:
+    redis_svc = RedisSessionService(aof_server.url, settings=fast_settings(), key_prefix=prefix)
+    svc = FallbackSessionService(redis_svc, health_check_interval=0.05)
+    s1 = await svc.create_session(app_name=APP, user_id="u", state={"a": 1})
+    before = [(await svc.append_event(s1, ev(n=i))).id for i in range(5)]
+    assert svc.state is BreakerState.CLOSED
+
+    aof_server.kill()
+    t0 = time.monotonic()
+    during = []
+    for i in range(5):  # each op succeeds (served by memory) while the breaker trips
+        during.append((await svc.append_event(s1, ev(n=100 + i, **{"user:seen": i}))).id)
+    ops_time = time.monotonic() - t0
+    # Only the first append touched Redis (the session is memory's until written back);
+    # the health checks' failed PINGs trip the breaker.
+    deadline = time.monotonic() + 5
+    while svc.state is not BreakerState.OPEN and time.monotonic() < deadline:
+        await asyncio.sleep(0.01)
+    switch_over = time.monotonic() - t0
+    assert svc.state is BreakerState.OPEN
+    t1 = time.monotonic()
+    s2 = await svc.create_session(app_name=APP, user_id="u", state={"b": 2, "user:fresh": True})
+    await svc.append_event(s2, ev(x=1))
+    open_op = time.monotonic() - t1
+    got = await svc.get_session(app_name=APP, user_id="u", session_id=s1.id)
+    assert got is not None and [e.id for e in got.events] == before + during
+    listed = await svc.list_sessions(app_name=APP, user_id="u")
+    assert {x.id for x in listed.sessions} == {s1.id, s2.id}
+    stats = svc.get_redis_stats()
+    assert stats["breaker_state"] == "open" and stats["last_error"]
+    assert stats["pending_write_back"] == 2
+
+    t2 = time.monotonic()
+    aof_server.start()
+    assert await svc.wait_closed(10)
+    recovery = time.monotonic() - t2
+    print(f"\n5 appends right after the kill: {ops_time * 1000:.0f} ms; breaker open after "
+          f"{switch_over * 1000:.0f} ms; "
+          f"2 ops while open: {open_op * 1000:.1f} ms; recovery after restart: {recovery * 1000:.0f} ms")
+    stats = svc.get_redis_stats()
+    assert stats["written_back"] == 2 and stats["conflicts"] == 0 and stats["breaker_state"] == "closed"
+    assert stats["connection_retries"] > 0 and stats["pool"]["created"] >= 1
+
+    # The data is in Redis (a fresh client, no memory involved).
+    check = RedisSessionService(aof_server.url, settings=fast_settings(), key_prefix=prefix)
+    r1 = await check.get_session(app_name=APP, user_id="u", session_id=s1.id)
+    r2 = await check.get_session(app_name=APP, user_id="u", session_id=s2.id)
+    assert r1 is not None and [e.id for e in r1.events] == before + during
+    assert r1.state["n"] == 104 and r1.state["a"] == 1 and r1.state["user:seen"] == 4
+    assert r2 is not None and r2.state["b"] == 2 and r2.state["x"] == 1 and r2.state["user:fresh"] is True
+    # The caller's session objects keep working against Redis (no stale error).
+    await svc.append_event(s1, ev(n=200))
+    await svc.append_event(s2, ev(x=2))
+    r1 = await check.get_session(app_name=APP, user_id="u", session_id=s1.id)
+    assert r1 is not None and len(r1.events) == 11 and r1.state["n"] == 200
+    await check.close()
+    await svc.close()
+
+
+async def test_diverged_redis_copy_is_reported_not_overwritten(aof_server: RedisServer, prefix: str) -> None:
+    svc = FallbackSessionService(
+        RedisSessionService(aof_server.url, settings=fast_settings(), key_prefix=prefix),
+        health_check_interval=60,
+    )
+    s = await svc.create_session(app_name=APP, user_id="u")
+    await svc.append_event(s, ev(n=1))
+    aof_server.kill()
+    for i in range(4):
+        await svc.append_event(s, ev(n=10 + i))
+    assert svc.get_redis_stats()["pending_write_back"] == 1
+    aof_server.start()
+    other = RedisSessionService(aof_server.url, settings=fast_settings(), key_prefix=prefix)
+    theirs = await other.get_session(app_name=APP, user_id="u", session_id=s.id)
+    assert theirs is not None
+    await other.append_event(theirs, ev(n=999))
+    await svc.write_back()
+    stats = svc.get_redis_stats()
+    assert stats["conflicts"] == 1 and stats["written_back"] == 0
+    assert svc.conflicts[0].session_id == s.id and len(svc.conflicts[0].memory_session.events) == 5
+    kept = await other.get_session(app_name=APP, user_id="u", session_id=s.id)
+    assert kept is not None and len(kept.events) == 2 and kept.state["n"] == 999
+    await other.close()
+    await svc.close()
+
+
+async def test_delete_during_outage_is_replayed(aof_server: RedisServer, prefix: str) -> None:
+    svc = FallbackSessionService(
+        RedisSessionService(aof_server.url, settings=fast_settings(), key_prefix=prefix),
+        health_check_interval=0.05,
+        failure_threshold=1,
+    )
+    s = await svc.create_session(app_name=APP, user_id="u")
+    aof_server.kill()
+    await svc.delete_session(app_name=APP, user_id="u", session_id=s.id)
+    assert svc.state is BreakerState.OPEN
+    assert await svc.get_session(app_name=APP, user_id="u", session_id=s.id) is None
+    aof_server.start()
+    assert await svc.wait_closed(10)
+    assert await svc.redis.get_session(app_name=APP, user_id="u", session_id=s.id) is None
+    assert (await svc.list_sessions(app_name=APP)).sessions == []
+    await svc.close()
+
+
+async def test_fakeredis_disconnect_and_reconnect(prefix: str) -> None:
+    """The same cycle on fakeredis (its server can be 'disconnected')."""
+    server = fakeredis.FakeServer()
+    client = fakeredis.FakeAsyncRedis(server=server)
+    svc = FallbackSessionService(
+        RedisSessionService(client=client, key_prefix=prefix), health_check_interval=0.01
+    )
+    s = await svc.create_session(app_name=APP, user_id="u")
+    await svc.append_event(s, ev(n=1))
+    server.connected = False
+    for i in range(3):
+        await svc.append_event(s, ev(n=2 + i))  # first one fails over; s is memory's now
+    for _ in range(2):  # two more failed Redis operations: three in a row
+        assert await svc.get_session(app_name=APP, user_id="nobody", session_id="x") is None
+    assert svc.state is BreakerState.OPEN
+    t = await svc.create_session(app_name=APP, user_id="v", state={"app:flag": "on"})
+    assert (await svc.get_user_state(app_name=APP, user_id="u")) == {}
+    server.connected = True
+    assert await svc.wait_closed(5)
+    got = await svc.redis.get_session(app_name=APP, user_id="u", session_id=s.id)
+    assert got is not None and len(got.events) == 4 and got.state["n"] == 4
+    got_t = await svc.redis.get_session(app_name=APP, user_id="v", session_id=t.id)
+    assert got_t is not None and got_t.state["app:flag"] == "on"
+    assert svc.get_redis_stats()["written_back"] == 2
+    await svc.close()
+
+
+async def test_below_threshold_failure_keeps_session_in_memory(prefix: str) -> None:
+    server = fakeredis.FakeServer()
+    svc = FallbackSessionService(
+        RedisSessionService(client=fakeredis.FakeAsyncRedis(server=server), key_prefix=prefix),
+        health_check_interval=0.01,
+    )
+    server.connected = False
+    s = await svc.create_session(app_name=APP, user_id="u")  # one failure: breaker stays closed
+    assert svc.state is BreakerState.CLOSED and svc.get_redis_stats()["pending_write_back"] == 1
+    server.connected = True
+    # Memory stays authoritative for the dirty session until it is written back.
+    await svc.append_event(s, ev(n=1))
+    assert await svc.wait_closed(5)
+    got = await svc.get_session(app_name=APP, user_id="u", session_id=s.id)
+    assert got is not None and got.state["n"] == 1 and len(got.events) == 1
+    await svc.close()
+
+
+async def test_create_session_service_modes(aof_server: RedisServer, prefix: str) -> None:
+    dead = f"redis://127.0.0.1:{free_port()}"
+    svc = await create_session_service(fast_settings(redis_enabled=False))
+    assert isinstance(svc, InMemorySessionService)
+    with pytest.raises(RedisUnavailableError):
+        await create_session_service(fast_settings(redis_url=dead, redis_fallback_to_memory=False))
+    plain = await create_session_service(
+        fast_settings(redis_url=aof_server.url, redis_fallback_to_memory=False), key_prefix=prefix
+    )
+    assert isinstance(plain, RedisSessionService)
+    await plain.close()
+    fb = await create_session_service(fast_settings(redis_url=dead), health_check_interval=0.05)
+    assert isinstance(fb, FallbackSessionService) and fb.state is BreakerState.OPEN
+    s = await fb.create_session(app_name=APP, user_id="u")
+    assert await fb.get_session(app_name=APP, user_id="u", session_id=s.id) is not None
+    await fb.close()
+    up = await create_session_service(fast_settings(redis_url=aof_server.url), key_prefix=prefix)
+    assert isinstance(up, FallbackSessionService) and up.state is BreakerState.CLOSED
+    s = await up.create_session(app_name=APP, user_id="u")
+    assert await up.redis.get_session(app_name=APP, user_id="u", session_id=s.id) is not None
+    await up.close()
