@@ -171,7 +171,9 @@ async def test_memory_service_from_uri(redis_url: str, prefix: str, cleanup: Non
     from adk_redis.memory_service import RedisMemoryService
 
     adk_redis.register()
-    memory = create_memory_service_from_options(base_dir="/tmp", memory_service_uri=f"{redis_url}?key_prefix={prefix}")
+    memory = create_memory_service_from_options(
+        base_dir="/tmp", memory_service_uri=f"{redis_url}?key_prefix={prefix}"
+    )
     assert isinstance(memory, RedisMemoryService)
     sessions = RedisSessionService(redis_url, key_prefix=prefix)
     try:
