@@ -29,6 +29,7 @@ from types import TracebackType
 from typing import Any
 
 from google.adk.events.event import Event
+from google.adk.memory.base_memory_service import BaseMemoryService
 from google.adk.sessions.base_session_service import (
     BaseSessionService,
     GetSessionConfig,
@@ -576,3 +577,36 @@ async def create_session_service(settings: RedisSettings | None = None, **kw: An
 def _redact(url: str) -> str:
     scheme, sep, rest = url.partition("://")
     return f"{scheme}{sep}{rest.rpartition('@')[2]}"
+
+
+async def create_memory_service(settings: RedisSettings | None = None, **kw: Any) -> BaseMemoryService:
+    """The memory service the settings ask for (no write-back: memory entries are a cache of sessions).
+
+    ``REDIS_ENABLED=false`` -> ADK's ``InMemoryMemoryService``; Redis reachable ->
+    ``RedisMemoryService``; unreachable -> ``InMemoryMemoryService`` when
+    ``REDIS_FALLBACK_TO_MEMORY`` is true, else :class:`RedisUnavailableError`.
+    """
+    from google.adk.memory.in_memory_memory_service import InMemoryMemoryService
+
+    from .memory_service import RedisMemoryService
+
+    settings = settings or load_settings()
+    if not settings.redis_enabled:
+        return InMemoryMemoryService()
+    where = _redact(kw.get("uri") or settings.redis_url)
+    service = RedisMemoryService(settings=settings, **kw)
+    try:
+        ok = bool(
+            await asyncio.wait_for(
+                service.client.ping(), settings.redis_connect_timeout + settings.redis_socket_timeout
+            )
+        )
+    except UNAVAILABLE_ERRORS:
+        ok = False
+    if ok:
+        return service
+    await service.close()
+    if settings.redis_fallback_to_memory:
+        logger.warning("Redis at %s is unreachable; using in-memory memory service", where)
+        return InMemoryMemoryService()
+    raise RedisUnavailableError(f"Redis at {where} is unreachable and REDIS_FALLBACK_TO_MEMORY is false")

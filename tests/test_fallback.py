@@ -239,3 +239,19 @@ async def test_create_session_service_modes(aof_server: RedisServer, prefix: str
     s = await up.create_session(app_name=APP, user_id="u")
     assert await up.redis.get_session(app_name=APP, user_id="u", session_id=s.id) is not None
     await up.close()
+
+
+async def test_create_memory_service_modes(aof_server: RedisServer, prefix: str) -> None:
+    from google.adk.memory.in_memory_memory_service import InMemoryMemoryService
+
+    from adk_redis.fallback import create_memory_service
+    from adk_redis.memory_service import RedisMemoryService
+
+    dead = f"redis://127.0.0.1:{free_port()}"
+    assert isinstance(await create_memory_service(fast_settings(redis_enabled=False)), InMemoryMemoryService)
+    assert isinstance(await create_memory_service(fast_settings(redis_url=dead)), InMemoryMemoryService)
+    with pytest.raises(RedisUnavailableError):
+        await create_memory_service(fast_settings(redis_url=dead, redis_fallback_to_memory=False))
+    svc = await create_memory_service(fast_settings(redis_url=aof_server.url), key_prefix=prefix)
+    assert isinstance(svc, RedisMemoryService)
+    await svc.close()
