@@ -1,0 +1,321 @@
+"""A BM25 inverted index kept in Redis and scored server-side by Lua.
+
+Layout of one index (see :class:`adk_redis.keys.MemoryIndexKeys`, all keys in
+one hash slot): ``p:<term>`` HASH doc -> ``dl*1024 + tf`` (the posting carries
+the document length so scoring needs no extra lookup), ``t`` HASH doc -> the
+doc's ``term tf ...`` list (for deletion), ``stats`` HASH ``n``/``l`` (document
+count, total length), ``exp`` ZSET doc -> expiry (ms), ``docs`` HASH doc ->
+JSON, ``del`` HASH tombstones, ``vec`` HASH optional vectors.
+
+:data:`SEARCH` scores BM25 (k1=1.2, b=0.75, Lucene idf) for the query terms
+over one or more indexes and returns the top-K documents with their JSON in a
+single round trip.  Expired documents are never returned: up to 64 are pruned
+per search (their postings removed) and, if more are pending, candidates are
+checked against ``exp``; :meth:`SearchIndex.cleanup` prunes everything.
+
+Deletion and pruning derive posting keys from the index base inside the
+script; they share the base's hash tag, so they are in the slot the script
+runs in (valid on Redis Cluster).  No SCAN/KEYS anywhere.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from .codec import text
+from .keys import MemoryIndexKeys, escape
+from .tokenizer import document_terms, query_terms
+
+MAX_TF = 1023
+PRUNE_BATCH = 64
+
+_COMMON = r"""
+local function extend(key, ttl)
+  local cur = redis.call('PTTL', key)
+  if cur == -1 or (cur >= 0 and cur < ttl) then redis.call('PEXPIRE', key, ttl) end
+end
+-- K: stats, t, exp, docs, vec
+local function remove_doc(base, K, d)
+  local terms = redis.call('HGET', K[2], d)
+  redis.call('ZREM', K[3], d)
+  redis.call('HDEL', K[4], d)
+  redis.call('HDEL', K[5], d)
+  if not terms then return 0 end
+  local dl = 0
+  for term, tf in string.gmatch(terms, '(%S+) (%d+)') do
+    redis.call('HDEL', base .. ':p:' .. term, d)
+    dl = dl + tonumber(tf)
+  end
+  redis.call('HDEL', K[2], d)
+  redis.call('HINCRBY', K[1], 'n', -1)
+  redis.call('HINCRBY', K[1], 'l', -dl)
+  return 1
+end
+"""
+
+# KEYS: stats, t, exp, docs, del, vec, postings_1..n, [side value key, side zset]
+# ARGV: mode, doc, payload, expires_ms, ttl_ms, now_ms, n, base, termlist, vector,
+#       side ('0'/'1'), side value, side member, then n posting values.
+# Returns 1 stored, 0 skipped (mode 'skip' and already stored or tombstoned).
+INDEX_PUT = _COMMON + r"""
+local mode, d, payload = ARGV[1], ARGV[2], ARGV[3]
+local expires, ttl, now, n, base = ARGV[4], tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7]), ARGV[8]
+local K = {KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[6]}
+if mode == 'skip' then
+  if redis.call('HEXISTS', KEYS[2], d) == 1 then
+    local e = tonumber(redis.call('ZSCORE', KEYS[3], d) or '0')
+    if e > now then return 0 end
+  end
+  local tomb = redis.call('HGET', KEYS[5], d)
+  if tomb and tonumber(tomb) > now then return 0 end
+end
+remove_doc(base, K, d)
+redis.call('HDEL', KEYS[5], d)
+local dl = 0
+for j = 1, n do
+  local v = tonumber(ARGV[13 + j])
+  dl = dl + (v % 1024)
+  local pk = KEYS[6 + j]
+  redis.call('HSET', pk, d, ARGV[13 + j])
+  extend(pk, ttl)
+end
+redis.call('HSET', KEYS[2], d, ARGV[9])
+redis.call('HSET', KEYS[4], d, payload)
+redis.call('ZADD', KEYS[3], expires, d)
+if ARGV[10] ~= '' then redis.call('HSET', KEYS[6], d, ARGV[10]); extend(KEYS[6], ttl) end
+redis.call('HINCRBY', KEYS[1], 'n', 1)
+redis.call('HINCRBY', KEYS[1], 'l', dl)
+for k = 1, 4 do extend(KEYS[k], ttl) end
+if ARGV[11] == '1' then
+  redis.call('SET', KEYS[7 + n], ARGV[12], 'PX', ttl)
+  redis.call('ZADD', KEYS[8 + n], expires, ARGV[13])
+  extend(KEYS[8 + n], ttl)
+end
+return 1
+"""
+
+# KEYS: stats, t, exp, docs, del, vec   ARGV: base, doc, tombstone_expiry_ms ('' = none), ttl_ms
+INDEX_DELETE = _COMMON + r"""
+local K = {KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[6]}
+local existed = remove_doc(ARGV[1], K, ARGV[2])
+if ARGV[3] ~= '' then
+  redis.call('HSET', KEYS[5], ARGV[2], ARGV[3])
+  extend(KEYS[5], tonumber(ARGV[4]))
+end
+return existed
+"""
+
+# KEYS: per index: stats, t, exp, docs, vec, postings_1..nt
+# ARGV: now_ms, topk, nt, ni, then per index: base, doc-id prefix filter ('' = all)
+# Returns a flat list: index number, doc id, score (string), JSON, ...
+SEARCH = _COMMON + r"""
+local now, topk, nt, ni = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
+local k1, b = 1.2, 0.75
+local top = {}
+local docs_of = {}
+local ki = 1
+for i = 1, ni do
+  local base, filter = ARGV[3 + 2 * i], ARGV[4 + 2 * i]
+  local K = {KEYS[ki], KEYS[ki + 1], KEYS[ki + 2], KEYS[ki + 3], KEYS[ki + 4]}
+  docs_of[i] = K[4]
+  local dead = redis.call('ZRANGEBYSCORE', K[3], '-inf', now, 'LIMIT', 0, __BATCH__)
+  for _, d in ipairs(dead) do remove_doc(base, K, d) end
+  local check = #dead == __BATCH__
+  local st = redis.call('HMGET', K[1], 'n', 'l')
+  local N = tonumber(st[1]) or 0
+  if N > 0 then
+    local avgdl = (tonumber(st[2]) or 0) / N
+    if avgdl <= 0 then avgdl = 1 end
+    local scores = {}
+    for j = 1, nt do
+      local post = redis.call('HGETALL', KEYS[ki + 4 + j])
+      local df = #post / 2
+      if df > 0 then
+        local idf = math.log(1 + (N - df + 0.5) / (df + 0.5))
+        for m = 1, #post, 2 do
+          local v = tonumber(post[m + 1])
+          local tf = v % 1024
+          local norm = k1 * (1 - b + b * ((v - tf) / 1024) / avgdl)
+          local d = post[m]
+          scores[d] = (scores[d] or 0) + idf * tf * (k1 + 1) / (tf + norm)
+        end
+      end
+    end
+    local flen = #filter
+    for d, s in pairs(scores) do
+      local ok = flen == 0 or string.sub(d, 1, flen) == filter
+      if ok and #top >= topk then
+        local w = top[#top]
+        ok = s > w[1] or (s == w[1] and d < w[3])
+      end
+      if ok and check then ok = tonumber(redis.call('ZSCORE', K[3], d) or '0') > now end
+      if ok then
+        local pos = #top + 1
+        while pos > 1 and (top[pos - 1][1] < s or (top[pos - 1][1] == s and top[pos - 1][3] > d)) do
+          pos = pos - 1
+        end
+        table.insert(top, pos, {s, i, d})
+        if #top > topk then table.remove(top) end
+      end
+    end
+  end
+  ki = ki + 5 + nt
+end
+local out = {}
+for _, c in ipairs(top) do
+  out[#out + 1] = c[2]
+  out[#out + 1] = c[3]
+  out[#out + 1] = string.format('%.17g', c[1])
+  out[#out + 1] = redis.call('HGET', docs_of[c[2]], c[3]) or ''
+end
+return out
+"""
+
+# KEYS: stats, t, exp, docs, del, vec   ARGV: base, now_ms -> number of documents pruned
+CLEANUP = _COMMON + r"""
+local K = {KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[6]}
+local now, removed = tonumber(ARGV[2]), 0
+while true do
+  local dead = redis.call('ZRANGEBYSCORE', K[3], '-inf', now, 'LIMIT', 0, 500)
+  if #dead == 0 then break end
+  for _, d in ipairs(dead) do removed = removed + remove_doc(ARGV[1], K, d) end
+end
+local tombs = redis.call('HGETALL', KEYS[5])
+for m = 1, #tombs, 2 do
+  if tonumber(tombs[m + 1]) <= now then redis.call('HDEL', KEYS[5], tombs[m]) end
+end
+return removed
+"""
+
+# KEYS: stats, t, exp, docs, del, vec, extra keys to delete   ARGV: base
+DROP = r"""
+local seen = {}
+local all = redis.call('HVALS', KEYS[2])
+for _, terms in ipairs(all) do
+  for term in string.gmatch(terms, '(%S+) %d+') do
+    if not seen[term] then
+      seen[term] = true
+      redis.call('DEL', ARGV[1] .. ':p:' .. term)
+    end
+  end
+end
+for k = 1, #KEYS do redis.call('DEL', KEYS[k]) end
+return 1
+"""
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+@dataclass(frozen=True)
+class Hit:
+    """One search result: which index (position in the request), doc id, BM25 score, raw JSON."""
+
+    index: int
+    doc_id: str
+    score: float
+    payload: str
+
+
+def _index_keys(ik: MemoryIndexKeys) -> list[str]:
+    return [ik.stats, ik.terms, ik.expiry, ik.docs, ik.deleted, ik.vectors]
+
+
+class SearchIndex:
+    """Python side of the Lua index: builds keys/arguments, one script call per operation."""
+
+    def __init__(self, client: Any) -> None:
+        self.client = client
+        self._put = client.register_script(INDEX_PUT)
+        self._delete = client.register_script(INDEX_DELETE)
+        self._search = client.register_script(SEARCH.replace("__BATCH__", str(PRUNE_BATCH)))
+        self._cleanup = client.register_script(CLEANUP)
+        self._drop = client.register_script(DROP)
+
+    async def put(
+        self,
+        ik: MemoryIndexKeys,
+        doc_id: str,
+        text_: str,
+        payload: str,
+        *,
+        ttl_ms: int,
+        skip_existing: bool = False,
+        vector: bytes = b"",
+        side: tuple[str, str, str, str] | None = None,
+        now: int | None = None,
+        client: Any = None,
+    ) -> bool | None:
+        """Index ``text_`` as ``doc_id``; replace an existing doc unless ``skip_existing``.
+
+        ``side`` = (value key, value, registry zset, member): also SET the value
+        (same TTL) and register ``member`` scored by expiry, atomically.
+        With ``client`` (a pipeline) the call is queued and None returned.
+        """
+        now = now_ms() if now is None else now
+        counts = document_terms(text_)
+        terms = [(escape(t), min(tf, MAX_TF)) for t, tf in counts.items()]
+        dl = sum(tf for _, tf in terms)
+        termlist = " ".join(f"{t} {tf}" for t, tf in terms)
+        keys = _index_keys(ik) + [f"{ik.base}:p:{t}" for t, _ in terms]
+        args: list[Any] = [
+            "skip" if skip_existing else "replace", doc_id, payload, now + ttl_ms, ttl_ms, now,
+            len(terms), ik.base, termlist, vector,
+        ]
+        if side is not None:
+            keys += [side[0], side[2]]
+            args += ["1", side[1], side[3]]
+        else:
+            args += ["0", "", ""]
+        args += [dl * 1024 + tf for _, tf in terms]
+        if client is not None:
+            await self._put(keys=keys, args=args, client=client)
+            return None
+        return int(await self._put(keys=keys, args=args)) == 1
+
+    async def delete(
+        self, ik: MemoryIndexKeys, doc_id: str, *, tombstone_ttl_ms: int | None = None
+    ) -> bool:
+        """Remove ``doc_id`` (and its postings); optionally leave a tombstone."""
+        tomb = "" if tombstone_ttl_ms is None else str(now_ms() + tombstone_ttl_ms)
+        res = await self._delete(
+            keys=_index_keys(ik), args=[ik.base, doc_id, tomb, tombstone_ttl_ms or 0]
+        )
+        return int(res) == 1
+
+    async def search(
+        self,
+        indexes: Sequence[tuple[MemoryIndexKeys, str]],
+        query: str | Sequence[str],
+        limit: int,
+    ) -> list[Hit]:
+        """BM25 top ``limit`` over ``indexes`` ((index, doc-id prefix filter) pairs) in one call.
+
+        All indexes must live in one slot on a cluster (call once per slot).
+        """
+        terms = query_terms(query) if isinstance(query, str) else list(query)
+        if not terms or limit <= 0 or not indexes:
+            return []
+        keys: list[str] = []
+        args: list[Any] = [now_ms(), limit, len(terms), len(indexes)]
+        for ik, flt in indexes:
+            keys += [ik.stats, ik.terms, ik.expiry, ik.docs, ik.vectors]
+            keys += [ik.postings(t) for t in terms]
+            args += [ik.base, flt]
+        raw = await self._search(keys=keys, args=args)
+        return [
+            Hit(int(raw[i]), text(raw[i + 1]), float(text(raw[i + 2])), text(raw[i + 3]))
+            for i in range(0, len(raw), 4)
+        ]
+
+    async def cleanup(self, ik: MemoryIndexKeys) -> int:
+        """Prune every expired document and tombstone; returns documents removed."""
+        return int(await self._cleanup(keys=_index_keys(ik), args=[ik.base, now_ms()]))
+
+    async def drop(self, ik: MemoryIndexKeys, extra_keys: Sequence[str] = ()) -> None:
+        """Delete the whole index (every posting) plus ``extra_keys`` of the same slot."""
+        await self._drop(keys=_index_keys(ik) + list(extra_keys), args=[ik.base])

@@ -1,0 +1,383 @@
+"""RedisMemoryService: ADK long-term memory with BM25 full-text search in Redis.
+
+Scope: every read and write is keyed by (app, user).  A search covers the
+user's ingested history (session events), memories added with
+:meth:`add_memory`, the user's context documents (:class:`CrossSessionMemory`)
+and the app's shared knowledge (per app, visible to all its users, never
+deletable through a user's :meth:`delete_memory`).  Memory ids returned by
+:meth:`search_memory` are ``h:<session>:<event>`` (history), ``m:<id>``
+(explicit memories), ``c:<context key>`` (user context) and
+``k:<category>:<key>`` (knowledge), components escaped.
+
+TTLs: history entries ``HISTORY_TTL_HOURS``, explicit memories and user
+context ``MEMORY_TTL_HOURS``, knowledge ``KNOWLEDGE_TTL_HOURS`` (override per
+call with ``custom_metadata={"ttl_hours": ...}``).  Expired entries are never
+returned.  With an :class:`~adk_redis.embeddings.Embedder`, search is hybrid:
+BM25 and cosine rankings fused by reciprocal rank fusion.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import uuid
+from collections.abc import Mapping, Sequence
+from datetime import datetime, timezone
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
+
+from google.adk.memory.base_memory_service import BaseMemoryService, SearchMemoryResponse
+from google.adk.memory.memory_entry import MemoryEntry
+from google.genai import types
+from pydantic import ValidationError
+from typing_extensions import override
+
+from .codec import text
+from .config import RedisSettings, load_settings
+from .connection import create_client, is_cluster
+from .cross_session import CrossSessionMemory, ttl_ms
+from .embeddings import Embedder, cosine, pack, rrf, unpack
+from .errors import CorruptedDataError
+from .keys import KeySchema, MemoryIndexKeys, escape, unescape
+from .memory_search import Hit, SearchIndex, now_ms
+from .tokenizer import query_terms
+
+if TYPE_CHECKING:
+    from google.adk.events.event import Event
+    from google.adk.sessions.session import Session
+
+logger = logging.getLogger("adk_redis.memory")
+
+_UNKNOWN_SESSION_ID = "__unknown_session_id__"
+_HYBRID_POOL = 50
+
+
+def _iso(ts: float | None) -> str | None:
+    return None if ts is None else datetime.fromtimestamp(ts, tz=timezone.utc).isoformat()
+
+
+def _content_text(content: types.Content | None) -> str:
+    if content is None or not content.parts:
+        return ""
+    return " ".join(p.text for p in content.parts if p.text and not p.thought)
+
+
+def _ttl_override(custom_metadata: Mapping[str, object] | None, default_hours: float) -> int:
+    hours = (custom_metadata or {}).get("ttl_hours")
+    if isinstance(hours, (int, float)) and not isinstance(hours, bool) and hours > 0:
+        return ttl_ms(float(hours))
+    return ttl_ms(default_hours)
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+def decode_entry(doc_id: str, payload: str) -> MemoryEntry:
+    """Build a MemoryEntry from a stored document; CorruptedDataError if it is not valid."""
+    where = f"memory {doc_id!r}"
+    try:
+        doc = json.loads(payload)
+        if not isinstance(doc, dict):
+            raise CorruptedDataError(f"{where}: not a JSON object")
+        content = types.Content.model_validate(doc["content"])
+        meta: dict[str, Any] = dict(doc.get("meta") or {})
+        src = doc.get("src", "history")
+        meta["source"] = src
+        if src in ("history", "memory"):
+            meta.setdefault("session_id", doc.get("sid"))
+            meta.setdefault("event_id", doc.get("eid"))
+        elif src == "context":
+            meta["context_key"] = doc.get("key")
+        elif src == "knowledge":
+            meta["category"] = doc.get("category")
+            meta["knowledge_key"] = doc.get("key")
+        return MemoryEntry(
+            id=doc_id,
+            content=content,
+            author=doc.get("author"),
+            timestamp=_iso(doc.get("ts")),
+            custom_metadata=meta,
+        )
+    except (ValueError, TypeError, KeyError, ValidationError) as exc:
+        if isinstance(exc, CorruptedDataError):
+            raise
+        raise CorruptedDataError(f"{where}: stored document is not valid") from None
+
+
+class RedisMemoryService(BaseMemoryService):
+    """A persistent, multi-process ADK memory service backed by Redis.
+
+    Args:
+      uri: any redis-py URL or ``redis+cluster://``; defaults to ``REDIS_URL``.
+      client: an injected ``redis.asyncio`` client (not closed by :meth:`close`).
+      settings: explicit settings; otherwise read from the environment.
+      key_prefix: overrides ``REDIS_KEY_PREFIX``.
+      search_limit: maximum memories returned by :meth:`search_memory`.
+      agents_dir: accepted and ignored (ADK's service registry passes it).
+      embedder: optional :class:`~adk_redis.embeddings.Embedder` for hybrid search.
+    """
+
+    def __init__(
+        self,
+        uri: str | None = None,
+        *,
+        client: Any = None,
+        settings: RedisSettings | None = None,
+        key_prefix: str | None = None,
+        search_limit: int = 10,
+        agents_dir: str | None = None,
+        embedder: Embedder | None = None,
+        **_ignored: Any,
+    ) -> None:
+        del agents_dir
+        if search_limit <= 0:
+            raise ValueError("search_limit must be positive")
+        if settings is not None:
+            if key_prefix is not None:
+                settings = settings.model_copy(update={"redis_key_prefix": key_prefix})
+        else:
+            settings = load_settings(redis_key_prefix=key_prefix)
+        self.settings = settings
+        self.keys = KeySchema(settings.redis_key_prefix)
+        self._owns_client = client is None
+        self.client: Any = client if client is not None else create_client(settings, uri)
+        self._cluster = is_cluster(self.client)
+        self.search_limit = search_limit
+        self.embedder = embedder
+        self.index = SearchIndex(self.client)
+        self._cross: dict[str, CrossSessionMemory] = {}
+
+    def cross_session(self, app_name: str) -> CrossSessionMemory:
+        """The app's :class:`CrossSessionMemory`, sharing this service's client and index."""
+        cs = self._cross.get(app_name)
+        if cs is None:
+            cs = CrossSessionMemory(self.client, self.keys, self.settings, app_name, index=self.index)
+            self._cross[app_name] = cs
+        return cs
+
+    # -- writes ------------------------------------------------------------------
+    async def _put_many(
+        self, ik: MemoryIndexKeys, docs: list[tuple[str, str, str]], ttl: int, skip: bool
+    ) -> None:
+        """Index (doc id, text, payload) triples, pipelined (one round trip)."""
+        if not docs:
+            return
+        vectors: list[bytes] = [b""] * len(docs)
+        if self.embedder is not None:
+            vectors = [pack(v) for v in await self.embedder.embed([d[1] for d in docs])]
+        pipe = self.client.pipeline(transaction=False)
+        for (doc_id, body, payload), vec in zip(docs, vectors):
+            await self.index.put(
+                ik, doc_id, body, payload, ttl_ms=ttl, skip_existing=skip, vector=vec, client=pipe
+            )
+        await pipe.execute()
+
+    @override
+    async def add_session_to_memory(self, session: Session) -> None:
+        """Ingest the session's events; re-adding a session only adds new events."""
+        await self.add_events_to_memory(
+            app_name=session.app_name, user_id=session.user_id, events=session.events, session_id=session.id
+        )
+
+    @override
+    async def add_events_to_memory(
+        self,
+        *,
+        app_name: str,
+        user_id: str,
+        events: Sequence[Event],
+        session_id: str | None = None,
+        custom_metadata: Mapping[str, object] | None = None,
+    ) -> None:
+        """Ingest events (idempotent per event id; deleted events are not re-ingested).
+
+        ``custom_metadata``: ``ttl_hours`` overrides ``HISTORY_TTL_HOURS``.
+        """
+        sid = session_id or _UNKNOWN_SESSION_ID
+        docs: list[tuple[str, str, str]] = []
+        for event in events:
+            body = _content_text(event.content)
+            if not body.strip() or event.content is None:
+                continue
+            content_json = event.content.model_dump(mode="json", exclude_none=True)
+            eid = event.id or hashlib.sha256(
+                f"{event.author}:{event.timestamp}:{_dumps(content_json)}".encode()
+            ).hexdigest()[:32]
+            payload = _dumps({
+                "v": 1, "src": "history", "content": content_json, "author": event.author,
+                "ts": event.timestamp, "sid": sid, "eid": eid,
+            })
+            docs.append((f"h:{escape(sid)}:{escape(eid)}", body, payload))
+        ttl = _ttl_override(custom_metadata, self.settings.history_ttl_hours)
+        await self._put_many(self.keys.user_memory_index(app_name, str(user_id)), docs, ttl, skip=True)
+
+    @override
+    async def add_memory(
+        self,
+        *,
+        app_name: str,
+        user_id: str,
+        memories: Sequence[MemoryEntry],
+        custom_metadata: Mapping[str, object] | None = None,
+    ) -> None:
+        """Store explicit memories (an entry with an existing ``id`` replaces it).
+
+        TTL ``MEMORY_TTL_HOURS`` unless ``custom_metadata={"ttl_hours": ...}``.
+        """
+        docs: list[tuple[str, str, str]] = []
+        for entry in memories:
+            body = _content_text(entry.content)
+            mid = entry.id or uuid.uuid4().hex
+            ts: float | None = None
+            if entry.timestamp:
+                try:
+                    ts = datetime.fromisoformat(entry.timestamp).timestamp()
+                except ValueError:
+                    ts = None
+            payload = _dumps({
+                "v": 1, "src": "memory", "content": entry.content.model_dump(mode="json", exclude_none=True),
+                "author": entry.author, "ts": ts, "meta": entry.custom_metadata,
+                "sid": entry.custom_metadata.get("session_id"), "eid": mid,
+            })
+            docs.append((f"m:{escape(mid)}", body, payload))
+        ttl = _ttl_override(custom_metadata, self.settings.memory_ttl_hours)
+        await self._put_many(self.keys.user_memory_index(app_name, str(user_id)), docs, ttl, skip=False)
+
+    @override
+    async def delete_memory(self, *, app_name: str, user_id: str, memory_id: str | None = None) -> None:
+        """Delete one memory by the id :meth:`search_memory` returned.
+
+        Deleted history events are not re-ingested by later
+        :meth:`add_session_to_memory` calls (tombstone kept ``HISTORY_TTL_HOURS``).
+        Knowledge ids are ignored: shared knowledge is not a user's to delete.
+        """
+        if not memory_id:
+            return
+        uid = str(user_id)
+        kind, _, rest = memory_id.partition(":")
+        if kind == "c":
+            await self.cross_session(app_name).delete_user_context(uid, unescape(rest))
+        elif kind in ("h", "m"):
+            await self.index.delete(
+                self.keys.user_memory_index(app_name, uid),
+                memory_id,
+                tombstone_ttl_ms=ttl_ms(self.settings.history_ttl_hours),
+            )
+        else:
+            logger.info("delete_memory: %r is not a deletable user memory id", memory_id)
+
+    async def forget_user(self, app_name: str, user_id: str | int) -> None:
+        """Delete everything stored for (app, user): history, memories, context, session history."""
+        uid = str(user_id)
+        ik = self.keys.user_memory_index(app_name, uid)
+        ctx = self.keys.user_context_index(app_name, uid)
+        members = await self.client.zrange(ctx, 0, -1)
+        hk = self.keys.history(app_name, uid)
+        extra = [ctx, hk.order, hk.data, hk.expiry]
+        extra += [self.keys.user_context(app_name, uid, unescape(text(m))) for m in members]
+        await self.index.drop(ik, extra)
+        await self.client.zrem(self.keys.memory_registry(app_name, "users"), escape(uid))
+
+    async def cleanup(self, app_name: str, user_id: str | int | None = None) -> int:
+        """Prune expired entries of the user's index (and the app's knowledge); returns the count."""
+        removed = await self.index.cleanup(self.keys.knowledge_index(app_name))
+        if user_id is not None:
+            removed += await self.index.cleanup(self.keys.user_memory_index(app_name, str(user_id)))
+        return removed
+
+    # -- search ------------------------------------------------------------------
+    async def _bm25(self, app_name: str, user_id: str, terms: list[str], limit: int) -> list[Hit]:
+        specs = [
+            (self.keys.user_memory_index(app_name, user_id), ""),
+            (self.keys.knowledge_index(app_name), "k:"),
+        ]
+        if not self._cluster:
+            return await self.index.search(specs, terms, limit)
+        hits: list[Hit] = []
+        for n, spec in enumerate(specs):
+            found = await self.index.search([spec], terms, limit)
+            hits += [Hit(n + 1, h.doc_id, h.score, h.payload) for h in found]
+        hits.sort(key=lambda h: (-h.score, h.doc_id))
+        return hits[:limit]
+
+    async def _vector_ranking(self, app_name: str, user_id: str, query: str, limit: int) -> list[Hit]:
+        """Cosine ranking over the user's and the app's stored vectors (client side)."""
+        assert self.embedder is not None
+        qv = (await self.embedder.embed([query]))[0]
+        scored: list[tuple[float, int, str, MemoryIndexKeys]] = []
+        specs = [self.keys.user_memory_index(app_name, user_id), self.keys.knowledge_index(app_name)]
+        for n, ik in enumerate(specs, start=1):
+            vecs = await self.client.hgetall(ik.vectors)
+            for doc, raw in vecs.items():
+                scored.append((cosine(qv, unpack(raw)), n, text(doc), ik))
+        scored.sort(key=lambda s: (-s[0], s[2]))
+        top = [s for s in scored[: limit * 2] if s[0] > 0]
+        if not top:
+            return []
+        payloads = await self._alive_payloads(top)
+        hits = [Hit(n, doc, score, p) for (score, n, doc, _), p in zip(top, payloads) if p]
+        return hits[:limit]
+
+    async def _alive_payloads(self, items: list[tuple[float, int, str, MemoryIndexKeys]]) -> list[str]:
+        pipe = self.client.pipeline(transaction=False)
+        for _, _, doc, ik in items:
+            pipe.zscore(ik.expiry, doc)
+            pipe.hget(ik.docs, doc)
+        res = await pipe.execute()
+        t = now_ms()
+        out: list[str] = []
+        for i in range(0, len(res), 2):
+            exp, payload = res[i], res[i + 1]
+            out.append(text(payload) if payload is not None and exp is not None and float(exp) > t else "")
+        return out
+
+    @override
+    async def search_memory(self, *, app_name: str, user_id: str, query: str) -> SearchMemoryResponse:
+        """The ``search_limit`` most relevant memories of (app, user) (plus app knowledge)."""
+        uid = str(user_id)
+        terms = query_terms(query or "")
+        if self.embedder is None:
+            if not terms:
+                return SearchMemoryResponse()
+            hits = await self._bm25(app_name, uid, terms, self.search_limit)
+        else:
+            if not (query or "").strip():
+                return SearchMemoryResponse()
+            pool = max(_HYBRID_POOL, self.search_limit)
+            lexical = await self._bm25(app_name, uid, terms, pool) if terms else []
+            semantic = await self._vector_ranking(app_name, uid, query, pool)
+            by_id = {(h.index, h.doc_id): h for h in semantic}
+            by_id.update({(h.index, h.doc_id): h for h in lexical})
+            fused = rrf([
+                [f"{h.index}|{h.doc_id}" for h in lexical], [f"{h.index}|{h.doc_id}" for h in semantic]
+            ])
+            hits = []
+            for key in fused[: self.search_limit]:
+                n, _, doc = key.partition("|")
+                hits.append(by_id[(int(n), doc)])
+        memories: list[MemoryEntry] = []
+        for hit in hits:
+            try:
+                memories.append(decode_entry(hit.doc_id, hit.payload))
+            except CorruptedDataError as exc:
+                logger.warning("skipping corrupted memory: %s", exc)
+        return SearchMemoryResponse(memories=memories)
+
+    # -- lifecycle ---------------------------------------------------------------
+    async def close(self) -> None:
+        """Close the client if this service created it."""
+        if self._owns_client:
+            await self.client.aclose()
+
+    async def __aenter__(self) -> RedisMemoryService:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
