@@ -307,3 +307,22 @@ def test_inline_bytes_are_base64_json() -> None:
     payload = codec.encode_event(rich_event())
     assert payload.startswith("1:{")
     assert "pickle" not in payload and "AAECAwQF" in payload  # bytes travel as base64 inside JSON
+
+
+async def test_lost_reply_retry_is_applied_once(redis_session_service: RedisSessionService) -> None:
+    """redis-py may resend the append script when a reply is lost; it must not store the event twice."""
+    svc = redis_session_service
+    s = await svc.create_session(app_name="app", user_id="u")
+    before = await svc.get_session(app_name="app", user_id="u", session_id=s.id)
+    assert before is not None
+    event = text_event("once", n=1)
+    await svc.append_event(s, event.model_copy(deep=True))
+    # `before` is the caller's view had the first reply been lost: same marker, no event.
+    await svc.append_event(before, event.model_copy(deep=True))
+    assert [e.id for e in before.events] == [event.id]
+    assert before.state["n"] == 1
+    got = await svc.get_session(app_name="app", user_id="u", session_id=s.id)
+    assert got is not None and [e.id for e in got.events] == [event.id]
+    await svc.append_event(before, text_event("next"))  # and it can continue
+    got = await svc.get_session(app_name="app", user_id="u", session_id=s.id)
+    assert got is not None and len(got.events) == 2
