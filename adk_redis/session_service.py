@@ -366,7 +366,7 @@ class RedisSessionService(BaseSessionService):
             own_retry = marker != "" and int(rev) == int(marker) + 1
             if not own_retry:
                 return event
-        elif self._cluster:
+        if self._cluster:  # also on our own retry: the app step may be what failed (idempotent)
             await self._touch_app(app_name, ts, member, app_pairs)
         # temp: state lives only in this session object, and only once the write succeeded.
         session.state.update(temp)

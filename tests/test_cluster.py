@@ -1,0 +1,121 @@
+"""RedisSessionService on a real 3-master Redis Cluster (started on loopback by the test)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import pytest
+from google.adk.errors._stale_session_error import StaleSessionError
+from google.adk.errors.already_exists_error import AlreadyExistsError
+from google.adk.errors.session_not_found_error import SessionNotFoundError
+from google.adk.events.event import Event
+from google.adk.events.event_actions import EventActions
+from google.adk.sessions.base_session_service import GetSessionConfig
+from redis.asyncio.cluster import RedisCluster
+
+from adk_redis import RedisSessionService
+from adk_redis.connection import is_cluster
+
+from .servers import RedisServer, redis_cluster
+
+
+def ev(**delta: Any) -> Event:
+    return Event(author="agent", invocation_id="inv", actions=EventActions(state_delta=delta))
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[list[RedisServer]]:
+    with redis_cluster(3) as nodes:
+        yield nodes
+
+
+@pytest.fixture
+async def svc(cluster: list[RedisServer]) -> AsyncIterator[RedisSessionService]:
+    service = RedisSessionService(
+        f"redis+cluster://127.0.0.1:{cluster[0].port}", key_prefix=f"c{uuid.uuid4().hex[:8]}"
+    )
+    yield service
+    await service.close()
+
+
+async def test_cluster_client_and_slots(svc: RedisSessionService) -> None:
+    assert is_cluster(svc.client) and isinstance(svc.client, RedisCluster)
+    # The per-user and app-wide keys live in different slots (hence the second step on a cluster).
+    from redis.crc import key_slot
+
+    sk = svc.keys.session("app", "u", "s")
+    slots = {key_slot(k.encode()) for k in (sk.meta, sk.events, sk.times, svc.keys.user_index("app", "u"))}
+    assert len(slots) == 1
+    assert key_slot(svc.keys.app_index("app").encode()) not in slots
+
+
+async def test_crud_on_cluster(svc: RedisSessionService) -> None:
+    apps = ["app", "other app"]
+    for app in apps:
+        s = await svc.create_session(
+            app_name=app, user_id="alice", state={"k": 1, "user:lang": "fr", "app:mode": "x"}, session_id="s1"
+        )
+        with pytest.raises(AlreadyExistsError):
+            await svc.create_session(app_name=app, user_id="alice", session_id="s1")
+        for i in range(5):
+            await svc.append_event(s, ev(n=i, **{"app:count": i, "user:last": i}))
+        await svc.create_session(app_name=app, user_id="bob", session_id="s2")
+        await svc.create_session(app_name=app, user_id="carol")
+
+    got = await svc.get_session(app_name="app", user_id="alice", session_id="s1")
+    assert got is not None and len(got.events) == 5
+    assert got.state["n"] == 4 and got.state["app:count"] == 4 and got.state["user:last"] == 4
+    assert got.state["user:lang"] == "fr" and got.state["app:mode"] == "x" and got.state["k"] == 1
+    recent = await svc.get_session(
+        app_name="app", user_id="alice", session_id="s1", config=GetSessionConfig(num_recent_events=2)
+    )
+    assert recent is not None and [e.id for e in recent.events] == [e.id for e in got.events[-2:]]
+    assert await svc.get_user_state(app_name="app", user_id="alice") == {"lang": "fr", "last": 4}
+
+    mine = await svc.list_sessions(app_name="app", user_id="alice")
+    assert [x.id for x in mine.sessions] == ["s1"] and mine.sessions[0].state["app:count"] == 4
+    everyone = await svc.list_sessions(app_name="app")
+    assert sorted(x.user_id for x in everyone.sessions) == ["alice", "bob", "carol"]
+    assert all(x.state["app:count"] == 4 for x in everyone.sessions)
+
+    await svc.delete_session(app_name="app", user_id="alice", session_id="s1")
+    assert await svc.get_session(app_name="app", user_id="alice", session_id="s1") is None
+    assert sorted(x.user_id for x in (await svc.list_sessions(app_name="app")).sessions) == ["bob", "carol"]
+    with pytest.raises(SessionNotFoundError):
+        await svc.append_event(got, ev(n=99))
+    # The other app is untouched.
+    assert len((await svc.list_sessions(app_name="other app")).sessions) == 3
+
+
+async def test_stale_detection_on_cluster(svc: RedisSessionService) -> None:
+    s = await svc.create_session(app_name="app", user_id="u")
+    a = await svc.get_session(app_name="app", user_id="u", session_id=s.id)
+    b = await svc.get_session(app_name="app", user_id="u", session_id=s.id)
+    assert a is not None and b is not None
+    await svc.append_event(a, ev(x=1))
+    with pytest.raises(StaleSessionError):
+        await svc.append_event(b, ev(x=2))
+    # Re-delivery of the same event is idempotent.
+    e = ev(y=1)
+    await svc.append_event(a, e)
+    again = await svc.get_session(app_name="app", user_id="u", session_id=s.id)
+    assert again is not None
+    await svc.append_event(again, e)
+    final = await svc.get_session(app_name="app", user_id="u", session_id=s.id)
+    assert final is not None and len(final.events) == 2
+
+
+async def test_many_users_spread_over_nodes(svc: RedisSessionService, cluster: list[RedisServer]) -> None:
+    for i in range(30):
+        s = await svc.create_session(app_name="spread", user_id=f"user{i}")
+        await svc.append_event(s, ev(i=i))
+    listed = await svc.list_sessions(app_name="spread")
+    assert len(listed.sessions) == 30
+    used = 0
+    for node in cluster:
+        with node.client() as c:
+            if c.dbsize():
+                used += 1
+    assert used >= 2  # the data really is spread over several masters
