@@ -4,11 +4,41 @@ from __future__ import annotations
 
 from .config import ConfigurationError, RedisSettings, load_settings
 from .errors import AdkRedisError, CorruptedDataError, RedisUnavailableError
+from .facade import (
+    SessionAccessError,
+    SessionStore,
+    SessionStoreConfig,
+    UnknownSessionError,
+    create_session_store,
+    get_agent_memory,
+    get_config,
+    get_session_history,
+    get_session_store,
+    get_session_store_stats,
+    get_user_context,
+    shutdown_session_store,
+    store_agent_memory,
+    store_user_context,
+)
 from .keys import KeySchema
 from .registry import register
 from .session_service import RedisSessionService
 
 __all__ = [
+    "SessionAccessError",
+    "SessionStore",
+    "SessionStoreConfig",
+    "UnknownSessionError",
+    "create_session_store",
+    "get_agent_memory",
+    "get_config",
+    "get_session_history",
+    "get_session_store",
+    "get_session_store_stats",
+    "get_user_context",
+    "shutdown_session_store",
+    "store_agent_memory",
+    "store_user_context",
     "AdkRedisError",
     "ConfigurationError",
     "CorruptedDataError",
