@@ -27,9 +27,11 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import random
 import threading
 import time
 import uuid
+import weakref
 from collections.abc import Coroutine, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar, cast
@@ -88,7 +90,7 @@ DEFAULT_USER = "anonymous"
 _RESERVED = frozenset(
     {"id", "session_id", "app_name", "messages", "message_count", "created_at", "updated_at"}
 )
-_STALE_RETRIES = 8
+_STALE_RETRIES = 32
 _FORGET_OWNER = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0"
 
 
@@ -407,8 +409,11 @@ class SessionStore:
         self.memory = memory
         """Cross-session memory on the same backend (use it through the module functions)."""
         self._runner = runner
-        self._ttl_s = int(config.session_ttl_hours * 3600) if config.session_ttl_hours else None
+        hours = config.session_ttl_hours
+        self._ttl_ms = max(1, int(hours * 3_600_000)) if hours else None
+        self._ttl_s = self._ttl_ms / 1000 if self._ttl_ms else None
         self._cleanup_task: asyncio.Task[None] | None = None
+        self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
         if config.cleanup_interval_minutes > 0:
             self._runner.run(self._start_cleanup())
 
@@ -448,10 +453,16 @@ class SessionStore:
         return await coro
 
     def _call(self, coro: Coroutine[Any, Any, T]) -> T:
-        return self._runner.run(self._guard(coro))
+        try:
+            return self._runner.run(self._guard(coro))
+        finally:
+            coro.close()  # no-op once it ran; silences "never awaited" when refused
 
     async def _acall(self, coro: Coroutine[Any, Any, T]) -> T:
-        return await self._runner.arun(self._guard(coro))
+        try:
+            return await self._runner.arun(self._guard(coro))
+        finally:
+            coro.close()
 
     async def _start_cleanup(self) -> None:
         self._cleanup_task = asyncio.get_running_loop().create_task(self._cleanup_loop())
@@ -485,13 +496,17 @@ class SessionStore:
     async def _append(self, owner: str, session_id: str, event: Event, *, full: bool) -> Session:
         """Append ``event``, reloading and retrying when another writer got in first."""
         config = None if full else GetSessionConfig(num_recent_events=1)
-        for attempt in range(_STALE_RETRIES):
-            session = await self._load(owner, session_id, config)
-            try:
-                await self.service.append_event(session, event)
-                return session
-            except StaleSessionError:
-                await asyncio.sleep(0.002 * (attempt + 1))
+        lock = self._locks.get(session_id)
+        if lock is None:
+            lock = self._locks[session_id] = asyncio.Lock()
+        async with lock:  # writers of this store queue here; other instances are retried below
+            for attempt in range(_STALE_RETRIES):
+                session = await self._load(owner, session_id, config)
+                try:
+                    await self.service.append_event(session, event)
+                    return session
+                except StaleSessionError:
+                    await asyncio.sleep(random.uniform(0, min(0.05, 0.002 * 2**attempt)))
         raise AdkRedisError(
             f"Session {session_id!r} changed concurrently {_STALE_RETRIES} times in a row; giving up."
         )
@@ -817,7 +832,7 @@ class RedisSessionStore(SessionStore):
     async def _owner_claim(self, session_id: str, user_id: str) -> str:
         key = self._owner_key(session_id)
         for _ in range(3):
-            if await self.client.set(key, user_id, nx=True, ex=self._ttl_s):
+            if await self.client.set(key, user_id, nx=True, px=self._ttl_ms):
                 return user_id
             value = await self.client.get(key)
             if value is not None:
@@ -825,8 +840,8 @@ class RedisSessionStore(SessionStore):
         raise AdkRedisError(f"Could not claim the owner record of session {session_id!r}")
 
     async def _owner_touch(self, session_id: str) -> None:
-        if self._ttl_s:
-            await self.client.expire(self._owner_key(session_id), self._ttl_s)
+        if self._ttl_ms:
+            await self.client.pexpire(self._owner_key(session_id), self._ttl_ms)
 
     async def _owner_forget(self, session_id: str, user_id: str) -> None:
         await self._forget(keys=[self._owner_key(session_id)], args=[user_id])
