@@ -1,0 +1,47 @@
+"""Memory-test fixtures (loaded with ``pytest_plugins = ["tests.memory_fixtures"]``)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import fakeredis
+import pytest
+import redis.asyncio as aioredis
+from google.adk.memory.in_memory_memory_service import InMemoryMemoryService
+
+from adk_redis.memory_service import RedisMemoryService
+from tests.memory_helpers import drop_prefix
+
+
+@pytest.fixture(params=["adk_in_memory", "fakeredis", "redis"])
+async def memory_service(request: pytest.FixtureRequest, prefix: str, redis_url: str) -> AsyncIterator[Any]:
+    """ADK's InMemoryMemoryService (the reference) and ours on fakeredis and a real server."""
+    if request.param == "adk_in_memory":
+        yield InMemoryMemoryService()
+        return
+    if request.param == "fakeredis":
+        yield RedisMemoryService(client=fakeredis.FakeAsyncRedis(), key_prefix=prefix)
+        return
+    svc = RedisMemoryService(redis_url, key_prefix=prefix)
+    yield svc
+    await drop_prefix(svc.client, prefix)
+    await svc.close()
+
+
+@pytest.fixture(params=["fakeredis", "redis"])
+async def redis_client(request: pytest.FixtureRequest, prefix: str, redis_url: str) -> AsyncIterator[Any]:
+    """A fakeredis or real-server client; the test's prefix is dropped afterwards."""
+    if request.param == "fakeredis":
+        yield fakeredis.FakeAsyncRedis()
+        return
+    client = aioredis.Redis.from_url(redis_url)
+    yield client
+    await drop_prefix(client, prefix)
+    await client.aclose()
+
+
+@pytest.fixture
+def redis_memory(redis_client: Any, prefix: str) -> RedisMemoryService:
+    """Our service only, on fakeredis and on the real server."""
+    return RedisMemoryService(client=redis_client, key_prefix=prefix)
