@@ -33,6 +33,23 @@ STOP_WORDS = frozenset(_STOP_TEXT.split())
 _WORD_RE = re.compile(r"[^\W_]+")
 
 
+def _words(norm: str) -> list[str]:
+    """Runs of letters/digits; combining marks (Devanagari vowel signs, ...) stay in the word."""
+    if norm.isascii():
+        return _WORD_RE.findall(norm)
+    out: list[str] = []
+    cur: list[str] = []
+    for ch in norm:
+        if ch.isalnum() or (cur and unicodedata.category(ch)[0] == "M"):
+            cur.append(ch)
+        elif cur:
+            out.append("".join(cur))
+            cur = []
+    if cur:
+        out.append("".join(cur))
+    return out
+
+
 def _script(ch: str) -> str:
     """Coarse script class: 'l' (space-delimited alphabetic), 'c' (CJK), 'n' (digit), 'o' (other)."""
     o = ord(ch)
@@ -204,7 +221,7 @@ def tokenize(text: str, *, keep_stop_words: bool = False) -> list[str]:
         return []
     norm = unicodedata.normalize("NFKC", text).casefold()
     out: list[str] = []
-    for word in _WORD_RE.findall(norm):
+    for word in _words(norm):
         for cls, run in _runs(word):
             if cls == "c":
                 out.extend(_cjk_grams(run))
