@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from .config import ConfigurationError, RedisSettings, load_settings
+from .cross_session import CrossSessionMemory
+from .embeddings import Embedder
 from .errors import AdkRedisError, CorruptedDataError, RedisUnavailableError
 from .facade import (
     SessionAccessError,
@@ -21,6 +23,7 @@ from .facade import (
     store_user_context,
 )
 from .keys import KeySchema
+from .memory_service import RedisMemoryService
 from .registry import register
 from .session_service import RedisSessionService
 
@@ -40,6 +43,9 @@ __all__ = [
     "store_agent_memory",
     "store_user_context",
     "AdkRedisError",
+    "CrossSessionMemory",
+    "Embedder",
+    "RedisMemoryService",
     "ConfigurationError",
     "CorruptedDataError",
     "KeySchema",
