@@ -25,6 +25,7 @@ and all I/O (the Redis client, the ADK session service) happens on it.
 from __future__ import annotations
 
 import asyncio
+import atexit
 import json
 import logging
 import random
@@ -525,7 +526,7 @@ class SessionStore:
         wanted = None if user_id is None else str(user_id)
         owner = await self._owner_get(sid)
         if owner is None:
-            owner = await self._owner_claim(sid, wanted or DEFAULT_USER)
+            owner = await self._owner_claim(sid, DEFAULT_USER if wanted is None else wanted)
         if wanted is not None and owner != wanted:
             await self._deny(sid, wanted, "ensure_session")
             raise SessionAccessError(f"Session {sid!r} belongs to another user.")
@@ -931,7 +932,7 @@ class RedisSessionStore(SessionStore):
             "pool_in_use_connections": in_use,
             "pool_idle_connections": idle,
             "pool_max_connections": getattr(pool, "max_connections", None),
-            "redis_url": _redact(self.settings.redis_url),
+            "redis_url": _redact(self.settings.redis_url) if self._owns_client else "(injected client)",
             "key_prefix": self.keys.prefix,
         }
 
@@ -1106,6 +1107,17 @@ def create_session_store(
 
 _store: SessionStore | None = None
 _store_lock = threading.Lock()
+
+
+@atexit.register
+def _close_at_exit() -> None:
+    """Close the process-wide store if the application did not (no unclosed-pool warnings)."""
+    store = _store
+    if store is not None and not store.closed:
+        try:
+            store.close()
+        except Exception as exc:  # interpreter shutdown: report, never raise
+            logger.debug("closing the session store at exit failed: %s", exc)
 
 
 def get_session_store() -> SessionStore:

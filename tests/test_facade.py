@@ -165,6 +165,19 @@ def test_sync_api(env: Env) -> None:
     assert store.ensure_session("session_123")["user_id"] == "42"  # None: the existing owner
 
 
+def test_hostile_ids_stay_in_their_keys(env: Env) -> None:
+    store = env.store()
+    sid, uid = "a:b{c}*?[x] %41", "u:{1}*"
+    store.ensure_session(sid, user_id=uid)
+    store.ensure_session("a", user_id="b")
+    store.add_message(sid, {"role": "user", "content": "x"})
+    data = store.get_session(sid, user_id=uid)
+    assert data is not None and data["user_id"] == uid and data["message_count"] == 1
+    assert store.get_session("a", user_id="b") is not None
+    assert store.get_session(sid, user_id="u") is None
+    assert {s["id"] for s in store.list_sessions()} == {sid, "a"}
+
+
 def test_persists_across_store_instances(redis_env: Env) -> None:
     first = redis_env.store()
     first.ensure_session("s1", user_id=7, title="T")
@@ -376,17 +389,21 @@ async def test_cleanup_expired_sessions(env: Env) -> None:
 
 
 async def test_background_cleanup_runs(redis_env: Env) -> None:
-    config = SessionStoreConfig(cleanup_interval_minutes=0.3 / 60, session_ttl_hours=0.5 / 3600)
+    config = SessionStoreConfig(cleanup_interval_minutes=0.2 / 60, session_ttl_hours=0.5 / 3600)
     store = redis_env.store(config)
+    store.ensure_session("keepalive", user_id=2)
     store.ensure_session("a", user_id=1)
     client = redis_env.client()
     index = KeySchema(redis_env.prefix).app_index(redis_env.prefix)
     deadline = time.monotonic() + 10
-    while await client.zcard(index) and time.monotonic() < deadline:
-        store.ensure_session("keepalive-index", user_id=2)  # keeps the index key itself alive
-        await asyncio.sleep(0.2)
     members = await client.zrange(index, 0, -1)
-    assert b"1:a" not in members
+    assert b"1:a" in members
+    while b"1:a" in members and time.monotonic() < deadline:
+        # writes to another session keep the index key alive, so only the cleanup can drop "a"
+        await store.add_message_async("keepalive", {"role": "user", "content": "tick"})
+        await asyncio.sleep(0.1)
+        members = await client.zrange(index, 0, -1)
+    assert members == [b"2:keepalive"]
     await client.aclose()
 
 
