@@ -129,6 +129,19 @@ class KeySchema:
         """ZSET: escaped session id -> failed accesses (``flagged`` above a threshold)."""
         return f"{self.prefix}:facade:security:{escape(app_name)}:sessions"
 
+    # -- enumeration detection (adk_redis.security) ------------------------------
+    def security_window(self, kind: str, source: str) -> str:
+        """ZSET: one member per failed lookup of a source (``user``/``addr``), scored by time (ms)."""
+        return f"{self.prefix}:security:fail:{escape(kind)}:{escape(source)}"
+
+    def security_total_failures(self) -> str:
+        """STRING counter: failed session lookups seen by every EnumerationGuard of this prefix."""
+        return f"{self.prefix}:security:failed_total"
+
+    def security_flagged(self) -> str:
+        """ZSET: flagged source labels (ids hashed) scored by the time they were flagged (ms)."""
+        return f"{self.prefix}:security:flagged"
+
     # -- memory (cross-session memory and the memory service) -----------------
     # Everything lives under ``{prefix}:memory:``.  ``{app:user}`` tags one
     # user's memory (context values, history, search index), ``{app:agent}``

@@ -28,6 +28,7 @@ from .config import RedisSettings, load_settings
 from .connection import create_client, is_cluster
 from .errors import CorruptedDataError
 from .keys import KeySchema, SessionKeys
+from .security import PERMISSIVE_POLICY, IdPolicy
 
 logger = logging.getLogger("adk_redis.sessions")
 
@@ -58,6 +59,8 @@ class RedisSessionService(BaseSessionService):
       session_ttl_hours: sliding TTL refreshed on every write; ``None``
         (the default) keeps sessions until deleted.
       agents_dir: accepted and ignored (ADK's service registry passes it).
+      id_policy: session id validation (:class:`adk_redis.security.IdPolicy`);
+        the default rejects only control characters and over-long ids.
     """
 
     def __init__(
@@ -69,9 +72,11 @@ class RedisSessionService(BaseSessionService):
         key_prefix: str | None = None,
         session_ttl_hours: float | None = None,
         agents_dir: str | None = None,
+        id_policy: IdPolicy | None = None,
         **_ignored: Any,
     ) -> None:
         del agents_dir
+        self.id_policy = id_policy or PERMISSIVE_POLICY
         overrides = {"redis_key_prefix": key_prefix, "session_ttl_hours": session_ttl_hours}
         if settings is not None:
             settings = settings.model_copy(update={k: v for k, v in overrides.items() if v is not None})
@@ -149,6 +154,7 @@ class RedisSessionService(BaseSessionService):
     ) -> Session:
         session_id = session_id.strip() if session_id else None
         session_id = session_id or platform_uuid.new_uuid()
+        self.id_policy.check(session_id)
         deltas = codec.json_safe(state or {})
         now = repr(platform_time.get_time())
         sk = self.keys.session(app_name, user_id, session_id)
@@ -200,6 +206,8 @@ class RedisSessionService(BaseSessionService):
         config: GetSessionConfig | None = None,
     ) -> Session | None:
         session_id = session_id.strip() if session_id else session_id
+        if not self.id_policy.allows(session_id):
+            return None
         sk = self.keys.session(app_name, user_id, session_id)
         keys = [sk.meta, sk.events, sk.times, self.keys.user_state(app_name, user_id)]
         if not self._cluster:
@@ -294,6 +302,8 @@ class RedisSessionService(BaseSessionService):
     @override
     async def delete_session(self, *, app_name: str, user_id: str, session_id: str) -> None:
         session_id = session_id.strip() if session_id else session_id
+        if not self.id_policy.allows(session_id):
+            return
         sk = self.keys.session(app_name, user_id, session_id)
         keys = [sk.meta, sk.events, sk.times, self.keys.user_index(app_name, user_id)]
         member = self.keys.app_index_member(user_id, session_id)
