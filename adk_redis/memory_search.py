@@ -9,7 +9,11 @@ JSON, ``del`` HASH tombstones, ``vec`` HASH optional vectors.
 
 :data:`SEARCH` scores BM25 (k1=1.2, b=0.75, Lucene idf) for the query terms
 over one or more indexes and returns the top-K documents with their JSON in a
-single round trip.  Expired documents are never returned: up to 64 are pruned
+single round trip.  Terms are processed rarest first; once the rarer terms
+produced at least K candidates, a more common term only adds its score to
+those candidates (HMGET) instead of reading its whole posting list, so a
+document matching only the most common query terms may be missed (it would
+rank low anyway).  Expired documents are never returned: up to 64 are pruned
 per search (their postings removed) and, if more are pending, candidates are
 checked against ``exp``; :meth:`SearchIndex.cleanup` prunes everything.
 
@@ -129,18 +133,34 @@ for i = 1, ni do
   if N > 0 then
     local avgdl = (tonumber(st[2]) or 0) / N
     if avgdl <= 0 then avgdl = 1 end
-    local scores = {}
+    local scores, cand, ncand = {}, {}, 0
+    -- rarest terms first; once they produced >= topk candidates, a term whose
+    -- posting list is longer than the candidate list only scores the candidates
+    local order = {}
     for j = 1, nt do
-      local post = redis.call('HGETALL', KEYS[ki + 4 + j])
-      local df = #post / 2
+      local pk = KEYS[ki + 4 + j]
+      order[#order + 1] = {redis.call('HLEN', pk), pk}
+    end
+    table.sort(order, function(x, y) return x[1] < y[1] end)
+    for _, o in ipairs(order) do
+      local df, pk = o[1], o[2]
       if df > 0 then
         local idf = math.log(1 + (N - df + 0.5) / (df + 0.5))
-        for m = 1, #post, 2 do
-          local v = tonumber(post[m + 1])
+        local function add(d, v)
           local tf = v % 1024
           local norm = k1 * (1 - b + b * ((v - tf) / 1024) / avgdl)
-          local d = post[m]
-          scores[d] = (scores[d] or 0) + idf * tf * (k1 + 1) / (tf + norm)
+          local s = scores[d]
+          if not s then ncand = ncand + 1; cand[ncand] = d; s = 0 end
+          scores[d] = s + idf * tf * (k1 + 1) / (tf + norm)
+        end
+        if ncand >= topk and ncand < df and ncand <= 4000 then
+          local vals = redis.call('HMGET', pk, unpack(cand))
+          for m = 1, ncand do
+            if vals[m] then add(cand[m], tonumber(vals[m])) end
+          end
+        else
+          local post = redis.call('HGETALL', pk)
+          for m = 1, #post, 2 do add(post[m], tonumber(post[m + 1])) end
         end
       end
     end

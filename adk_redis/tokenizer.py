@@ -6,7 +6,7 @@ separate words) -> split each run into script runs.  Latin/Greek/Cyrillic
 Porter algorithm; CJK runs (Han, Hiragana, Katakana, Hangul) become character
 bigrams plus unigrams, like Lucene's CJK bigram analyzer, so that queries match
 inside unsegmented text (a superset of ADK's substring matching for CJK);
-digits stay whole; any other script is kept as a whole ``\\w`` run.
+letters and digits stay together (``covid19``); any other script is kept as a whole ``\\w`` run.
 """
 
 from __future__ import annotations
@@ -53,10 +53,8 @@ def _words(norm: str) -> list[str]:
 def _script(ch: str) -> str:
     """Coarse script class: 'l' (space-delimited alphabetic), 'c' (CJK), 'n' (digit), 'o' (other)."""
     o = ord(ch)
-    if o < 0x80:
-        return "n" if ch.isdigit() else "l"
-    if ch.isdigit():
-        return "n"
+    if o < 0x80 or ch.isdigit():  # digits join the Latin run ("covid19", "2024")
+        return "l"
     if (
         0x2E80 <= o <= 0x9FFF  # CJK radicals, kana, bopomofo, CJK ideographs
         or 0xAC00 <= o <= 0xD7AF  # Hangul syllables

@@ -80,7 +80,7 @@ def test_other_scripts_kept_as_runs() -> None:
     assert tokenize("Привет мир") == ["привет", "мир"]
     assert tokenize("مرحبا بالعالم") == ["مرحبا", "بالعالم"]
     assert tokenize("नमस्ते दुनिया") == ["नमस्ते", "दुनिया"]
-    assert tokenize("abc123") == ["abc", "123"]
+    assert tokenize("abc123 covid-19") == ["abc123", "covid", "19"]
 
 
 def test_query_terms_distinct_and_document_counts() -> None:

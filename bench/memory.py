@@ -1,0 +1,352 @@
+"""Memory retrieval benchmark: recall@k / MRR / search latency, ours beside ADK's services.
+
+Generates (seeded) multi-session conversations in which each fact is stated in
+a single turn among distractor turns, then asks about every fact with a
+differently phrased question (inflections, plurals, reordered words,
+synonyms).  Compares RedisMemoryService (full text, and hybrid with the
+deterministic HashingEmbedder) with ADK's InMemoryMemoryService and
+SqliteMemoryService in the same run.
+
+    .venv/bin/python bench/memory.py [--users 20] [--seed 7] [--memories 10000]
+        [--locomo locomo10.json] [--redis-url redis://127.0.0.1:6379]
+
+Uses a unique key prefix on the given server and deletes it at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import random
+import statistics
+import time
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from google.adk.events.event import Event
+from google.adk.memory._sqlite_memory_service import SqliteMemoryService
+from google.adk.memory.in_memory_memory_service import InMemoryMemoryService
+from google.adk.sessions.session import Session
+from google.genai import types
+
+from adk_redis.embeddings import HashingEmbedder
+from adk_redis.memory_service import RedisMemoryService
+
+APP = "bench"
+
+# (statement, question, slot values). Questions avoid copying the statement.
+FACTS: list[tuple[str, str, list[str]]] = [
+    (
+        "I adopted a puppy named {x} last spring.",
+        "what is the name of the puppies I was adopting",
+        ["Rex", "Milo", "Bella", "Luna"],
+    ),
+    (
+        "My sister works as a {x} in Berlin.",
+        "what job does my sister have, working in Berlin",
+        ["nurse", "pilot", "chemist", "lawyer"],
+    ),
+    ("I am allergic to {x}.", "which allergies do I have", ["peanuts", "shellfish", "pollen", "penicillin"]),
+    (
+        "We are moving to {x} in September.",
+        "where did we decide to move",
+        ["Lisbon", "Osaka", "Denver", "Nairobi"],
+    ),
+    (
+        "My favourite automobile is a vintage {x}.",
+        "which car do I like most",
+        ["Beetle", "Mustang", "Mini", "Volvo"],
+    ),
+    (
+        "I play the {x} every weekend.",
+        "what instrument am I playing on weekends",
+        ["violin", "cello", "drums", "banjo"],
+    ),
+    (
+        "My daughter {x} started school this year.",
+        "when did my daughter start at school and what is her name",
+        ["Emma", "Sofia", "Mia", "Zoe"],
+    ),
+    (
+        "I ran the {x} marathon in under four hours.",
+        "which marathons have I been running",
+        ["Boston", "Chicago", "Tokyo", "London"],
+    ),
+    (
+        "Our wedding anniversary is on {x}.",
+        "what date is the anniversary of our wedding",
+        ["May 3", "June 21", "July 9", "March 14"],
+    ),
+    (
+        "I usually drink {x} tea in the morning.",
+        "which teas do I drink in mornings",
+        ["green", "jasmine", "oolong", "mint"],
+    ),
+    (
+        "My doctor prescribed {x} for my back pain.",
+        "what medication for back pains did the doctor prescribe",
+        ["ibuprofen", "naproxen", "physio", "yoga"],
+    ),
+    (
+        "I am learning {x} on an app during my commute.",
+        "which language am I learning while commuting",
+        ["Korean", "Italian", "Swahili", "Greek"],
+    ),
+]
+SYNONYMS = {
+    "automobile": "car",
+    "puppy": "dog",
+    "puppies": "dog",
+    "instrument": "play",
+    "medication": "prescribed",
+}
+
+FILLER = [
+    "Can you help me plan the week?",
+    "Thanks, that was useful.",
+    "What is the weather like tomorrow?",
+    "Remind me to call the bank.",
+    "I had a long day at work today.",
+    "Let's talk about something else.",
+    "Could you summarise that article for me?",
+    "I watched a movie about a dog last night.",
+    "My friend's sister is visiting next month.",
+    "I need a recipe with tea and honey.",
+    "The school called about a meeting.",
+    "Traffic during my commute was terrible.",
+    "I might learn to cook this year.",
+    "The doctor's office was closed.",
+    "We talked about moving furniture.",
+    "The marathon on TV was exciting.",
+    "Can you recommend a good book?",
+    "My back hurts after the gym.",
+]
+
+
+@dataclass
+class Case:
+    user: str
+    question: str
+    answers: set[str]  # event ids that count as a hit
+
+
+@dataclass
+class Corpus:
+    sessions: list[Session] = field(default_factory=list)
+    cases: list[Case] = field(default_factory=list)
+
+
+def _event(eid: str, author: str, text: str, ts: float) -> Event:
+    return Event(
+        id=eid,
+        author=author,
+        invocation_id="bench",
+        timestamp=ts,
+        content=types.Content(role="user" if author == "user" else "model", parts=[types.Part(text=text)]),
+    )
+
+
+def synthetic(users: int, seed: int) -> Corpus:
+    rnd = random.Random(seed)
+    corpus = Corpus()
+    t0 = 1_700_000_000.0
+    for u in range(users):
+        user = f"user{u}"
+        facts = rnd.sample(FACTS, k=8)
+        per_session = 2
+        for s in range(len(facts) // per_session):
+            events: list[Event] = []
+            turns = [("filler", None)] * 10
+            for f in facts[s * per_session : (s + 1) * per_session]:
+                turns.insert(rnd.randrange(len(turns) + 1), ("fact", f))
+            for i, (kind, f) in enumerate(turns):
+                eid = f"{user}-s{s}-e{i}"
+                ts = t0 + u * 10_000 + s * 100 + i
+                if kind == "fact" and f is not None:
+                    statement, question, values = f
+                    events.append(_event(eid, "user", statement.format(x=rnd.choice(values)), ts))
+                    corpus.cases.append(Case(user, question, {eid}))
+                else:
+                    author = "user" if i % 2 == 0 else "assistant"
+                    events.append(_event(eid, author, rnd.choice(FILLER), ts))
+            corpus.sessions.append(Session(id=f"s{s}", app_name=APP, user_id=user, events=events))
+    return corpus
+
+
+def locomo(path: str) -> Corpus:
+    """LoCoMo (locomo10.json): sessions of dialogue turns; QA evidence = dia_ids."""
+    with open(path, encoding="utf-8") as fh:
+        data = json.load(fh)
+    corpus = Corpus()
+    for n, sample in enumerate(data):
+        user = str(sample.get("sample_id", f"sample{n}"))
+        conv = sample["conversation"]
+        sessions = sorted(
+            (k for k in conv if k.startswith("session_") and not k.endswith("date_time")),
+            key=lambda k: int(k.split("_")[1]),
+        )
+        for s_no, key in enumerate(sessions):
+            events = [
+                _event(
+                    turn["dia_id"],
+                    turn.get("speaker", "user"),
+                    turn.get("text", ""),
+                    1_700_000_000.0 + s_no * 1000 + i,
+                )
+                for i, turn in enumerate(conv[key])
+                if turn.get("text")
+            ]
+            corpus.sessions.append(Session(id=key, app_name=APP, user_id=user, events=events))
+        for qa in sample.get("qa", []):
+            evidence = {e.strip() for e in qa.get("evidence", []) if isinstance(e, str)}
+            if qa.get("category") == 5 or not evidence:
+                continue
+            corpus.cases.append(Case(user, qa["question"], evidence))
+    return corpus
+
+
+def _event_id(m: Any) -> str:
+    return str((m.custom_metadata or {}).get("event_id") or m.id)
+
+
+def _pct(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    s = sorted(values)
+    return s[min(len(s) - 1, int(round(q * (len(s) - 1))))]
+
+
+async def evaluate(name: str, svc: Any, corpus: Corpus) -> dict[str, Any]:
+    t = time.perf_counter()
+    for session in corpus.sessions:
+        await svc.add_session_to_memory(session)
+    ingest = time.perf_counter() - t
+    hits = {1: 0, 5: 0, 10: 0}
+    rr = 0.0
+    lat: list[float] = []
+    for case in corpus.cases:
+        t = time.perf_counter()
+        res = await svc.search_memory(app_name=APP, user_id=case.user, query=case.question)
+        lat.append((time.perf_counter() - t) * 1000)
+        ids = [_event_id(m) for m in res.memories[:10]]
+        rank = next((i + 1 for i, e in enumerate(ids) if e in case.answers), None)
+        if rank is not None:
+            rr += 1 / rank
+            for k in hits:
+                hits[k] += rank <= k
+    n = max(1, len(corpus.cases))
+    return {
+        "name": name,
+        "r1": hits[1] / n,
+        "r5": hits[5] / n,
+        "r10": hits[10] / n,
+        "mrr": rr / n,
+        "p50": _pct(lat, 0.5),
+        "p99": _pct(lat, 0.99),
+        "ingest": ingest,
+    }
+
+
+async def scale(svc: Any, n: int, seed: int, queries: int = 300) -> dict[str, float]:
+    """Search latency for one user holding ``n`` memories."""
+    rnd = random.Random(seed)
+    vocab = [w for s in FILLER + [f[0] for f in FACTS] for w in s.replace(".", "").replace("{x}", "").split()]
+    vocab += [f"word{i}" for i in range(5000)]
+    user = "scale-user"
+    batch: list[Event] = []
+    for i in range(n):
+        text = " ".join(rnd.choice(vocab) for _ in range(rnd.randint(8, 20)))
+        batch.append(_event(f"m{i}", "user", text, 1_700_000_000.0 + i))
+        if len(batch) == 500:
+            await svc.add_events_to_memory(
+                app_name=APP, user_id=user, events=batch, session_id=f"s{i // 500}"
+            )
+            batch = []
+    if batch:
+        await svc.add_events_to_memory(app_name=APP, user_id=user, events=batch, session_id="last")
+    lat: list[float] = []
+    for _ in range(queries):
+        q = " ".join(rnd.choice(vocab) for _ in range(rnd.randint(2, 6)))
+        t = time.perf_counter()
+        await svc.search_memory(app_name=APP, user_id=user, query=q)
+        lat.append((time.perf_counter() - t) * 1000)
+    return {"p50": _pct(lat, 0.5), "p99": _pct(lat, 0.99), "mean": statistics.fmean(lat)}
+
+
+def table(rows: Iterable[dict[str, Any]]) -> str:
+    out = [
+        "| service | recall@1 | recall@5 | recall@10 | MRR | search p50 ms | search p99 ms | ingest s |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        out.append(
+            f"| {r['name']} | {r['r1']:.3f} | {r['r5']:.3f} | {r['r10']:.3f} | {r['mrr']:.3f} "
+            f"| {r['p50']:.2f} | {r['p99']:.2f} | {r['ingest']:.2f} |"
+        )
+    return "\n".join(out)
+
+
+async def _drop(client: Any, prefix: str) -> None:
+    # benchmark cleanup of its own unique prefix (never a request path)
+    batch: list[Any] = []
+    async for key in client.scan_iter(match=f"{prefix}:*", count=1000):
+        batch.append(key)
+        if len(batch) >= 1000:
+            await client.delete(*batch)
+            batch = []
+    if batch:
+        await client.delete(*batch)
+
+
+async def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--users", type=int, default=20)
+    ap.add_argument("--seed", type=int, default=7)
+    ap.add_argument("--locomo", metavar="PATH", help="LoCoMo JSON file (e.g. locomo10.json)")
+    ap.add_argument("--memories", type=int, default=0, help="also time search for one user with N memories")
+    ap.add_argument("--redis-url", default="redis://127.0.0.1:6379")
+    args = ap.parse_args()
+
+    corpus = locomo(args.locomo) if args.locomo else synthetic(args.users, args.seed)
+    print(
+        f"corpus: {len(corpus.sessions)} sessions, "
+        f"{sum(len(s.events) for s in corpus.sessions)} events, {len(corpus.cases)} questions\n"
+    )
+    prefix = f"bench{uuid.uuid4().hex[:8]}"
+    ours = RedisMemoryService(args.redis_url, key_prefix=prefix)
+    hybrid = RedisMemoryService(
+        client=ours.client, key_prefix=prefix + "h", embedder=HashingEmbedder(synonyms=SYNONYMS)
+    )
+    sqlite = SqliteMemoryService(":memory:", max_results=10)
+    try:
+        rows = [
+            await evaluate("ADK InMemoryMemoryService", InMemoryMemoryService(), corpus),
+            await evaluate("ADK SqliteMemoryService (FTS5)", sqlite, corpus),
+            await evaluate("RedisMemoryService (BM25)", ours, corpus),
+            await evaluate("RedisMemoryService (hybrid, test embedder)", hybrid, corpus),
+        ]
+        print(table(rows))
+        if args.memories:
+            print(f"\nsearch latency, one user with {args.memories} memories (ms):\n")
+            print("| service | p50 | p99 | mean |\n|---|---|---|---|")
+            for name, svc in [
+                ("RedisMemoryService (BM25)", ours),
+                ("ADK SqliteMemoryService (FTS5)", SqliteMemoryService(":memory:", max_results=10)),
+                ("ADK InMemoryMemoryService", InMemoryMemoryService()),
+            ]:
+                r = await scale(svc, args.memories, args.seed)
+                print(f"| {name} | {r['p50']:.2f} | {r['p99']:.2f} | {r['mean']:.2f} |")
+                if isinstance(svc, SqliteMemoryService):
+                    await svc.close()
+    finally:
+        await _drop(ours.client, prefix)
+        await _drop(ours.client, prefix + "h")
+        await sqlite.close()
+        await ours.close()
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
