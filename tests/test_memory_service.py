@@ -274,3 +274,41 @@ async def test_context_manager_closes_own_client(redis_url: str, prefix: str) ->
         await svc.add_session_to_memory(make_session(APP, "u", "s", ["ping pong"]))
         assert len((await svc.search_memory(app_name=APP, user_id="u", query="pong")).memories) == 1
         await svc.forget_user(APP, "u")
+
+
+async def test_lua_bm25_matches_python_reference(redis_client: Any, prefix: str) -> None:
+    import math
+    import random
+
+    from adk_redis.keys import KeySchema
+    from adk_redis.memory_search import SearchIndex
+    from adk_redis.tokenizer import document_terms
+
+    rnd = random.Random(3)
+    vocab = ["apple", "banana", "cherry", "date", "elder", "fig", "grape", "honeydew", "kiwi", "lemon"]
+    docs = {f"d{i}": " ".join(rnd.choice(vocab[: 3 + i % 8]) for _ in range(rnd.randint(1, 12))) for i in range(80)}
+    idx = SearchIndex(redis_client)
+    ik = KeySchema(prefix).user_memory_index("a", "u")
+    for d, body in docs.items():
+        await idx.put(ik, d, body, "{}", ttl_ms=60_000)
+    counts = {d: document_terms(t) for d, t in docs.items()}
+    n = len(docs)
+    avgdl = sum(sum(c.values()) for c in counts.values()) / n
+
+    def bm25(d: str, terms: list[str]) -> float:
+        c, dl, s = counts[d], sum(counts[d].values()), 0.0
+        for t in terms:
+            df = sum(1 for x in counts.values() if t in x)
+            if t in c:
+                idf = math.log(1 + (n - df + 0.5) / (df + 0.5))
+                s += idf * c[t] * 2.2 / (c[t] + 1.2 * (1 - 0.75 + 0.75 * dl / avgdl))
+        return s
+
+    for query in (["apple", "kiwi"], ["banana"], ["lemon", "grape", "apple"], ["honeydew", "cherry"]):
+        hits = await idx.search([(ik, "")], query, 10)
+        assert hits
+        for h in hits:
+            assert h.score == pytest.approx(bm25(h.doc_id, query), rel=1e-9)
+        assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
+        exact = sorted(((bm25(d, query), d) for d in docs), key=lambda x: (-x[0], x[1]))[:10]
+        assert hits[0].score == pytest.approx(exact[0][0])
