@@ -303,19 +303,23 @@ def validate_record(raw: str) -> dict[str, Any]:
     kind = record.get("type")
     _need_id(record, "app_name")
     if kind == "app_state":
-        _need_state(record, _SCOPED)
+        record["state"] = _need_state(record, _SCOPED)
     elif kind == "user_state":
         _need_id(record, "user_id")
-        _need_state(record, _SCOPED)
+        record["state"] = _need_state(record, _SCOPED)
     elif kind == "session":
         _need_id(record, "user_id")
         _need_id(record, "id")
-        _need_state(record, _SCOPED)
+        record["state"] = _need_state(record, _SCOPED)
         events = record.get("events", [])
         if not isinstance(events, list):
             raise ValueError("events must be a list")
         parsed: list[Event] = []
         for i, payload in enumerate(events):
+            required = ("id", "author", "timestamp")
+            missing = [f for f in required if not isinstance(payload, dict) or f not in payload]
+            if missing:
+                raise ValueError(f"event {i} lacks {', '.join(missing)}")
             try:
                 parsed.append(Event.model_validate(payload))
             except ValidationError as exc:
