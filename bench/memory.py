@@ -159,9 +159,9 @@ def synthetic(users: int, seed: int) -> Corpus:
         per_session = 2
         for s in range(len(facts) // per_session):
             events: list[Event] = []
-            turns = [("filler", None)] * 10
-            for f in facts[s * per_session : (s + 1) * per_session]:
-                turns.insert(rnd.randrange(len(turns) + 1), ("fact", f))
+            turns: list[tuple[str, tuple[str, str, list[str]] | None]] = [("filler", None)] * 10
+            for fact in facts[s * per_session : (s + 1) * per_session]:
+                turns.insert(rnd.randrange(len(turns) + 1), ("fact", fact))
             for i, (kind, f) in enumerate(turns):
                 eid = f"{user}-s{s}-e{i}"
                 ts = t0 + u * 10_000 + s * 100 + i
