@@ -47,9 +47,13 @@ def json_safe(state: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return _session_util.extract_json_safe_state_delta(state)
 
 
+# What json.dumps(value, ensure_ascii=False, separators=(",", ":")) builds on every call.
+_VALUE_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+
+
 def encode_value(value: Any) -> str:
     """Encode one (already JSON-safe) state value."""
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    return _VALUE_ENCODER.encode(value)
 
 
 def decode_value(payload: bytes | str, *, where: str) -> Any:
