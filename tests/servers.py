@@ -249,11 +249,7 @@ class SentinelProcess:
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
+            self.proc.kill()  # nothing to persist
+            self.proc.wait(5)
         self.proc = None
         shutil.rmtree(self.dir, ignore_errors=True)

@@ -71,8 +71,9 @@ def topology() -> Iterator[tuple[RedisServer, RedisServer, SentinelProcess]]:
     finally:
         if sentinel is not None:
             sentinel.stop()
-        replica.stop()
-        master.stop()
+        for server in (replica, master):
+            server.kill()  # no persistence to flush
+            server.stop()
 
 
 async def test_sentinel_failover(topology: tuple[RedisServer, RedisServer, SentinelProcess]) -> None:
