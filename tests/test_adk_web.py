@@ -42,9 +42,20 @@ def adk_server(command: str, redis_url: str, prefix: str, log: Path) -> Iterator
     env = {k: v for k, v in os.environ.items() if k not in ("GOOGLE_API_KEY", "REDIS_URL")}
     env.update({"ADK_REDIS_LOCAL_MODEL": "1", "REDIS_KEY_PREFIX": prefix, "PYTHONUNBUFFERED": "1"})
     cmd = [
-        str(ADK), command, "--host", "127.0.0.1", "--port", str(port), "--no-reload",
-        "--session_service_uri", redis_url, "--memory_service_uri", redis_url,
-        "--artifact_service_uri", "memory://", str(SAMPLES),
+        str(ADK),
+        command,
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--no-reload",
+        "--session_service_uri",
+        redis_url,
+        "--memory_service_uri",
+        redis_url,
+        "--artifact_service_uri",
+        "memory://",
+        str(SAMPLES),
     ]
     with open(log, "ab") as out:
         proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT)

@@ -198,8 +198,12 @@ async def test_memory_service_from_uri(redis_url: str, prefix: str, cleanup: Non
 def test_memory_factory_builds_every_supported_scheme(prefix: str) -> None:
     from adk_redis.memory_service import RedisMemoryService
 
-    for uri in ("redis://127.0.0.1:6390/0", "rediss://127.0.0.1:6390", "unix:///tmp/none.sock",
-                "redis+cluster://127.0.0.1:6391"):
+    for uri in (
+        "redis://127.0.0.1:6390/0",
+        "rediss://127.0.0.1:6390",
+        "unix:///tmp/none.sock",
+        "redis+cluster://127.0.0.1:6391",
+    ):
         assert isinstance(memory_factory(f"{uri}?key_prefix={prefix}", agents_dir="/tmp"), RedisMemoryService)
     if "redis+sentinel" not in SUPPORTED_SCHEMES:
         with pytest.raises(ConfigurationError, match="memory service"):

@@ -208,7 +208,11 @@ def _quickstart(env: dict[str, str], cwd: Path) -> tuple[str, int]:
     base = {k: v for k, v in os.environ.items() if k not in drop}
     proc = subprocess.run(
         [sys.executable, str(SAMPLES / "quickstart.py")],
-        env={**base, **env}, cwd=cwd, capture_output=True, text=True, timeout=60,
+        env={**base, **env},
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     found = re.search(r"sessions so far: (\d+)", proc.stdout)

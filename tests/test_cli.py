@@ -1,0 +1,343 @@
+"""adk-redis CLI: every command on fakeredis (injected client) and on the real server (--url, unique prefix).
+
+``doctor`` checks server configuration, so it runs on real servers only:
+the shared one and throw-away ones with chosen settings.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import fakeredis
+import pytest
+import redis
+from google.adk.events.event import Event
+from google.adk.events.event_actions import EventActions
+from google.genai import types
+
+from adk_redis import RedisSessionService
+from adk_redis.cli import main, redact
+from tests.servers import redis_server
+
+
+@dataclass
+class Cli:
+    """Runs ``adk-redis`` in-process against one backend and key prefix."""
+
+    kind: str
+    url: str
+    prefix: str
+    make_client: Callable[[], Any] | None
+    capsys: pytest.CaptureFixture[str]
+
+    def __call__(self, *argv: str, prefix: str | None = None) -> tuple[int, str, str]:
+        args = ["--prefix", prefix or self.prefix, *argv]
+        if self.make_client is None:
+            code = main(["--url", self.url, *args])
+        else:
+            code = main(args, client=self.make_client())
+        out, err = self.capsys.readouterr()
+        return code, out, err
+
+    def json(self, *argv: str, prefix: str | None = None) -> tuple[int, Any]:
+        code, out, _ = self("--json", *argv, prefix=prefix)
+        return code, json.loads(out)
+
+    def service(self, prefix: str | None = None) -> RedisSessionService:
+        p = prefix or self.prefix
+        if self.make_client is None:
+            return RedisSessionService(self.url, key_prefix=p)
+        return RedisSessionService(client=self.make_client(), key_prefix=p)
+
+    def run(self, coro_fn: Callable[[RedisSessionService], Any], prefix: str | None = None) -> Any:
+        async def go() -> Any:
+            svc = self.service(prefix)
+            try:
+                return await coro_fn(svc)
+            finally:
+                await svc.close()
+
+        return asyncio.run(go())
+
+
+def _drop(url: str, *prefixes: str) -> None:
+    with redis.Redis.from_url(url) as r:
+        for p in prefixes:
+            keys = list(r.scan_iter(match=f"{p}:*", count=1000))
+            if keys:
+                r.delete(*keys)
+
+
+@pytest.fixture(params=["fakeredis", "redis"])
+def cli(
+    request: pytest.FixtureRequest,
+    redis_url: str,
+    prefix: str,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> Iterator[Cli]:
+    monkeypatch.delenv("REDIS_URL", raising=False)
+    monkeypatch.delenv("REDIS_KEY_PREFIX", raising=False)
+    if request.param == "fakeredis":
+        server = fakeredis.FakeServer()
+        yield Cli(
+            "fakeredis", "redis://fake", prefix, lambda: fakeredis.FakeAsyncRedis(server=server), capsys
+        )
+        return
+    yield Cli("redis", redis_url, prefix, None, capsys)
+    _drop(redis_url, prefix, prefix + "-copy")
+
+
+def _event(author: str, text: str, delta: dict[str, Any] | None = None) -> Event:
+    return Event(
+        author=author,
+        invocation_id="inv",
+        content=types.Content(role="user" if author == "user" else "model", parts=[types.Part(text=text)]),
+        actions=EventActions(state_delta=delta or {}),
+    )
+
+
+async def _seed(svc: RedisSessionService) -> dict[str, str]:
+    """app1: ann (2 sessions, one with events + state), bob (1); app2: ann (1)."""
+    ids = {}
+    s = await svc.create_session(app_name="app1", user_id="ann", state={"topic": "tea", "app:mode": "demo"})
+    await svc.append_event(s, _event("user", "hello"))
+    await svc.append_event(s, _event("agent", "hi ann", {"user:visits": 1, "app:total": 1, "last": "hello"}))
+    ids["ann1"] = s.id
+    ids["ann2"] = (await svc.create_session(app_name="app1", user_id="ann", session_id="second")).id
+    ids["bob"] = (await svc.create_session(app_name="app1", user_id="bob")).id
+    ids["app2"] = (await svc.create_session(app_name="app2", user_id="ann")).id
+    return ids
+
+
+def test_stats(cli: Cli) -> None:
+    cli.run(_seed)
+    code, data = cli.json("stats")
+    assert code == 0
+    assert data["apps"] == {"app1": {"sessions": 3, "users": 2}, "app2": {"sessions": 1, "users": 1}}
+    assert data["prefix"] == cli.prefix and data["keys"] > 0
+    code, out, _ = cli("stats")
+    assert code == 0 and "app 'app1': 3 sessions, 2 users" in out
+    code, data = cli.json("stats", prefix=cli.prefix + "-copy")
+    assert code == 0 and data["apps"] == {} and data["keys"] == 0
+
+
+def test_stats_help_says_scan_is_admin_only() -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "adk_redis.cli", "stats", "--help"], capture_output=True, text=True, timeout=60
+    )
+    assert proc.returncode == 0
+    help_text = " ".join(proc.stdout.split())
+    assert "SCAN" in help_text and "never used on a request path" in help_text
+
+
+def test_sessions_list_show_delete(cli: Cli) -> None:
+    ids = cli.run(_seed)
+    code, rows = cli.json("sessions", "list", "--app", "app1")
+    assert code == 0 and sorted(r["user_id"] for r in rows) == ["ann", "ann", "bob"]
+    code, rows = cli.json("sessions", "list", "--app", "app1", "--user", "ann")
+    by_id = {r["id"]: r for r in rows}
+    assert set(by_id) == {ids["ann1"], "second"}
+    assert by_id[ids["ann1"]]["events"] == 2 and by_id[ids["ann1"]]["state_keys"] == 2
+    code, out, _ = cli("sessions", "list", "--app", "app1", "--user", "ann", "--json")  # option after command
+    assert code == 0 and len(json.loads(out)) == 2
+
+    code, shown = cli.json("sessions", "show", "--app", "app1", "--user", "ann", ids["ann1"])
+    assert code == 0 and shown["id"] == ids["ann1"] and len(shown["events"]) == 2
+    assert shown["state"]["user:visits"] == 1 and shown["state"]["topic"] == "tea"
+    code, out, _ = cli("sessions", "show", "--app", "app1", "--user", "ann", ids["ann1"])
+    assert code == 0 and "agent: hi ann" in out and "2 event(s)" in out
+    code, out, _ = cli("sessions", "show", "--app", "app1", "--user", "bob", ids["ann1"])
+    assert code == 1 and "not found" in out
+
+    code, result = cli.json("sessions", "delete", "--app", "app1", "--user", "ann", "second", "nope")
+    assert code == 1 and result == {"deleted": ["second"], "not_found": ["nope"]}
+    code, rows = cli.json("sessions", "list", "--app", "app1", "--user", "ann")
+    assert [r["id"] for r in rows] == [ids["ann1"]]
+    code, _, _ = cli("sessions", "delete", "--app", "app1", "--user", "ann", ids["ann1"])
+    assert code == 0
+
+
+def _lines(text: str) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in text.splitlines() if line.strip()]
+
+
+def test_export_import_round_trip_is_idempotent(cli: Cli, tmp_path: Path) -> None:
+    cli.run(_seed)
+    code, out, err = cli("export")
+    assert code == 0 and "exported 4 session(s)" in err  # the summary never mixes with the records
+    records = _lines(out)
+    assert sorted(r["type"] for r in records).count("session") == 4
+    code, out, _ = cli("export", "--app", "app2")
+    assert {r["app_name"] for r in _lines(out)} == {"app2"}
+    dump = tmp_path / "dump.jsonl"
+    code, out, _ = cli("export", "-o", str(dump))
+    assert code == 0 and "exported 4 session(s), 1 user state(s), 1 app state(s) from 2 app(s)" in out
+
+    copy = cli.prefix + "-copy"
+
+    # Live state in the target that the import must not overwrite.
+    async def live(svc: RedisSessionService) -> None:
+        s = await svc.create_session(app_name="app1", user_id="ann", state={"user:visits": 99})
+        await svc.delete_session(app_name="app1", user_id="ann", session_id=s.id)
+
+    cli.run(live, prefix=copy)
+    code, result = cli.json("import", "-i", str(dump), prefix=copy)
+    assert (
+        code == 0 and result["imported"] == 4 and result["skipped_existing"] == 0 and result["rejected"] == []
+    )
+    code, result = cli.json("import", "-i", str(dump), prefix=copy)
+    assert code == 0 and result["imported"] == 0 and result["skipped_existing"] == 4
+
+    def canonical(rows: list[dict[str, Any]]) -> set[str]:
+        for r in rows:  # a session without events gets the import time as its update time
+            if r["type"] == "session" and not r["events"]:
+                r.pop("last_update_time")
+        return {json.dumps(r, sort_keys=True) for r in rows}
+
+    code, out, _ = cli("export", prefix=copy)
+    changed = canonical(_lines(dump.read_text())) ^ canonical(_lines(out))
+    # Only ann's user state differs: the live value 99 was kept.
+    assert all(json.loads(r)["type"] == "user_state" for r in changed), sorted(changed)
+    user_state = next(r for r in _lines(out) if r["type"] == "user_state" and r["user_id"] == "ann")
+    assert user_state["state"] == {"visits": 99}
+
+    async def check(svc: RedisSessionService) -> None:
+        for r in records:
+            if r["type"] == "session" and r["events"]:
+                s = await svc.get_session(app_name=r["app_name"], user_id=r["user_id"], session_id=r["id"])
+                assert s is not None
+                assert [e.id for e in s.events] == [e["id"] for e in r["events"]]
+                assert s.state["last"] == "hello" and s.state["topic"] == "tea"
+                assert s.state["user:visits"] == 99 and s.state["app:total"] == 1
+
+    cli.run(check, prefix=copy)
+
+
+def test_import_reports_rejects(cli: Cli, tmp_path: Path) -> None:
+    good = {
+        "type": "session",
+        "v": 1,
+        "app_name": "a",
+        "user_id": "u",
+        "id": "s1",
+        "state": {"k": 1},
+        "events": [],
+    }
+    lines = [
+        "not json",
+        json.dumps({"type": "session", "app_name": "a", "user_id": "u", "id": "s2", "events": [{"bad": 1}]}),
+        json.dumps({"type": "mystery", "app_name": "a"}),
+        json.dumps({"type": "session", "app_name": "", "user_id": "u", "id": "s3"}),
+        json.dumps({"type": "session", "app_name": "a", "user_id": "u", "id": "s4", "state": {"user:x": 1}}),
+        json.dumps({"type": "session", "v": 9, "app_name": "a", "user_id": "u", "id": "s5"}),
+        "",
+        json.dumps(good),
+    ]
+    path = tmp_path / "in.jsonl"
+    path.write_text("\n".join(lines) + "\n")
+    code, result = cli.json("import", "--input", str(path))
+    assert code == 1
+    assert result["imported"] == 1
+    assert [r["line"] for r in result["rejected"]] == [1, 2, 3, 4, 5, 6]
+    reasons = " ".join(r["reason"] for r in result["rejected"])
+    for fragment in (
+        "not JSON",
+        "event 0 lacks",
+        "unknown record type",
+        "app_name must be",
+        "prefix",
+        "version",
+    ):
+        assert fragment in reasons
+    code, shown = cli.json("sessions", "show", "--app", "a", "--user", "u", "s1")
+    assert code == 0 and shown["state"] == {"k": 1}
+
+
+def test_usage_and_configuration_errors(cli: Cli) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main([])
+    assert exc.value.code == 2
+    with pytest.raises(SystemExit) as exc:
+        main(["sessions", "show", "--app", "a"])
+    assert exc.value.code == 2
+    code, _, err = cli("stats", prefix="bad prefix{}")
+    assert code == 2 and "REDIS_KEY_PREFIX" in err
+
+
+def test_unreachable_server_is_exit_2(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("REDIS_RETRY_ATTEMPTS", "0")
+    monkeypatch.setenv("REDIS_CONNECT_TIMEOUT", "0.5")
+    code = main(["--url", "redis://:secret@127.0.0.1:1/0", "--json", "doctor"])
+    out, err = capsys.readouterr()
+    assert code == 2 and "cannot reach Redis" in err and "secret" not in err + out
+    assert "error" in json.loads(out)
+
+
+# -- doctor (real servers) -------------------------------------------------------------
+def _doctor(url: str, capsys: pytest.CaptureFixture[str]) -> tuple[int, dict[str, Any]]:
+    code = main(["--url", url, "--json", "doctor"])
+    out, _ = capsys.readouterr()
+    data = json.loads(out)
+    return code, data
+
+
+def _status(data: dict[str, Any]) -> dict[str, str]:
+    return {c["check"]: c["status"] for c in data["checks"]}
+
+
+def test_doctor_on_the_shared_server(redis_url: str, capsys: pytest.CaptureFixture[str]) -> None:
+    code, data = _doctor(redis_url, capsys)
+    status = _status(data)
+    assert set(status) == {
+        "connectivity",
+        "auth",
+        "latency",
+        "server version",
+        "maxmemory-policy",
+        "persistence",
+    }
+    assert status["connectivity"] == "ok"
+    assert code == (0 if all(s == "ok" for s in status.values()) else 1)
+    assert data["ok"] is (code == 0)
+
+
+def test_doctor_warns_about_eviction_and_no_persistence(capsys: pytest.CaptureFixture[str]) -> None:
+    with redis_server(args=["--maxmemory-policy", "allkeys-lru", "--appendonly", "no"]) as srv:
+        code, data = _doctor(srv.url, capsys)
+        status = _status(data)
+        assert code == 1
+        assert status["maxmemory-policy"] == "warn" and status["persistence"] == "warn"
+        code = main(["--url", srv.url, "doctor"])
+        out, _ = capsys.readouterr()
+        assert code == 1 and "WARN  maxmemory-policy" in out and "2 problem(s) found" in out
+
+
+def test_doctor_passes_on_a_safe_server(capsys: pytest.CaptureFixture[str]) -> None:
+    with redis_server(args=["--maxmemory-policy", "volatile-lru", "--appendonly", "yes"]) as srv:
+        code, data = _doctor(srv.url, capsys)
+        assert _status(data)["persistence"] == "ok" and _status(data)["maxmemory-policy"] == "ok"
+        assert code == (0 if data["ok"] else 1)
+        assert all(s == "ok" for k, s in _status(data).items() if k != "latency")
+
+
+def test_doctor_auth(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("REDIS_PASSWORD", raising=False)
+    auth = {"password": "s3cret"}
+    with redis_server(args=["--requirepass", "s3cret", "--appendonly", "yes"], ping_kwargs=auth) as srv:
+        code = main(["--url", srv.url, "doctor"])
+        out, err = capsys.readouterr()
+        assert code == 2 and "authentication" in err.lower()
+        url = f"redis://:s3cret@127.0.0.1:{srv.port}"
+        code, data = _doctor(url, capsys)
+        assert _status(data)["auth"] == "ok" and data["url"] == redact(url) and "s3cret" not in data["url"]
+        assert [c["detail"] for c in data["checks"] if c["check"] == "auth"] == ["authenticated"]
