@@ -38,6 +38,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar, cast
 from urllib.parse import urlsplit, urlunsplit
 
+import redis.asyncio as aioredis
 from google.adk.errors._stale_session_error import StaleSessionError
 from google.adk.errors.already_exists_error import AlreadyExistsError
 from google.adk.events.event import Event
@@ -937,7 +938,12 @@ class RedisSessionStore(SessionStore):
         }
 
     async def _close_backend(self) -> None:
-        if self._owns_client:
+        if not self._owns_client:
+            return
+        if isinstance(self.client, aioredis.Redis):
+            # create_client passes an explicit pool, which Redis.aclose() leaves open by default
+            await self.client.aclose(close_connection_pool=True)
+        else:
             await self.client.aclose()
 
 

@@ -533,7 +533,7 @@ async def test_singleton_and_module_functions(
 def _run_sample(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     full = {**os.environ, **env}
     return subprocess.run(
-        [sys.executable, str(ROOT / "samples" / "research_workflow.py")],
+        [sys.executable, "-W", "always::ResourceWarning", str(ROOT / "samples" / "research_workflow.py")],
         env=full, capture_output=True, text=True, timeout=60, cwd=ROOT,
     )
 
@@ -544,6 +544,7 @@ async def test_research_workflow_sample_on_real_server(redis_url: str, prefix: s
     )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "Using redis store with 1 sessions"
+    assert "ResourceWarning" not in proc.stderr  # the pool was closed by shutdown_session_store
     service = RedisSessionService(client=real_client, key_prefix=prefix)
     session = await service.get_session(app_name=prefix, user_id="123", session_id="research_001")
     assert session is not None
@@ -561,6 +562,7 @@ def test_research_workflow_sample_in_memory_mode() -> None:
     proc = _run_sample({"REDIS_ENABLED": "false"})
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "Using memory store with 1 sessions"
+    assert "ResourceWarning" not in proc.stderr
 
 
 def test_corrupted_owner_free_paths_do_not_crash(redis_env: Env) -> None:
