@@ -27,7 +27,7 @@ import adk_redis
 from adk_redis import ConfigurationError, RedisSessionService
 from adk_redis.connection import SUPPORTED_SCHEMES
 from adk_redis.registry import SCHEMES, memory_factory, session_factory, split_uri
-from tests.servers import redis_cluster, redis_server
+from tests.servers import SentinelProcess, redis_cluster, redis_server
 
 
 async def _drop(client: Any, prefix: str) -> None:
@@ -155,15 +155,25 @@ def test_tls_uris_build_tls_clients() -> None:
     assert isinstance(cluster.client, RedisCluster)
 
 
-def test_sentinel_uri_is_registered() -> None:
-    """redis+sentinel:// reaches our factory; until connection.py supports it, construction says so."""
+async def test_sentinel_uri(prefix: str) -> None:
+    """redis+sentinel:// reaches our factory (a master plus one sentinel on loopback)."""
     registry = adk_redis.register(ServiceRegistry())
-    if "redis+sentinel" in SUPPORTED_SCHEMES:
-        service = registry.create_session_service("redis+sentinel://127.0.0.1:26379/mymaster")
-        assert isinstance(service, RedisSessionService)
-    else:
+    if "redis+sentinel" not in SUPPORTED_SCHEMES:
         with pytest.raises(ConfigurationError, match=r"redis\+sentinel:// is not supported"):
             registry.create_session_service("redis+sentinel://127.0.0.1:26379/mymaster")
+        return
+    with redis_server(args=["--appendonly", "no"]) as master:
+        sentinel = SentinelProcess(master.port, "adkmain").start()
+        try:
+            uri = f"redis+sentinel://127.0.0.1:{sentinel.port}/adkmain?key_prefix={prefix}"
+            service = registry.create_session_service(uri, agents_dir="/tmp")
+            assert isinstance(service, RedisSessionService)
+            try:
+                await _round_trip(service)
+            finally:
+                await service.close()
+        finally:
+            sentinel.stop()
 
 
 async def test_memory_service_from_uri(redis_url: str, prefix: str, cleanup: None) -> None:
@@ -205,6 +215,9 @@ def test_memory_factory_builds_every_supported_scheme(prefix: str) -> None:
         "redis+cluster://127.0.0.1:6391",
     ):
         assert isinstance(memory_factory(f"{uri}?key_prefix={prefix}", agents_dir="/tmp"), RedisMemoryService)
-    if "redis+sentinel" not in SUPPORTED_SCHEMES:
+    sentinel = "redis+sentinel://127.0.0.1:26379/mymaster"
+    if "redis+sentinel" in SUPPORTED_SCHEMES:
+        assert isinstance(memory_factory(sentinel), RedisMemoryService)  # connects lazily
+    else:
         with pytest.raises(ConfigurationError, match="memory service"):
-            memory_factory("redis+sentinel://127.0.0.1:26379/mymaster")
+            memory_factory(sentinel)
