@@ -12,14 +12,22 @@ app-wide data.  One session's keys therefore always share a hash slot.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
+from functools import lru_cache
 
 MAX_ID_LENGTH = 4096
 _UNSAFE = frozenset("%:{}*?[]\\\"'")
 
 
+_NEEDS_ESCAPE = re.compile(r"[%:{}*?\[\]\\\"'\s]|[^\x21-\x7e]|^$")
+
+
+@lru_cache(maxsize=8192)
 def escape(component: str) -> str:
     """Escape one user-controlled key component (injective, readable)."""
+    if type(component) is str and len(component) <= MAX_ID_LENGTH and not _NEEDS_ESCAPE.search(component):
+        return component  # fast path: plain printable ASCII
     if not isinstance(component, str):
         raise TypeError(f"key components must be str, got {type(component).__name__}")
     if len(component) > MAX_ID_LENGTH:

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import fakeredis
+import hypothesis.strategies as st
 import pytest
 from google.adk.errors._stale_session_error import StaleSessionError
 from google.adk.events.event import Event
@@ -16,6 +17,7 @@ from google.adk.events.event_actions import EventActions, EventCompaction
 from google.adk.sessions.base_session_service import GetSessionConfig
 from google.adk.sessions.database_session_service import DatabaseSessionService
 from google.genai import types
+from hypothesis import given, settings
 
 from adk_redis import ConfigurationError, CorruptedDataError, RedisSessionService, RedisSettings
 from adk_redis.keys import KeySchema, escape, unescape
@@ -326,3 +328,14 @@ async def test_lost_reply_retry_is_applied_once(redis_session_service: RedisSess
     await svc.append_event(before, text_event("next"))  # and it can continue
     got = await svc.get_session(app_name="app", user_id="u", session_id=s.id)
     assert got is not None and len(got.events) == 2
+
+
+@given(st.text(max_size=40), st.text(max_size=40))
+@settings(max_examples=300)
+def test_escape_is_injective_and_safe(a: str, b: str) -> None:
+    ea, eb = escape(a), escape(b)
+    assert unescape(ea) == a
+    assert (ea == eb) == (a == b)
+    assert not set(ea) & set(":{}*?[]\\ \n\t")
+    # joined components can be split back unambiguously
+    assert [unescape(x) for x in f"{ea}:{eb}".split(":")] == [a, b]
