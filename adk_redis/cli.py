@@ -463,7 +463,14 @@ async def cmd_doctor(svc: RedisSessionService, args: argparse.Namespace, url: st
 
     memory = await _info(svc.client, "memory")
     policy = str(memory.get("maxmemory_policy", "unknown"))
-    if policy == "noeviction" or policy.startswith("volatile-"):
+    ttl = svc.settings.session_ttl_hours
+    if policy.startswith("volatile-") and ttl:
+        check(
+            "maxmemory-policy",
+            "warn",
+            f"{policy} can evict sessions early: SESSION_TTL_HOURS={ttl:g} gives them a TTL",
+        )
+    elif policy == "noeviction" or policy.startswith("volatile-"):
         detail = f"{policy}: sessions without a TTL are never evicted"
         check("maxmemory-policy", "ok", detail)
     else:

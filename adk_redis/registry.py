@@ -83,10 +83,7 @@ def session_factory(uri: str, **kwargs: Any) -> BaseSessionService:
 
 def memory_factory(uri: str, **kwargs: Any) -> BaseMemoryService:
     """ADK service-registry factory building a ``RedisMemoryService``."""
-    try:
-        from .memory_service import RedisMemoryService  # type: ignore[import-not-found,unused-ignore]
-    except ImportError as exc:  # pragma: no cover - only while the module is missing
-        raise ConfigurationError(f"adk_redis.memory_service is not available: {exc}") from exc
+    from .memory_service import RedisMemoryService
 
     _check_scheme(uri, "memory")
     clean, params = split_uri(uri)

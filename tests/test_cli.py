@@ -322,12 +322,24 @@ def test_doctor_warns_about_eviction_and_no_persistence(capsys: pytest.CaptureFi
         assert code == 1 and "WARN  maxmemory-policy" in out and "2 problem(s) found" in out
 
 
-def test_doctor_passes_on_a_safe_server(capsys: pytest.CaptureFixture[str]) -> None:
+def test_doctor_passes_on_a_safe_server(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("SESSION_TTL_HOURS", raising=False)
     with redis_server(args=["--maxmemory-policy", "volatile-lru", "--appendonly", "yes"]) as srv:
         code, data = _doctor(srv.url, capsys)
         assert _status(data)["persistence"] == "ok" and _status(data)["maxmemory-policy"] == "ok"
         assert code == (0 if data["ok"] else 1)
         assert all(s == "ok" for k, s in _status(data).items() if k != "latency")
+
+
+def test_doctor_volatile_policy_with_session_ttl(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SESSION_TTL_HOURS", "24")
+    with redis_server(args=["--maxmemory-policy", "volatile-lru", "--appendonly", "yes"]) as srv:
+        code, data = _doctor(srv.url, capsys)
+        assert code == 1 and _status(data)["maxmemory-policy"] == "warn"
 
 
 def test_doctor_auth(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
