@@ -24,7 +24,7 @@ from google.genai import types
 
 from adk_redis import RedisSessionService
 from adk_redis.cli import main, redact
-from tests.servers import redis_server
+from tests.servers import redis_cluster, redis_server
 
 
 @dataclass
@@ -353,3 +353,22 @@ def test_doctor_auth(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.Mon
         code, data = _doctor(url, capsys)
         assert _status(data)["auth"] == "ok" and data["url"] == redact(url) and "s3cret" not in data["url"]
         assert [c["detail"] for c in data["checks"] if c["check"] == "auth"] == ["authenticated"]
+
+
+def test_cli_on_a_cluster(prefix: str, capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    """SCAN-based commands visit every master; import/export work across slots."""
+    with redis_cluster(3) as nodes:
+        url = f"redis+cluster://127.0.0.1:{nodes[0].port}"
+        cli = Cli("cluster", url, prefix, None, capsys)
+        cli.run(_seed)
+        code, data = cli.json("stats")
+        assert code == 0
+        assert data["apps"] == {"app1": {"sessions": 3, "users": 2}, "app2": {"sessions": 1, "users": 1}}
+        dump = tmp_path / "dump.jsonl"
+        assert cli("export", "-o", str(dump))[0] == 0
+        code, result = cli.json("import", "-i", str(dump), prefix=prefix + "-copy")
+        assert code == 0 and result["imported"] == 4
+        code, rows = cli.json("sessions", "list", "--app", "app1", prefix=prefix + "-copy")
+        assert code == 0 and len(rows) == 3
+        code, data = cli.json("doctor")
+        assert {c["check"] for c in data["checks"]} >= {"connectivity", "persistence"}
