@@ -692,7 +692,11 @@ class SessionStore:
         return await self._acall(self._add(session_id, message))
 
     def get_session(self, session_id: str, user_id: str | int | None = None) -> dict[str, Any] | None:
-        """The session with its messages, or ``None`` (also for another user's session: counted)."""
+        """The session with its messages, or ``None``.
+
+        Another user's session also gives ``None`` and counts as a failed
+        attempt; without ``user_id`` there is no ownership check (trusted callers).
+        """
         return self._call(self._get(session_id, user_id))
 
     async def get_session_async(
