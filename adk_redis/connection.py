@@ -153,7 +153,7 @@ def create_client(settings: RedisSettings, uri: str | None = None) -> Any:
         **common,
     )
     pool.connection_class = _fast_packing(pool.connection_class)
-    return aioredis.Redis(connection_pool=pool)
+    return aioredis.Redis.from_pool(pool)  # the client owns (and closes) its pool
 
 
 def is_cluster(client: Any) -> bool:

@@ -286,7 +286,10 @@ async def test_lua_bm25_matches_python_reference(redis_client: Any, prefix: str)
 
     rnd = random.Random(3)
     vocab = ["apple", "banana", "cherry", "date", "elder", "fig", "grape", "honeydew", "kiwi", "lemon"]
-    docs = {f"d{i}": " ".join(rnd.choice(vocab[: 3 + i % 8]) for _ in range(rnd.randint(1, 12))) for i in range(80)}
+    docs = {
+        f"d{i}": " ".join(rnd.choice(vocab[: 3 + i % 8]) for _ in range(rnd.randint(1, 12)))
+        for i in range(80)
+    }
     idx = SearchIndex(redis_client)
     ik = KeySchema(prefix).user_memory_index("a", "u")
     for d, body in docs.items():

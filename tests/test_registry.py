@@ -149,7 +149,9 @@ def test_tls_uris_build_tls_clients() -> None:
     """No TLS server here: check the clients are configured for TLS (no connection is made)."""
     plain = session_factory("rediss://127.0.0.1:6390/0")
     assert isinstance(plain, RedisSessionService)
-    assert plain.client.connection_pool.connection_class.__name__ == "SSLConnection"
+    from redis.asyncio.connection import SSLConnection
+
+    assert issubclass(plain.client.connection_pool.connection_class, SSLConnection)
     cluster = session_factory("rediss+cluster://127.0.0.1:6391")
     assert isinstance(cluster, RedisSessionService)
     assert isinstance(cluster.client, RedisCluster)
