@@ -423,6 +423,45 @@ async def cmd_import(svc: RedisSessionService, args: argparse.Namespace) -> Resu
     return Result(data, lines, EXIT_PROBLEM if rejected else EXIT_OK)
 
 
+# -- cleanup / bench -------------------------------------------------------------------
+async def cmd_cleanup(svc: RedisSessionService, args: argparse.Namespace) -> Result:
+    from .maintenance import cleanup
+    from .memory_service import RedisMemoryService
+
+    mem = RedisMemoryService(client=svc.client, settings=svc.settings)
+    report = await cleanup(svc, mem, dry_run=args.dry_run)
+    verb = "would remove" if args.dry_run else "removed"
+    lines = [
+        f"{verb} {report.user_index_entries} user-index and {report.app_index_entries} app-index "
+        f"entries of expired/deleted sessions",
+        f"{verb} {report.memory_entries} expired memory entries and {report.history_entries} "
+        f"expired session-history entries ({report.indexes_scanned} indexes scanned)",
+    ]
+    if args.verbose:
+        lines += report.details
+    return Result(report.as_dict(), lines)
+
+
+async def cmd_bench(svc: RedisSessionService, args: argparse.Namespace) -> Result:
+    from .quickbench import quick_bench
+
+    data = await quick_bench(svc, iterations=args.iterations)
+    lines = [
+        f"{'operation':28} {'p50 us':>9} {'p99 us':>9}",
+        *(
+            f"{name:28} {data[key]['p50_us']:9.1f} {data[key]['p99_us']:9.1f}"
+            for key, name in (
+                ("round_trip", "bare round trip (EVALSHA)"),
+                ("append_event", "append_event"),
+                ("get_session_recent10", "get_session (10 recent)"),
+            )
+        ),
+        f"append_event p50 = {data['append_vs_round_trip']}x round trip, "
+        f"get_session p50 = {data['get_vs_round_trip']}x round trip ({args.iterations} iterations)",
+    ]
+    return Result(data, lines)
+
+
 # -- doctor ------------------------------------------------------------------------
 async def cmd_doctor(svc: RedisSessionService, args: argparse.Namespace, url: str) -> Result:
     checks: list[dict[str, str]] = []
@@ -565,6 +604,27 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("-i", "--input", help="read this file instead of stdin")
     p.add_argument("--app", help="import only this app's records")
+    p = sub.add_parser(
+        "cleanup",
+        parents=[common],
+        help="prune index entries of expired/deleted sessions and expired memory entries",
+        description="Removes user/app session-index entries whose session expired or was deleted, "
+        "expired memory documents (RedisMemoryService.cleanup) and expired session-history entries. "
+        "Indexes are found with SCAN over the key prefix: fine for an admin tool, never used on a "
+        "request path. Safe to run at any time (e.g. from cron).",
+    )
+    p.add_argument("--dry-run", action="store_true", help="only count what would be removed")
+    p.add_argument("-v", "--verbose", action="store_true", help="list every dropped index entry")
+    p = sub.add_parser(
+        "bench",
+        parents=[common],
+        help="quick latency check: append/get p50 vs the bare round trip",
+        description="Appends events to and reads a throw-away session (deleted afterwards) and "
+        "prints p50/p99 of append_event and get_session(num_recent_events=10) next to the bare "
+        "round trip (EVALSHA of 'return 1'), measured interleaved. bench/sessions.py is the full "
+        "benchmark.",
+    )
+    p.add_argument("-n", "--iterations", type=int, default=200, help="timed iterations (default 200)")
     sub.add_parser(
         "doctor",
         parents=[common],
@@ -592,6 +652,10 @@ async def _run(args: argparse.Namespace, client: Any = None) -> Result:
             return await cmd_export(svc, args)
         if args.command == "import":
             return await cmd_import(svc, args)
+        if args.command == "cleanup":
+            return await cmd_cleanup(svc, args)
+        if args.command == "bench":
+            return await cmd_bench(svc, args)
         return await cmd_doctor(svc, args, url)
     except (RedisConnectionError, RedisTimeoutError, OSError, ResponseError) as exc:
         message = str(exc)
