@@ -124,6 +124,10 @@ class KeySchema:
         """Glob matching every key of this prefix (admin tools only, never a request path)."""
         return f"{self.prefix}:*"
 
+    def migration(self, name: str) -> str:
+        """HASH: progress of one ``adk-redis migrate`` run (SCAN cursor, counters, done flag)."""
+        return f"{self.prefix}:migrate:{escape(name)}"
+
     # -- facade / security (adk_redis.facade) ----------------------------------
     def session_owner(self, app_name: str, session_id: str) -> str:
         """STRING: user id owning a facade session (lookup by session id alone)."""
