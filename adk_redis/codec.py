@@ -3,18 +3,33 @@
 Events are stored as ``"1:" + <Event JSON>`` (pydantic, lossless: bytes travel
 as base64).  State values are stored one JSON document per key, coerced to
 JSON-safe values exactly like ADK's DatabaseSessionService does.
+
+With compression or encryption configured (:class:`PayloadCodec`) a payload may
+instead be the envelope ``"2:<flags>:<kid>:" + base64url(body)`` where flags is
+``z`` (zlib), ``e`` (AES-GCM, key id ``kid``, see :mod:`adk_redis.crypto`) or
+``ze``.  Readers accept every format (a plain JSON value never starts with
+``2:``), so old and new records mix freely.  State *field names* (the state keys)
+are never encrypted: only values are.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
-from typing import Any
+import zlib
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 from google.adk.events.event import Event
 from google.adk.sessions import _session_util
 from pydantic import ValidationError
 
 from .errors import CorruptedDataError
+
+if TYPE_CHECKING:
+    from .config import RedisSettings
+    from .crypto import Keyring
 
 FORMAT_VERSION = 1
 _EVENT_TAG = f"{FORMAT_VERSION}:"
@@ -32,7 +47,10 @@ def encode_event(event: Event) -> str:
 
 def decode_event(payload: bytes | str, *, where: str) -> Event:
     """Deserialize a stored event; raise CorruptedDataError naming ``where``."""
-    raw = text(payload)
+    try:
+        raw = text(payload)
+    except UnicodeDecodeError:
+        raise CorruptedDataError(f"{where}: stored event is not text") from None
     version, sep, body = raw.partition(":")
     if not sep or version != str(FORMAT_VERSION):
         raise CorruptedDataError(f"{where}: unknown event format {version[:16]!r}")
@@ -77,3 +95,150 @@ def decode_hash(pairs: dict[Any, Any] | list[Any], *, where: str) -> dict[str, A
     """Decode a HGETALL reply (dict, or flat list from Lua) of JSON values."""
     items = pairs.items() if isinstance(pairs, dict) else zip(pairs[::2], pairs[1::2])
     return {text(k): decode_value(v, where=where) for k, v in items}
+
+
+ENVELOPE_VERSION = 2
+_ENVELOPE = f"{ENVELOPE_VERSION}:"
+_EVENT_AAD = b"event|"
+_VALUE_AAD = b"value|"
+
+
+class PayloadCodec:
+    """Event and state-value codec with optional compression and encryption.
+
+    Without a keyring and without ``compress_min_bytes`` it writes exactly the
+    plain formats above.  It always reads every format, but an encrypted
+    record needs its key id in the keyring.
+
+    Args:
+      keyring: AES-GCM keys (``None``: write plaintext; encrypted records cannot be read).
+      compress_min_bytes: zlib-compress payloads whose JSON is at least this
+        many bytes (kept only when smaller); ``None`` disables compression.
+    """
+
+    def __init__(self, keyring: Keyring | None = None, compress_min_bytes: int | None = None) -> None:
+        self.keyring = keyring
+        self.compress_min_bytes = compress_min_bytes
+        self.plain = keyring is None and compress_min_bytes is None
+
+    @classmethod
+    def from_settings(cls, settings: RedisSettings) -> PayloadCodec:
+        """The codec ``REDIS_ENCRYPTION_KEYS`` / ``REDIS_COMPRESS_MIN_BYTES`` ask for."""
+        keyring = None
+        if settings.redis_encryption_keys is not None:
+            from .crypto import Keyring, parse_keyring
+
+            keyring = Keyring(parse_keyring(settings.redis_encryption_keys.get_secret_value()))
+        return cls(keyring, settings.redis_compress_min_bytes)
+
+    # -- envelope ----------------------------------------------------------------
+    def _seal(self, data: bytes, kind: bytes) -> str | None:
+        flags, kid = "", ""
+        limit = self.compress_min_bytes
+        if limit is not None and len(data) >= limit:
+            packed = zlib.compress(data, 6)
+            if len(packed) < len(data):
+                data, flags = packed, "z"
+        if self.keyring is not None:
+            flags, kid = flags + "e", self.keyring.current
+        if not flags:
+            return None  # caller stores the plain format
+        header = f"{_ENVELOPE}{flags}:{kid}:"
+        if self.keyring is not None:
+            # The header is authenticated (AAD) with the record kind: flags and key id cannot be
+            # altered and an event cannot be passed off as a state value.
+            data = self.keyring.encrypt(data, kind + header.encode())
+        return header + base64.urlsafe_b64encode(data).decode("ascii")
+
+    def _open(self, raw: str, kind: bytes, where: str) -> bytes:
+        parts = raw.split(":", 3)
+        if len(parts) != 4 or parts[1] not in ("z", "e", "ze"):
+            raise CorruptedDataError(f"{where}: malformed envelope header {raw[:24]!r}")
+        _, flags, kid, body = parts
+        try:
+            data = base64.b64decode(body.encode("ascii"), altchars=b"-_", validate=True)
+        except (binascii.Error, ValueError):
+            raise CorruptedDataError(f"{where}: envelope body is not base64") from None
+        if "e" in flags:
+            if self.keyring is None:
+                raise CorruptedDataError(
+                    f"{where}: stored record is encrypted (key id {kid[:32]!r}) but REDIS_ENCRYPTION_KEYS "
+                    "is not configured"
+                )
+            header = f"{_ENVELOPE}{flags}:{kid}:"
+            data = self.keyring.decrypt(kid, data, kind + header.encode(), where=where)
+        if "z" in flags:
+            try:
+                data = zlib.decompress(data)
+            except zlib.error:
+                raise CorruptedDataError(f"{where}: compressed record is corrupt") from None
+        return data
+
+    # -- events ----------------------------------------------------------------------
+    def encode_event(self, event: Event) -> str:
+        """Serialize an event for storage (deterministic: equal events give equal payloads)."""
+        body = event.model_dump_json(exclude_none=True)
+        if self.plain:
+            return _EVENT_TAG + body
+        sealed = self._seal(body.encode("utf-8"), _EVENT_AAD)
+        return _EVENT_TAG + body if sealed is None else sealed
+
+    def decode_event(self, payload: bytes | str, *, where: str) -> Event:
+        """Deserialize a stored event of any format; CorruptedDataError naming ``where``."""
+        if not _is_envelope(payload):
+            return decode_event(payload, where=where)
+        try:
+            raw = text(payload)
+        except UnicodeDecodeError:
+            raise CorruptedDataError(f"{where}: stored event is not text") from None
+        body = self._open(raw, _EVENT_AAD, where)
+        try:
+            return Event.model_validate_json(body)
+        except ValidationError as exc:
+            raise CorruptedDataError(
+                f"{where}: stored event is not valid ({exc.error_count()} errors)"
+            ) from None
+
+    # -- state values --------------------------------------------------------------------
+    def encode_value(self, value: Any) -> str:
+        """Encode one (already JSON-safe) state value."""
+        body = _VALUE_ENCODER.encode(value)
+        if self.plain:
+            return body
+        sealed = self._seal(body.encode("utf-8"), _VALUE_AAD)
+        return body if sealed is None else sealed
+
+    def decode_value(self, payload: bytes | str, *, where: str) -> Any:
+        """Decode one stored state value of any format."""
+        if not _is_envelope(payload):
+            return decode_value(payload, where=where)
+        try:
+            raw = text(payload)
+        except UnicodeDecodeError:
+            raise CorruptedDataError(f"{where}: stored state value is not text") from None
+        return decode_value(self._open(raw, _VALUE_AAD, where), where=where)
+
+    def flatten(self, mapping: dict[str, Any], field_prefix: str = "") -> list[str]:
+        """``{k: v}`` -> ``[prefix+k, encoded(v), ...]`` (field names stay plaintext)."""
+        if self.plain:
+            return flatten(mapping, field_prefix)
+        out: list[str] = []
+        for key, value in mapping.items():
+            out.append(field_prefix + key)
+            out.append(self.encode_value(value))
+        return out
+
+    def decode_hash(self, pairs: dict[Any, Any] | Sequence[Any], *, where: str) -> dict[str, Any]:
+        """Decode a HGETALL reply (dict, or flat list from Lua) of encoded values."""
+        items = pairs.items() if isinstance(pairs, dict) else zip(pairs[::2], pairs[1::2])
+        return {text(k): self.decode_value(v, where=where) for k, v in items}
+
+
+def _is_envelope(payload: bytes | str) -> bool:
+    if isinstance(payload, bytes):
+        return payload[:2] == b"2:"
+    return isinstance(payload, str) and payload[:2] == "2:"
+
+
+#: The plain codec (no compression, no encryption).
+PLAIN = PayloadCodec()

@@ -5,10 +5,13 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 _PREFIX_RE = re.compile(r"^[A-Za-z0-9_.\-:]{1,64}$")
+
+
+_SECRET_FIELDS = frozenset({"REDIS_ENCRYPTION_KEYS", "REDIS_PASSWORD"})
 
 
 class ConfigurationError(ValueError):
@@ -38,6 +41,10 @@ class RedisSettings(BaseSettings):
     memory_ttl_hours: float = Field(default=72, gt=0)
     knowledge_ttl_hours: float = Field(default=168, gt=0)
     history_ttl_hours: float = Field(default=720, gt=0)
+    # "kid1:<base64 key>,kid0:<base64 old key>": the first encrypts, all decrypt (adk_redis.crypto).
+    redis_encryption_keys: SecretStr | None = None
+    # zlib-compress event / state payloads of at least this many bytes (None/0: never).
+    redis_compress_min_bytes: int | None = Field(default=None, ge=1)
 
     @field_validator("redis_key_prefix")
     @classmethod
@@ -49,7 +56,17 @@ class RedisSettings(BaseSettings):
             )
         return value
 
-    @field_validator("session_ttl_hours", mode="before")
+    @field_validator("redis_encryption_keys")
+    @classmethod
+    def _check_keys(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None or not value.get_secret_value().strip():
+            return None
+        from .crypto import parse_keyring
+
+        parse_keyring(value.get_secret_value())  # KeyringError messages never contain key material
+        return value
+
+    @field_validator("session_ttl_hours", "redis_compress_min_bytes", mode="before")
     @classmethod
     def _empty_is_none(cls, value: Any) -> Any:
         if isinstance(value, str) and value.strip().lower() in ("", "none", "0"):
@@ -70,5 +87,6 @@ def load_settings(**overrides: Any) -> RedisSettings:
         parts = []
         for err in exc.errors():
             name = ".".join(str(p) for p in err["loc"]).upper() or "settings"
-            parts.append(f"{name}: {err['msg']} (got {err.get('input')!r})")
+            got = "<redacted>" if name in _SECRET_FIELDS else repr(err.get("input"))
+            parts.append(f"{name}: {err['msg']} (got {got})")
         raise ConfigurationError("Invalid adk_redis configuration: " + "; ".join(parts)) from None

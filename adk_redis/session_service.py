@@ -84,6 +84,7 @@ class RedisSessionService(BaseSessionService):
             settings = load_settings(**overrides)
         self.settings = settings
         self.keys = KeySchema(settings.redis_key_prefix)
+        self.codec = codec.PayloadCodec.from_settings(settings)
         self._owns_client = client is None
         self.client: Any = client if client is not None else create_client(settings, uri)
         self._cluster = is_cluster(self.client)
@@ -121,7 +122,7 @@ class RedisSessionService(BaseSessionService):
         except (KeyError, ValueError, TypeError):
             raise CorruptedDataError(f"{where}: session metadata is incomplete") from None
         state = {
-            k[len(_STATE_FIELD) :]: codec.decode_value(v, where=where)
+            k[len(_STATE_FIELD) :]: self.codec.decode_value(v, where=where)
             for k, v in meta.items()
             if k.startswith(_STATE_FIELD)
         }
@@ -162,7 +163,7 @@ class RedisSessionService(BaseSessionService):
         keys = [sk.meta, self.keys.user_state(app_name, user_id), self.keys.user_index(app_name, user_id)]
         if not self._cluster:
             keys += self._app_keys(app_name)
-        app_pairs = codec.flatten(deltas["app"])
+        app_pairs = self.codec.flatten(deltas["app"])
         args = [
             now,
             self._ttl,
@@ -171,8 +172,8 @@ class RedisSessionService(BaseSessionService):
             len(deltas["session"]),
             len(deltas["user"]),
             len(deltas["app"]),
-            *codec.flatten(deltas["session"], _STATE_FIELD),
-            *codec.flatten(deltas["user"]),
+            *self.codec.flatten(deltas["session"], _STATE_FIELD),
+            *self.codec.flatten(deltas["user"]),
             *app_pairs,
         ]
         res = await self._create(keys=keys, args=args)
@@ -181,16 +182,16 @@ class RedisSessionService(BaseSessionService):
         where = f"session {session_id!r}"
         if self._cluster:
             await self._touch_app(app_name, now, member, app_pairs)
-            app_state = codec.decode_hash(
+            app_state = self.codec.decode_hash(
                 await self.client.hgetall(self.keys.app_state(app_name)), where=where
             )
         else:
-            app_state = codec.decode_hash(res[2], where=where)
+            app_state = self.codec.decode_hash(res[2], where=where)
         session = Session(
             id=session_id,
             app_name=app_name,
             user_id=user_id,
-            state=_merge(app_state, codec.decode_hash(res[1], where=where), deltas["session"]),
+            state=_merge(app_state, self.codec.decode_hash(res[1], where=where), deltas["session"]),
             last_update_time=float(now),
         )
         session._storage_update_marker = "0"
@@ -226,14 +227,14 @@ class RedisSessionService(BaseSessionService):
         for payload in res[1]:
             if payload is None:
                 raise CorruptedDataError(f"{where}: an event record is missing")
-            events.append(codec.decode_event(payload, where=where))
+            events.append(self.codec.decode_event(payload, where=where))
         return self._build_session(
             app_name=app_name,
             user_id=user_id,
             session_id=session_id,
             meta=self._pairs_to_dict(res[0]),
-            app_state=codec.decode_hash(app_raw, where=where),
-            user_state=codec.decode_hash(res[2], where=where),
+            app_state=self.codec.decode_hash(app_raw, where=where),
+            user_state=self.codec.decode_hash(res[2], where=where),
             events=events,
             where=where,
         )
@@ -256,11 +257,11 @@ class RedisSessionService(BaseSessionService):
         for u, s in pairs:
             pipe.hgetall(self.keys.session(app_name, u, s).meta)
         replies = await pipe.execute()
-        app_state = codec.decode_hash(replies[0], where=f"app {app_name!r}")
+        app_state = self.codec.decode_hash(replies[0], where=f"app {app_name!r}")
         user_states: dict[str, dict[str, Any]] = {}
         for u, reply in zip(users, replies[1 : 1 + len(users)]):
             try:
-                user_states[u] = codec.decode_hash(reply, where=f"user {u!r}")
+                user_states[u] = self.codec.decode_hash(reply, where=f"user {u!r}")
             except CorruptedDataError as exc:
                 logger.warning("Skipping corrupted user state in listing: %s", exc)
                 user_states[u] = {}
@@ -317,7 +318,7 @@ class RedisSessionService(BaseSessionService):
     @override
     async def get_user_state(self, *, app_name: str, user_id: str) -> dict[str, Any]:
         reply = await self.client.hgetall(self.keys.user_state(app_name, user_id))
-        return codec.decode_hash(reply, where=f"user state of {user_id!r}")
+        return self.codec.decode_hash(reply, where=f"user state of {user_id!r}")
 
     @override
     async def append_event(self, session: Session, event: Event) -> Event:
@@ -345,13 +346,15 @@ class RedisSessionService(BaseSessionService):
         marker = session._storage_update_marker or ""
         ts = repr(event.timestamp)
         member = self.keys.app_index_member(user_id, session.id)
-        app_pairs = codec.flatten(deltas["app"])
+        app_pairs = self.codec.flatten(deltas["app"])
         args = [
             marker,
             repr(session.last_update_time),
             session.events[-1].id if session.events else "",
             event.id,
-            codec.encode_event(event),
+            # Deterministic even when encrypted (derived nonce, see adk_redis.crypto): the script
+            # recognises a re-delivery by comparing this payload with the stored one.
+            self.codec.encode_event(event),
             ts,
             self._ttl,
             self.keys.session_member(session.id),
@@ -359,8 +362,8 @@ class RedisSessionService(BaseSessionService):
             len(deltas["session"]),
             len(deltas["user"]),
             len(deltas["app"]),
-            *codec.flatten(deltas["session"], _STATE_FIELD),
-            *codec.flatten(deltas["user"]),
+            *self.codec.flatten(deltas["session"], _STATE_FIELD),
+            *self.codec.flatten(deltas["user"]),
             *app_pairs,
         ]
         res = await self._append(keys=keys, args=args)
