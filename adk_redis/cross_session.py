@@ -17,6 +17,7 @@ from typing import Any
 
 from .codec import text
 from .config import RedisSettings
+from .embeddings import Embedder, pack
 from .errors import CorruptedDataError
 from .keys import KeySchema, escape, unescape
 from .memory_search import SearchIndex, now_ms
@@ -107,7 +108,8 @@ def _check_data(data: Any, what: str) -> dict[str, Any]:
 class CrossSessionMemory:
     """Persistent memory across sessions for one app (see module docstring).
 
-    User and agent ids may be ``int`` (they are converted with ``str()``).
+    User and agent ids may be ``int`` (they are converted with ``str()``).  With an
+    ``embedder``, user context and knowledge documents also get vectors (hybrid search).
     """
 
     def __init__(
@@ -118,8 +120,10 @@ class CrossSessionMemory:
         app_name: str = "default",
         *,
         index: SearchIndex | None = None,
+        embedder: Embedder | None = None,
     ) -> None:
         self.client = client
+        self.embedder = embedder  # optional: context/knowledge vectors for hybrid search
         self.keys = keys
         self.settings = settings
         self.app_name = app_name
@@ -143,6 +147,11 @@ class CrossSessionMemory:
 
     async def _live_members(self, zset: str) -> list[str]:
         return [text(m) for m in await self._live(keys=[zset], args=[now_ms()])]
+
+    async def _vector(self, body: str) -> bytes:
+        if self.embedder is None:
+            return b""
+        return pack((await self.embedder.embed([body]))[0])
 
     async def _get_json(self, key: str, where: str) -> dict[str, Any] | None:
         raw = await self.client.get(key)
@@ -179,13 +188,15 @@ class CrossSessionMemory:
             "v": 1, "src": "context", "key": context_key, "data": data, "ts": now / 1000,
             "author": "user", "content": {"role": "user", "parts": [{"text": body}]},
         })
+        indexed = f"{context_key.replace('_', ' ')} {flatten_text(data)}"
         await self.index.put(
             self.keys.user_memory_index(self.app_name, uid),
             "c:" + escape(context_key),
-            f"{context_key.replace('_', ' ')} {flatten_text(data)}",
+            indexed,
             payload,
             ttl_ms=ttl,
             now=now,
+            vector=await self._vector(indexed),
             side=(
                 self.keys.user_context(self.app_name, uid, context_key), value,
                 self.keys.user_context_index(self.app_name, uid), escape(context_key),
@@ -265,13 +276,15 @@ class CrossSessionMemory:
             "ts": now / 1000, "author": "knowledge",
             "content": {"role": "model", "parts": [{"text": body}]},
         })
+        indexed = f"{category.replace('_', ' ')} {knowledge_key.replace('_', ' ')} {flatten_text(data)}"
         await self.index.put(
             self.keys.knowledge_index(self.app_name),
             "k:" + member,
-            f"{category.replace('_', ' ')} {knowledge_key.replace('_', ' ')} {flatten_text(data)}",
+            indexed,
             payload,
             ttl_ms=ttl,
             now=now,
+            vector=await self._vector(indexed),
             side=(
                 self.keys.knowledge(self.app_name, category, knowledge_key), value,
                 self.keys.memory_registry(self.app_name, "knowledge"), member,

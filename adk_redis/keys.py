@@ -242,8 +242,12 @@ class MemoryIndexKeys:
         return f"{self.base}:del"
 
     @property
-    def vectors(self) -> str:  # HASH: doc id -> float32 vector (optional embeddings)
+    def vectors(self) -> str:  # HASH: doc id -> float32 vector (optional embeddings, fallback)
         return f"{self.base}:vec"
+
+    @property
+    def vector_set(self) -> str:  # Redis 8 vector set: doc id -> embedding (VADD/VSIM)
+        return f"{self.base}:vset"
 
     def postings(self, term: str) -> str:  # HASH: doc id -> dl*1024 + tf
         return f"{self.base}:p:{escape(term)}"

@@ -5,7 +5,8 @@ one hash slot): ``p:<term>`` HASH doc -> ``dl*1024 + tf`` (the posting carries
 the document length so scoring needs no extra lookup), ``t`` HASH doc -> the
 doc's ``term tf ...`` list (for deletion), ``stats`` HASH ``n``/``l`` (document
 count, total length), ``exp`` ZSET doc -> expiry (ms), ``docs`` HASH doc ->
-JSON, ``del`` HASH tombstones, ``vec`` HASH optional vectors.
+JSON, ``del`` HASH tombstones, ``vec`` HASH optional vectors (or, on servers with
+vector sets, the ``vset`` vector set; see :mod:`adk_redis.vector_index`).
 
 :data:`SEARCH` scores BM25 (k1=1.2, b=0.75, Lucene idf) for the query terms
 over one or more indexes and returns the top-K documents with their JSON in a
@@ -32,6 +33,7 @@ from typing import Any
 from .codec import text
 from .keys import MemoryIndexKeys, escape
 from .tokenizer import document_terms, query_terms
+from .vector_index import QUANTIZATIONS, vector_sets_supported
 
 MAX_TF = 1023
 PRUNE_BATCH = 64
@@ -41,12 +43,13 @@ local function extend(key, ttl)
   local cur = redis.call('PTTL', key)
   if cur == -1 or (cur >= 0 and cur < ttl) then redis.call('PEXPIRE', key, ttl) end
 end
--- K: stats, t, exp, docs, vec
-local function remove_doc(base, K, d)
+-- K: stats, t, exp, docs, vec, vset (the vector set exists only on servers with VADD)
+local function remove_doc(base, K, d, keepvec)
   local terms = redis.call('HGET', K[2], d)
   redis.call('ZREM', K[3], d)
   redis.call('HDEL', K[4], d)
   redis.call('HDEL', K[5], d)
+  if not keepvec and redis.call('EXISTS', K[6]) == 1 then redis.call('VREM', K[6], d) end
   if not terms then return 0 end
   local dl = 0
   for term, tf in string.gmatch(terms, '(%S+) (%d+)') do
@@ -60,14 +63,16 @@ local function remove_doc(base, K, d)
 end
 """
 
-# KEYS: stats, t, exp, docs, del, vec, postings_1..n, [side value key, side zset]
-# ARGV: mode, doc, payload, expires_ms, ttl_ms, now_ms, n, base, termlist, vector,
-#       side ('0'/'1'), side value, side member, then n posting values.
+# KEYS: stats, t, exp, docs, del, vec, vset, postings_1..n, [side value key, side zset]
+# ARGV: mode, doc, payload, expires_ms, ttl_ms, now_ms, n, base, termlist, vector (FP32),
+#       side ('0'/'1'), side value, side member, vector set quantization ('' = vec HASH),
+#       then n posting values.
 # Returns 1 stored, 0 skipped (mode 'skip' and already stored or tombstoned).
 INDEX_PUT = _COMMON + r"""
 local mode, d, payload = ARGV[1], ARGV[2], ARGV[3]
 local expires, ttl, now, n, base = ARGV[4], tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7]), ARGV[8]
-local K = {KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[6]}
+local K = {KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[6], KEYS[7]}
+local vset = ARGV[10] ~= '' and ARGV[14] ~= ''
 if mode == 'skip' then
   if redis.call('HEXISTS', KEYS[2], d) == 1 then
     local e = tonumber(redis.call('ZSCORE', KEYS[3], d) or '0')
@@ -76,34 +81,40 @@ if mode == 'skip' then
   local tomb = redis.call('HGET', KEYS[5], d)
   if tomb and tonumber(tomb) > now then return 0 end
 end
-remove_doc(base, K, d)
+if vset then
+  -- first, so a rejected vector (e.g. dimension mismatch) leaves the old document intact
+  local r = redis.pcall('VADD', KEYS[7], 'FP32', ARGV[10], d, ARGV[14])
+  if type(r) == 'table' and r.err then return r end
+  extend(KEYS[7], ttl)
+end
+remove_doc(base, K, d, vset)
 redis.call('HDEL', KEYS[5], d)
 local dl = 0
 for j = 1, n do
-  local v = tonumber(ARGV[13 + j])
+  local v = tonumber(ARGV[14 + j])
   dl = dl + (v % 1024)
-  local pk = KEYS[6 + j]
-  redis.call('HSET', pk, d, ARGV[13 + j])
+  local pk = KEYS[7 + j]
+  redis.call('HSET', pk, d, ARGV[14 + j])
   extend(pk, ttl)
 end
 redis.call('HSET', KEYS[2], d, ARGV[9])
 redis.call('HSET', KEYS[4], d, payload)
 redis.call('ZADD', KEYS[3], expires, d)
-if ARGV[10] ~= '' then redis.call('HSET', KEYS[6], d, ARGV[10]); extend(KEYS[6], ttl) end
+if ARGV[10] ~= '' and not vset then redis.call('HSET', KEYS[6], d, ARGV[10]); extend(KEYS[6], ttl) end
 redis.call('HINCRBY', KEYS[1], 'n', 1)
 redis.call('HINCRBY', KEYS[1], 'l', dl)
 for k = 1, 4 do extend(KEYS[k], ttl) end
 if ARGV[11] == '1' then
-  redis.call('SET', KEYS[7 + n], ARGV[12], 'PX', ttl)
-  redis.call('ZADD', KEYS[8 + n], expires, ARGV[13])
-  extend(KEYS[8 + n], ttl)
+  redis.call('SET', KEYS[8 + n], ARGV[12], 'PX', ttl)
+  redis.call('ZADD', KEYS[9 + n], expires, ARGV[13])
+  extend(KEYS[9 + n], ttl)
 end
 return 1
 """
 
-# KEYS: stats, t, exp, docs, del, vec   ARGV: base, doc, tombstone_expiry_ms ('' = none), ttl_ms
+# KEYS: stats, t, exp, docs, del, vec, vset   ARGV: base, doc, tombstone_expiry_ms ('' = none), ttl_ms
 INDEX_DELETE = _COMMON + r"""
-local K = {KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[6]}
+local K = {KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[6], KEYS[7]}
 local existed = remove_doc(ARGV[1], K, ARGV[2])
 if ARGV[3] ~= '' then
   redis.call('HSET', KEYS[5], ARGV[2], ARGV[3])
@@ -112,7 +123,7 @@ end
 return existed
 """
 
-# KEYS: per index: stats, t, exp, docs, vec, postings_1..nt
+# KEYS: per index: stats, t, exp, docs, vec, vset, postings_1..nt
 # ARGV: now_ms, topk, nt, ni, then per index: base, doc-id prefix filter ('' = all)
 # Returns a flat list: index number, doc id, score (string), JSON, ...
 SEARCH = _COMMON + r"""
@@ -123,7 +134,7 @@ local docs_of = {}
 local ki = 1
 for i = 1, ni do
   local base, filter = ARGV[3 + 2 * i], ARGV[4 + 2 * i]
-  local K = {KEYS[ki], KEYS[ki + 1], KEYS[ki + 2], KEYS[ki + 3], KEYS[ki + 4]}
+  local K = {KEYS[ki], KEYS[ki + 1], KEYS[ki + 2], KEYS[ki + 3], KEYS[ki + 4], KEYS[ki + 5]}
   docs_of[i] = K[4]
   local dead = redis.call('ZRANGEBYSCORE', K[3], '-inf', now, 'LIMIT', 0, __BATCH__)
   for _, d in ipairs(dead) do remove_doc(base, K, d) end
@@ -138,7 +149,7 @@ for i = 1, ni do
     -- posting list is longer than the candidate list only scores the candidates
     local order = {}
     for j = 1, nt do
-      local pk = KEYS[ki + 4 + j]
+      local pk = KEYS[ki + 5 + j]
       order[#order + 1] = {redis.call('HLEN', pk), pk}
     end
     table.sort(order, function(x, y) return x[1] < y[1] end)
@@ -182,7 +193,7 @@ for i = 1, ni do
       end
     end
   end
-  ki = ki + 5 + nt
+  ki = ki + 6 + nt
 end
 local out = {}
 for _, c in ipairs(top) do
@@ -194,9 +205,9 @@ end
 return out
 """
 
-# KEYS: stats, t, exp, docs, del, vec   ARGV: base, now_ms -> number of documents pruned
+# KEYS: stats, t, exp, docs, del, vec, vset   ARGV: base, now_ms -> number of documents pruned
 CLEANUP = _COMMON + r"""
-local K = {KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[6]}
+local K = {KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[6], KEYS[7]}
 local now, removed = tonumber(ARGV[2]), 0
 while true do
   local dead = redis.call('ZRANGEBYSCORE', K[3], '-inf', now, 'LIMIT', 0, 500)
@@ -210,7 +221,7 @@ end
 return removed
 """
 
-# KEYS: stats, t, exp, docs, del, vec, extra keys to delete   ARGV: base
+# KEYS: stats, t, exp, docs, del, vec, vset, extra keys to delete   ARGV: base
 DROP = r"""
 local seen = {}
 local all = redis.call('HVALS', KEYS[2])
@@ -242,14 +253,21 @@ class Hit:
 
 
 def _index_keys(ik: MemoryIndexKeys) -> list[str]:
-    return [ik.stats, ik.terms, ik.expiry, ik.docs, ik.deleted, ik.vectors]
+    return [ik.stats, ik.terms, ik.expiry, ik.docs, ik.deleted, ik.vectors, ik.vector_set]
 
 
 class SearchIndex:
-    """Python side of the Lua index: builds keys/arguments, one script call per operation."""
+    """Python side of the Lua index: builds keys/arguments, one script call per operation.
 
-    def __init__(self, client: Any) -> None:
+    Vectors go into the index's Redis 8 vector set (``VADD``, quantization
+    ``quantization``) when the server has vector sets, else into its ``vec`` HASH.
+    """
+
+    def __init__(self, client: Any, *, quantization: str = "Q8") -> None:
+        if quantization not in QUANTIZATIONS:
+            raise ValueError(f"quantization must be one of {QUANTIZATIONS}")
         self.client = client
+        self.quantization = quantization
         self._put = client.register_script(INDEX_PUT)
         self._delete = client.register_script(INDEX_DELETE)
         self._search = client.register_script(SEARCH.replace("__BATCH__", str(PRUNE_BATCH)))
@@ -291,11 +309,16 @@ class SearchIndex:
             args += ["1", side[1], side[3]]
         else:
             args += ["0", "", ""]
+        args.append(self.quantization if vector and await self.vector_sets(ik) else "")
         args += [dl * 1024 + tf for _, tf in terms]
         if client is not None:
             await self._put(keys=keys, args=args, client=client)
             return None
         return int(await self._put(keys=keys, args=args)) == 1
+
+    async def vector_sets(self, ik: MemoryIndexKeys) -> bool:
+        """True if vectors are kept in Redis 8 vector sets on this client's server (cached)."""
+        return await vector_sets_supported(self.client, ik.vector_set)
 
     async def delete(
         self, ik: MemoryIndexKeys, doc_id: str, *, tombstone_ttl_ms: int | None = None
@@ -323,7 +346,7 @@ class SearchIndex:
         keys: list[str] = []
         args: list[Any] = [now_ms(), limit, len(terms), len(indexes)]
         for ik, flt in indexes:
-            keys += [ik.stats, ik.terms, ik.expiry, ik.docs, ik.vectors]
+            keys += [ik.stats, ik.terms, ik.expiry, ik.docs, ik.vectors, ik.vector_set]
             keys += [ik.postings(t) for t in terms]
             args += [ik.base, flt]
         raw = await self._search(keys=keys, args=args)

@@ -13,7 +13,10 @@ TTLs: history entries ``HISTORY_TTL_HOURS``, explicit memories and user
 context ``MEMORY_TTL_HOURS``, knowledge ``KNOWLEDGE_TTL_HOURS`` (override per
 call with ``custom_metadata={"ttl_hours": ...}``).  Expired entries are never
 returned.  With an :class:`~adk_redis.embeddings.Embedder`, search is hybrid:
-BM25 and cosine rankings fused by reciprocal rank fusion.
+BM25 and cosine rankings fused by reciprocal rank fusion; every document
+(history, memories, user context, knowledge) gets a vector.  On Redis 8 the
+vectors live in vector sets searched with ``VSIM`` (HNSW); on other servers
+the cosine ranking is computed client-side (see :mod:`adk_redis.vector_index`).
 """
 
 from __future__ import annotations
@@ -37,11 +40,12 @@ from .codec import text
 from .config import RedisSettings, load_settings
 from .connection import create_client, is_cluster
 from .cross_session import CrossSessionMemory, ttl_ms
-from .embeddings import Embedder, cosine, pack, rrf, unpack
+from .embeddings import Embedder, pack, rrf
 from .errors import CorruptedDataError
 from .keys import KeySchema, MemoryIndexKeys, escape, unescape
 from .memory_search import Hit, SearchIndex, now_ms
 from .tokenizer import query_terms
+from .vector_index import rank
 
 if TYPE_CHECKING:
     from google.adk.events.event import Event
@@ -117,6 +121,8 @@ class RedisMemoryService(BaseMemoryService):
       search_limit: maximum memories returned by :meth:`search_memory`.
       agents_dir: accepted and ignored (ADK's service registry passes it).
       embedder: optional :class:`~adk_redis.embeddings.Embedder` for hybrid search.
+      vector_quantization: ``Q8`` (default), ``NOQUANT`` or ``BIN`` for Redis 8 vector sets
+        (fixed when a vector set is created).
     """
 
     def __init__(
@@ -129,6 +135,7 @@ class RedisMemoryService(BaseMemoryService):
         search_limit: int = 10,
         agents_dir: str | None = None,
         embedder: Embedder | None = None,
+        vector_quantization: str = "Q8",
         **_ignored: Any,
     ) -> None:
         del agents_dir
@@ -146,14 +153,16 @@ class RedisMemoryService(BaseMemoryService):
         self._cluster = is_cluster(self.client)
         self.search_limit = search_limit
         self.embedder = embedder
-        self.index = SearchIndex(self.client)
+        self.index = SearchIndex(self.client, quantization=vector_quantization)
         self._cross: dict[str, CrossSessionMemory] = {}
 
     def cross_session(self, app_name: str) -> CrossSessionMemory:
         """The app's :class:`CrossSessionMemory`, sharing this service's client and index."""
         cs = self._cross.get(app_name)
         if cs is None:
-            cs = CrossSessionMemory(self.client, self.keys, self.settings, app_name, index=self.index)
+            cs = CrossSessionMemory(
+                self.client, self.keys, self.settings, app_name, index=self.index, embedder=self.embedder
+            )
             self._cross[app_name] = cs
         return cs
 
@@ -303,17 +312,13 @@ class RedisMemoryService(BaseMemoryService):
         return hits[:limit]
 
     async def _vector_ranking(self, app_name: str, user_id: str, query: str, limit: int) -> list[Hit]:
-        """Cosine ranking over the user's and the app's stored vectors (client side)."""
+        """Cosine ranking over the user's and the app's vectors (VSIM on Redis 8, else client side)."""
         assert self.embedder is not None
         qv = (await self.embedder.embed([query]))[0]
-        scored: list[tuple[float, int, str, MemoryIndexKeys]] = []
         specs = [self.keys.user_memory_index(app_name, user_id), self.keys.knowledge_index(app_name)]
-        for n, ik in enumerate(specs, start=1):
-            vecs = await self.client.hgetall(ik.vectors)
-            for doc, raw in vecs.items():
-                scored.append((cosine(qv, unpack(raw)), n, text(doc), ik))
-        scored.sort(key=lambda s: (-s[0], s[2]))
-        top = [s for s in scored[: limit * 2] if s[0] > 0]
+        vsets = await self.index.vector_sets(specs[0])
+        ranked = await rank(self.client, specs, qv, limit * 2, vector_sets=vsets)
+        top = [(score, n, doc, specs[n - 1]) for score, n, doc in ranked]
         if not top:
             return []
         payloads = await self._alive_payloads(top)

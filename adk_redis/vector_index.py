@@ -1,0 +1,92 @@
+"""Semantic ranking of memory documents: Redis 8 vector sets, or client-side cosine.
+
+When the server has vector sets (``VADD``/``VSIM``, Redis 8+), every index
+keeps its embeddings in one vector set (:attr:`MemoryIndexKeys.vector_set`,
+same hash tag as the index) and a query is one ``VSIM ... WITHSCORES`` per
+index (HNSW, sub-linear).  Otherwise vectors live in the index's ``vec`` HASH
+and are ranked here by exact cosine (O(documents), the fallback).  Support is
+detected once per client (``VCARD`` on a missing-or-existing vector set key)
+and cached.  Scores are cosine similarities in both paths.
+"""
+
+from __future__ import annotations
+
+import weakref
+from collections.abc import Sequence
+from typing import Any
+
+from redis.exceptions import RedisClusterException, ResponseError
+
+from .codec import text
+from .embeddings import cosine, pack, unpack
+from .keys import MemoryIndexKeys
+
+__all__ = ["QUANTIZATIONS", "forget_support", "parse_vsim", "rank", "vector_sets_supported"]
+
+QUANTIZATIONS = ("Q8", "NOQUANT", "BIN")
+_MIN_EF = 100
+
+_support: weakref.WeakKeyDictionary[Any, bool] = weakref.WeakKeyDictionary()
+
+
+async def vector_sets_supported(client: Any, probe_key: str) -> bool:
+    """True if the server behind ``client`` has vector sets (cached per client).
+
+    ``probe_key`` is a vector set key of ours (``VCARD`` reads it, never writes).
+    """
+    known = _support.get(client)
+    if known is not None:
+        return known
+    try:
+        await client.execute_command("VCARD", probe_key)
+        found = True
+    except (ResponseError, RedisClusterException):  # unknown command (Redis < 8, Valkey, fakeredis)
+        found = False
+    _support[client] = found
+    return found
+
+
+def forget_support(client: Any) -> None:
+    """Drop the cached detection result (e.g. after the server was upgraded)."""
+    _support.pop(client, None)
+
+
+def parse_vsim(raw: Any) -> list[tuple[str, float]]:
+    """``VSIM ... WITHSCORES`` reply (RESP2 flat list or RESP3 map) -> (element, cosine)."""
+    pairs = raw.items() if isinstance(raw, dict) else zip(raw[::2], raw[1::2])
+    # VSIM's score is (1 + cosine) / 2
+    return [(text(e), 2.0 * float(text(s) if isinstance(s, bytes) else s) - 1.0) for e, s in pairs]
+
+
+async def rank(
+    client: Any,
+    indexes: Sequence[MemoryIndexKeys],
+    query: Sequence[float],
+    count: int,
+    *,
+    vector_sets: bool,
+) -> list[tuple[float, int, str]]:
+    """The ``count`` best (cosine, index number (1-based), doc id) over ``indexes``, best first.
+
+    Only positive similarities are returned.  Expiry is not checked here.
+    """
+    if count <= 0 or not indexes:
+        return []
+    pipe = client.pipeline(transaction=False)
+    if vector_sets:
+        blob = pack(query)
+        ef = max(_MIN_EF, count)
+        for ik in indexes:
+            pipe.execute_command("VSIM", ik.vector_set, "FP32", blob, "COUNT", count, "EF", ef, "WITHSCORES")
+    else:
+        for ik in indexes:
+            pipe.hgetall(ik.vectors)
+    replies = await pipe.execute()
+    scored: list[tuple[float, int, str]] = []
+    for n, reply in enumerate(replies, start=1):
+        if vector_sets:
+            scored += [(score, n, doc) for doc, score in parse_vsim(reply or [])]
+        else:
+            scored += [(cosine(query, unpack(raw)), n, text(doc)) for doc, raw in reply.items()]
+    scored.sort(key=lambda s: (-s[0], s[2], s[1]))
+    return [s for s in scored[:count] if s[0] > 0]
