@@ -226,7 +226,7 @@ async def cmd_sessions_delete(svc: RedisSessionService, args: argparse.Namespace
 async def export_records(svc: RedisSessionService, apps: Iterable[str]) -> Any:
     """Yield the JSON Lines records of ``apps``: app state, user states, then sessions."""
     for app in apps:
-        app_state = svc.codec.decode_hash(await svc.client.hgetall(svc.keys.app_state(app)), where=app)
+        app_state = codec.decode_hash(await svc.client.hgetall(svc.keys.app_state(app)), where=app)
         if app_state:
             yield {"type": "app_state", "v": EXPORT_VERSION, "app_name": app, "state": app_state}
         listed = await svc.list_sessions(app_name=app)
@@ -342,7 +342,7 @@ async def _fill_missing(svc: RedisSessionService, key: str, state: dict[str, Any
     """HSETNX each field: import never overwrites live state."""
     added = 0
     for k, v in codec.json_safe(state)["session"].items():
-        added += int(await svc.client.hsetnx(key, k, svc.codec.encode_value(v)))
+        added += int(await svc.client.hsetnx(key, k, codec.encode_value(v)))
     return added
 
 
@@ -385,7 +385,62 @@ async def _import_session(svc: RedisSessionService, record: dict[str, Any]) -> b
     return True
 
 
+async def cmd_import_from(svc: RedisSessionService, args: argparse.Namespace) -> Result:
+    """``import --from``: ADK's SQL session databases or ADK's Redis integration."""
+    from .connection import create_client
+    from .migrate import adk_redis_records, import_sessions, sql_records
+
+    url: str = args.source
+    scheme = urlsplit(url).scheme
+    if scheme.startswith(("redis", "rediss", "unix", "valkey")):
+        client = create_client(svc.settings, url)
+        try:
+            stats = await import_sessions(svc, adk_redis_records(client, args.legacy_prefix), app=args.app)
+        finally:
+            await client.aclose()
+        origin = f"ADK Redis integration at {redact(url)} (key prefix {args.legacy_prefix!r})"
+    elif scheme.startswith(("sqlite", "postgresql", "mysql", "mariadb", "oracle", "mssql")):
+        stats = await import_sessions(svc, sql_records(url), app=args.app)
+        origin = f"ADK database {redact(url)}"
+    else:
+        raise CliError(f"--from: unsupported source {redact(url)!r} (use sqlite:///path.db or redis://...)")
+    data = {"source": redact(url), **stats.as_dict()}
+    lines = [
+        f"imported {stats.imported} session(s), skipped {stats.skipped_existing} existing, "
+        f"filled {stats.state_fields} app/user state field(s) from {origin}"
+    ]
+    lines += [f"error: {e}" for e in stats.errors]
+    return Result(data, lines, EXIT_PROBLEM if stats.invalid else EXIT_OK)
+
+
+async def cmd_migrate(svc: RedisSessionService, args: argparse.Namespace) -> Result:
+    from .migrate import migrate_adk_redis
+
+    if args.limit is not None and args.limit < 1:
+        raise CliError("--limit must be positive")
+    prog = await migrate_adk_redis(
+        svc,
+        legacy_prefix=args.legacy_prefix,
+        limit=args.limit,
+        restart=args.restart,
+        delete_legacy=args.delete_legacy,
+        batch=args.batch,
+    )
+    run = prog.run
+    state = "complete" if prog.done else "incomplete: run again to continue"
+    lines = [
+        f"migrated {run.imported} session(s) this run, skipped {run.skipped_existing} already migrated, "
+        f"filled {run.state_fields} app/user state field(s)",
+        f"total: {prog.migrated} migrated, {prog.invalid} unreadable key(s); migration {state}",
+    ]
+    return Result(prog.as_dict(), lines)
+
+
 async def cmd_import(svc: RedisSessionService, args: argparse.Namespace) -> Result:
+    if args.source:
+        if args.input:
+            raise CliError("--from and --input are mutually exclusive")
+        return await cmd_import_from(svc, args)
     source: IO[str] = open(args.input, encoding="utf-8") if args.input else sys.stdin  # noqa: SIM115
     imported = skipped = states = 0
     rejected: list[dict[str, Any]] = []
@@ -604,6 +659,43 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("-i", "--input", help="read this file instead of stdin")
     p.add_argument("--app", help="import only this app's records")
+    p.add_argument(
+        "--from",
+        dest="source",
+        metavar="URL",
+        help="import from another store instead of JSON Lines: an ADK session database "
+        "(sqlite:///path.db written by SqliteSessionService or DatabaseSessionService, or any "
+        "DatabaseSessionService URL) or a Redis server used by ADK's own Redis integration "
+        "(redis://...; sessions found with SCAN). Existing sessions are skipped; event ids, "
+        "timestamps and order are kept.",
+    )
+    p.add_argument(
+        "--legacy-prefix",
+        default="adk:session:",
+        help="key prefix of ADK's Redis integration (default 'adk:session:')",
+    )
+    p = sub.add_parser(
+        "migrate",
+        parents=[common],
+        help="upgrade records of ADK's Redis integration in place (resumable, idempotent)",
+        description="Converts sessions, events and app/user state written by ADK's "
+        "google.adk.integrations.redis.RedisSessionService (format v0: one JSON document per "
+        "session under --legacy-prefix) into adk_redis's layout on the same server. Progress (the "
+        "SCAN cursor) is kept under the key prefix: an interrupted or --limit'ed run continues "
+        "where it stopped; sessions already migrated are skipped. Legacy keys are found with SCAN: "
+        "an admin tool, never used on a request path.",
+    )
+    p.add_argument(
+        "--legacy-prefix",
+        default="adk:session:",
+        help="key prefix of ADK's Redis integration (default 'adk:session:')",
+    )
+    p.add_argument("--limit", type=int, help="stop after migrating this many sessions")
+    p.add_argument("--batch", type=int, default=100, help="SCAN COUNT per step (default 100)")
+    p.add_argument("--restart", action="store_true", help="rescan from the start even if complete")
+    p.add_argument(
+        "--delete-legacy", action="store_true", help="delete each legacy key once its data is migrated"
+    )
     p = sub.add_parser(
         "cleanup",
         parents=[common],
@@ -652,6 +744,8 @@ async def _run(args: argparse.Namespace, client: Any = None) -> Result:
             return await cmd_export(svc, args)
         if args.command == "import":
             return await cmd_import(svc, args)
+        if args.command == "migrate":
+            return await cmd_migrate(svc, args)
         if args.command == "cleanup":
             return await cmd_cleanup(svc, args)
         if args.command == "bench":
