@@ -56,8 +56,8 @@ async def _seed_dangling(svc: RedisSessionService) -> dict[str, str]:
     hist = mem.cross_session("app")
     await hist.record_session("ann", "old")
     hk = svc.keys.history("app", "ann")
-    await svc.client.zadd(hk.expiry, {"old": 1})  # expired long ago
     await hist.record_session("ann", "new")
+    await svc.client.zadd(hk.expiry, {"old": 1})  # expired long ago (writes prune expired entries)
     time.sleep(0.02)
     return ids
 
