@@ -36,6 +36,7 @@ from google.genai import types
 from pydantic import ValidationError
 from typing_extensions import override
 
+from . import telemetry
 from .codec import text
 from .config import RedisSettings, load_settings
 from .connection import create_client, is_cluster
@@ -176,6 +177,10 @@ class RedisMemoryService(BaseMemoryService):
         vectors: list[bytes] = [b""] * len(docs)
         if self.embedder is not None:
             vectors = [pack(v) for v in await self.embedder.embed([d[1] for d in docs])]
+        if self._cluster:  # redis-py's cluster pipeline refuses EVALSHA; one slot, so in order
+            for (doc_id, body, payload), vec in zip(docs, vectors):
+                await self.index.put(ik, doc_id, body, payload, ttl_ms=ttl, skip_existing=skip, vector=vec)
+            return
         pipe = self.client.pipeline(transaction=False)
         for (doc_id, body, payload), vec in zip(docs, vectors):
             await self.index.put(
@@ -386,3 +391,11 @@ class RedisMemoryService(BaseMemoryService):
         tb: TracebackType | None,
     ) -> None:
         await self.close()
+
+
+# OpenTelemetry spans/metrics (adk_redis.telemetry); a no-op check while no SDK is configured.
+telemetry.traced_methods(
+    RedisMemoryService,
+    "memory",
+    ("add_session_to_memory", "add_events_to_memory", "add_memory", "delete_memory", "search_memory"),
+)

@@ -15,7 +15,7 @@ import weakref
 from collections.abc import Sequence
 from typing import Any
 
-from redis.exceptions import RedisClusterException, ResponseError
+from redis.exceptions import ConnectionError, RedisError, TimeoutError
 
 from .codec import text
 from .embeddings import cosine, pack, unpack
@@ -40,7 +40,9 @@ async def vector_sets_supported(client: Any, probe_key: str) -> bool:
     try:
         await client.execute_command("VCARD", probe_key)
         found = True
-    except (ResponseError, RedisClusterException):  # unknown command (Redis < 8, Valkey, fakeredis)
+    except (ConnectionError, TimeoutError):
+        raise  # unknown, not cached
+    except RedisError:  # unknown command (Redis < 8, Valkey, fakeredis; a cluster client's own check)
         found = False
     _support[client] = found
     return found

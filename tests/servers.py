@@ -157,7 +157,7 @@ def redis_server(args: Sequence[str] = (), **kw: object) -> Iterator[RedisServer
 
 
 @contextmanager
-def redis_cluster(masters: int = 3) -> Iterator[list[RedisServer]]:
+def redis_cluster(masters: int = 3, binary: str = REDIS_SERVER) -> Iterator[list[RedisServer]]:
     """A ``masters``-node cluster on loopback (no replicas); waits for ``cluster_state:ok``."""
     nodes: list[RedisServer] = []
     try:
@@ -172,7 +172,8 @@ def redis_cluster(masters: int = 3) -> Iterator[list[RedisServer]]:
                     "2000",
                     "--appendonly",
                     "no",
-                ]
+                ],
+                binary=binary,
             )
             nodes.append(node.start())
         subprocess.run(

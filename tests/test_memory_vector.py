@@ -25,6 +25,7 @@ from adk_redis.keys import MemoryIndexKeys
 from adk_redis.memory_service import RedisMemoryService
 from adk_redis.vector_index import parse_vsim, rank
 from tests.memory_helpers import drop_prefix, make_event, make_session, settings_for, texts_of
+from tests.servers import REDIS_SERVER, redis8_binary, redis_cluster
 
 pytest_plugins = ["tests.memory_fixtures"]
 
@@ -216,3 +217,26 @@ async def test_redis8_rejected_vector_keeps_old_document(redis8_url: str, prefix
 def test_parse_vsim_resp2_and_resp3() -> None:
     assert parse_vsim([b"a", b"1", b"b", b"0.5"]) == [("a", 1.0), ("b", 0.0)]
     assert parse_vsim({b"a": 0.75}) == [("a", 0.5)]
+
+
+@pytest.mark.parametrize("server", ["redis", "redis8"])
+async def test_hybrid_search_on_cluster(server: str) -> None:
+    """Both paths on a 3-master cluster (index and knowledge in different slots)."""
+    binary = redis8_binary() if server == "redis8" else REDIS_SERVER
+    with redis_cluster(3, binary=binary) as nodes:
+        svc = RedisMemoryService(
+            nodes[0].url.replace("redis://", "redis+cluster://"),
+            key_prefix="c",
+            embedder=HashingEmbedder(synonyms=SYNONYMS),
+        )
+        try:
+            await svc.add_session_to_memory(
+                make_session(APP, "u", "s", ["I drive an old automobile", "pasta"])
+            )
+            await svc.cross_session(APP).store_knowledge("garage", "x", {"info": "vehicle repairs"})
+            ik = svc.keys.user_memory_index(APP, "u")
+            assert await svc.index.vector_sets(ik) is (server == "redis8")
+            res = await svc.search_memory(app_name=APP, user_id="u", query="car")
+            assert sorted(m.custom_metadata["source"] for m in res.memories) == ["history", "knowledge"]
+        finally:
+            await svc.close()
