@@ -54,14 +54,31 @@ def decode_event(payload: bytes | str, *, where: str) -> Event:
     version, sep, body = raw.partition(":")
     if not sep or version != str(FORMAT_VERSION):
         raise CorruptedDataError(f"{where}: unknown event format {version[:16]!r}")
+    return _parse_event(body, where)
+
+
+def _parse_event(body: str | bytes, where: str) -> Event:
     try:
         return Event.model_validate_json(body)
     except ValidationError as exc:
-        raise CorruptedDataError(f"{where}: stored event is not valid ({exc.error_count()} errors)") from None
+        errors = exc.error_count()
+    # pydantic's JSON parser stops at nesting depth ~200 while its serializer writes deeper
+    # values (e.g. nested lists in a state delta): parse with the json module and validate.
+    try:
+        return Event.model_validate(json.loads(body))
+    except (ValueError, TypeError, RecursionError):  # ValidationError is a ValueError
+        raise CorruptedDataError(f"{where}: stored event is not valid ({errors} errors)") from None
 
 
 def json_safe(state: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """Split a state dict into app/user/session deltas, coerced to JSON-safe values."""
+    """Split a state dict into app/user/session deltas, coerced to JSON-safe values.
+
+    Raises:
+      TypeError: a state key is not a str.
+    """
+    for key in state:
+        if not isinstance(key, str):
+            raise TypeError(f"state keys must be str, got {type(key).__name__}")
     return _session_util.extract_json_safe_state_delta(state)
 
 
@@ -191,13 +208,7 @@ class PayloadCodec:
             raw = text(payload)
         except UnicodeDecodeError:
             raise CorruptedDataError(f"{where}: stored event is not text") from None
-        body = self._open(raw, _EVENT_AAD, where)
-        try:
-            return Event.model_validate_json(body)
-        except ValidationError as exc:
-            raise CorruptedDataError(
-                f"{where}: stored event is not valid ({exc.error_count()} errors)"
-            ) from None
+        return _parse_event(self._open(raw, _EVENT_AAD, where), where)
 
     # -- state values --------------------------------------------------------------------
     def encode_value(self, value: Any) -> str:

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from types import TracebackType
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 from google.adk.errors._stale_session_error import StaleSessionError
 from google.adk.errors.already_exists_error import AlreadyExistsError
@@ -20,9 +21,10 @@ from google.adk.sessions.base_session_service import (
 )
 from google.adk.sessions.session import Session
 from google.adk.sessions.state import State
+from redis.exceptions import ResponseError
 from typing_extensions import override
 
-from . import codec, scripts
+from . import codec, scripts, telemetry
 from .codec import text
 from .config import RedisSettings, load_settings
 from .connection import create_client, is_cluster
@@ -37,6 +39,46 @@ _STALE = (
     "Please reload the session before appending more events."
 )
 _STATE_FIELD = "s."
+
+
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+# Server replies caused by stored data of the wrong shape (a foreign key of another Redis type under
+# our prefix, a script tripping over a garbage field); other errors (OOM, NOSCRIPT, ...) propagate.
+_DATA_ERRORS = ("WRONGTYPE", "user_script", "attempt to ")
+
+
+def _data_errors(
+    fn: Callable[_P, Coroutine[Any, Any, _R]],
+) -> Callable[_P, Coroutine[Any, Any, _R]]:
+    """Turn Redis errors caused by corrupted records into CorruptedDataError naming the session."""
+
+    @functools.wraps(fn)
+    async def wrapper(*args: _P.args, **kwargs: _P.kwargs) -> _R:
+        try:
+            return await fn(*args, **kwargs)
+        except ResponseError as exc:
+            msg = str(exc)
+            if not any(marker in msg for marker in _DATA_ERRORS):
+                raise
+            session = next((a for a in args if isinstance(a, Session)), None)
+            sid = kwargs.get("session_id", session.id if session else None)
+            user = kwargs.get("user_id", session.user_id if session else None)
+            app = kwargs.get("app_name", session.app_name if session else None)
+            where = f"{fn.__name__} of session {sid!r} of user {user!r} in app {app!r}"
+            detail = f"stored data has the wrong type or layout ({msg[:160]})"
+            raise CorruptedDataError(f"{where}: {detail}") from None
+
+    return wrapper
+
+
+def _strip_id(session_id: Any) -> Any:
+    """Strip a session id; TypeError for anything but str / None."""
+    if isinstance(session_id, str):
+        return session_id.strip()
+    if session_id is None:
+        return None
+    raise TypeError(f"session_id must be str, got {type(session_id).__name__}")
 
 
 def _merge(app: dict[str, Any], user: dict[str, Any], session: dict[str, Any]) -> dict[str, Any]:
@@ -145,6 +187,7 @@ class RedisSessionService(BaseSessionService):
 
     # -- BaseSessionService ----------------------------------------------------
     @override
+    @_data_errors
     async def create_session(
         self,
         *,
@@ -153,7 +196,7 @@ class RedisSessionService(BaseSessionService):
         state: dict[str, Any] | None = None,
         session_id: str | None = None,
     ) -> Session:
-        session_id = session_id.strip() if session_id else None
+        session_id = _strip_id(session_id) or None
         session_id = session_id or platform_uuid.new_uuid()
         self.id_policy.check(session_id)
         deltas = codec.json_safe(state or {})
@@ -198,6 +241,7 @@ class RedisSessionService(BaseSessionService):
         return session
 
     @override
+    @_data_errors
     async def get_session(
         self,
         *,
@@ -206,7 +250,7 @@ class RedisSessionService(BaseSessionService):
         session_id: str,
         config: GetSessionConfig | None = None,
     ) -> Session | None:
-        session_id = session_id.strip() if session_id else session_id
+        session_id = _strip_id(session_id)
         if not self.id_policy.allows(session_id):
             return None
         sk = self.keys.session(app_name, user_id, session_id)
@@ -240,6 +284,7 @@ class RedisSessionService(BaseSessionService):
         )
 
     @override
+    @_data_errors
     async def list_sessions(self, *, app_name: str, user_id: str | None = None) -> ListSessionsResponse:
         if user_id is not None:
             index = self.keys.user_index(app_name, user_id)
@@ -301,8 +346,9 @@ class RedisSessionService(BaseSessionService):
         await pipe.execute()
 
     @override
+    @_data_errors
     async def delete_session(self, *, app_name: str, user_id: str, session_id: str) -> None:
-        session_id = session_id.strip() if session_id else session_id
+        session_id = _strip_id(session_id)
         if not self.id_policy.allows(session_id):
             return
         sk = self.keys.session(app_name, user_id, session_id)
@@ -316,11 +362,13 @@ class RedisSessionService(BaseSessionService):
             await self._delete(keys=keys, args=[self.keys.session_member(session_id), member])
 
     @override
+    @_data_errors
     async def get_user_state(self, *, app_name: str, user_id: str) -> dict[str, Any]:
         reply = await self.client.hgetall(self.keys.user_state(app_name, user_id))
         return self.codec.decode_hash(reply, where=f"user state of {user_id!r}")
 
     @override
+    @_data_errors
     async def append_event(self, session: Session, event: Event) -> Event:
         if event.partial:
             return event
@@ -407,3 +455,11 @@ class RedisSessionService(BaseSessionService):
         tb: TracebackType | None,
     ) -> None:
         await self.close()
+
+
+# OpenTelemetry spans/metrics (adk_redis.telemetry); a no-op check while no SDK is configured.
+telemetry.traced_methods(
+    RedisSessionService,
+    "session",
+    ("create_session", "get_session", "list_sessions", "delete_session", "get_user_state", "append_event"),
+)
