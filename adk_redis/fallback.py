@@ -43,6 +43,7 @@ from redis.exceptions import RedisClusterException
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from typing_extensions import override
 
+from . import telemetry
 from .config import RedisSettings, load_settings
 from .errors import RedisUnavailableError
 from .session_service import RedisSessionService
@@ -195,6 +196,7 @@ class FallbackSessionService(BaseSessionService):
         self.last_recovery_seconds: float | None = None
         self._health_task: asyncio.Task[None] | None = None
         self._closed = False
+        telemetry.watch_fallback(self)  # the adk_redis.fallback.state gauge
         if start_open:
             self.breaker.open()
             self.breaker.last_error = "Redis unreachable at start-up"
