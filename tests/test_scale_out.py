@@ -14,6 +14,7 @@ from .scale_out_worker import APP, USER
 
 ROOT = Path(__file__).resolve().parent.parent
 TURNS = 6
+WORKER = "tests.scale_out_worker"
 
 
 async def test_two_processes_share_a_session(redis_url: str, prefix: str, real_client: Any) -> None:
@@ -21,7 +22,7 @@ async def test_two_processes_share_a_session(redis_url: str, prefix: str, real_c
     session = await svc.create_session(app_name=APP, user_id=USER, state={"turns": 0})
     procs = [
         subprocess.Popen(
-            [sys.executable, "-m", "tests.scale_out_worker", redis_url, prefix, session.id, str(i), str(TURNS)],
+            [sys.executable, "-m", WORKER, redis_url, prefix, session.id, str(i), str(TURNS)],
             cwd=ROOT,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
