@@ -226,7 +226,7 @@ async def cmd_sessions_delete(svc: RedisSessionService, args: argparse.Namespace
 async def export_records(svc: RedisSessionService, apps: Iterable[str]) -> Any:
     """Yield the JSON Lines records of ``apps``: app state, user states, then sessions."""
     for app in apps:
-        app_state = codec.decode_hash(await svc.client.hgetall(svc.keys.app_state(app)), where=app)
+        app_state = svc.codec.decode_hash(await svc.client.hgetall(svc.keys.app_state(app)), where=app)
         if app_state:
             yield {"type": "app_state", "v": EXPORT_VERSION, "app_name": app, "state": app_state}
         listed = await svc.list_sessions(app_name=app)
@@ -342,7 +342,7 @@ async def _fill_missing(svc: RedisSessionService, key: str, state: dict[str, Any
     """HSETNX each field: import never overwrites live state."""
     added = 0
     for k, v in codec.json_safe(state)["session"].items():
-        added += int(await svc.client.hsetnx(key, k, codec.encode_value(v)))
+        added += int(await svc.client.hsetnx(key, k, svc.codec.encode_value(v)))
     return added
 
 
