@@ -20,6 +20,8 @@ from google.adk.sessions.in_memory_session_service import InMemorySessionService
 
 from adk_redis import RedisSessionService
 
+pytest_plugins = ["tests.memory_fixtures"]
+
 
 @pytest.fixture(scope="session")
 def redis_url() -> Iterator[str]:
@@ -68,12 +70,12 @@ def fake_client() -> Any:
     return fakeredis.FakeAsyncRedis()
 
 
-SESSION_BACKENDS = ["adk_in_memory", "fakeredis", "redis"]
+SESSION_BACKENDS = ["adk_in_memory", "fakeredis", "redis", "redis8"]
 
 
 @pytest.fixture(params=SESSION_BACKENDS)
 async def session_service(request: pytest.FixtureRequest, prefix: str, redis_url: str) -> AsyncIterator[Any]:
-    """ADK's InMemorySessionService (the reference) and ours on fakeredis and a real server."""
+    """ADK's InMemorySessionService (the reference) and ours on fakeredis, the real server and Redis 8."""
     kind = request.param
     if kind == "adk_in_memory":
         yield InMemorySessionService()
@@ -82,7 +84,8 @@ async def session_service(request: pytest.FixtureRequest, prefix: str, redis_url
         svc = RedisSessionService(client=fakeredis.FakeAsyncRedis(), key_prefix=prefix)
         yield svc
         return
-    svc = RedisSessionService(redis_url, key_prefix=prefix)
+    url = request.getfixturevalue("redis8_url") if kind == "redis8" else redis_url
+    svc = RedisSessionService(url, key_prefix=prefix)
     yield svc
     await _drop_prefix(svc.client, prefix)
     await svc.close()

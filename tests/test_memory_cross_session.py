@@ -12,8 +12,6 @@ from adk_redis.cross_session import CrossSessionMemory, flatten_text
 from adk_redis.keys import KeySchema
 from tests.memory_helpers import settings_for
 
-pytest_plugins = ["tests.memory_fixtures"]
-
 
 @pytest.fixture
 def cs(redis_client: Any, prefix: str) -> CrossSessionMemory:

@@ -27,8 +27,6 @@ from adk_redis.vector_index import parse_vsim, rank
 from tests.memory_helpers import drop_prefix, make_event, make_session, settings_for, texts_of
 from tests.servers import REDIS_SERVER, redis8_binary, redis_cluster
 
-pytest_plugins = ["tests.memory_fixtures"]
-
 APP = "app"
 SYNONYMS = {"automobile": "car", "vehicle": "car", "crustacean": "shellfish"}
 
