@@ -58,6 +58,7 @@ from .connection import create_client
 from .cross_session import CrossSessionMemory
 from .errors import AdkRedisError, RedisUnavailableError
 from .keys import KeySchema, escape, unescape
+from .security import access_logger, redact
 from .session_service import RedisSessionService
 
 __all__ = [
@@ -481,8 +482,20 @@ class SessionStore:
                 logger.warning("Background session cleanup failed: %s", exc)
 
     async def _deny(self, session_id: str, user_id: str, operation: str) -> None:
-        logger.warning(
-            "Security: %s of session %r by user %r denied (not the owner)", operation, session_id, user_id
+        fields = {
+            "op": operation,
+            "outcome": "denied",
+            "app": self.app_name,
+            "user": redact(user_id),
+            "session": redact(session_id),
+        }
+        access_logger.warning(
+            "%s denied (not the owner) app=%s user=%s session=%s",
+            operation,
+            self.app_name,
+            fields["user"],
+            fields["session"],
+            extra={"adk_redis": fields},
         )
         await self._record_failure(session_id)
 
@@ -579,7 +592,7 @@ class SessionStore:
             summary = {"title": title, "status": state[STATE_STATUS]}
             await self.memory.record_session(owner, sid, summary=summary, timestamp=created)
         except Exception as exc:  # history is auxiliary: never fail the session for it
-            logger.warning("Could not record session %r in the user's history: %s", sid, exc)
+            logger.warning("Could not record session %s in the user's history: %s", redact(sid), exc)
         return session
 
     async def _add(self, session_id: str, message: Mapping[str, Any]) -> dict[str, Any]:
@@ -1105,8 +1118,12 @@ def create_session_store(
         return _memory_store(config, settings, app_name, f"Redis unreachable at creation: {exc}")
     try:
         return RedisSessionStore(
-            config=config, settings=settings, app_name=app_name, runner=runner,
-            client=conn, owns_client=client is None,
+            config=config,
+            settings=settings,
+            app_name=app_name,
+            runner=runner,
+            client=conn,
+            owns_client=client is None,
         )
     except BaseException:
         if client is None:
