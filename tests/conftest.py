@@ -20,7 +20,7 @@ from google.adk.sessions.in_memory_session_service import InMemorySessionService
 
 from adk_redis import RedisSessionService
 
-pytest_plugins = ["tests.memory_fixtures"]
+pytest_plugins = ["tests.memory_fixtures", "tests.cli_fixtures"]
 
 
 @pytest.fixture(scope="session")

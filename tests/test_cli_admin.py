@@ -5,36 +5,14 @@ from __future__ import annotations
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 
-import fakeredis
-import pytest
 from google.adk.memory.memory_entry import MemoryEntry
 from google.genai import types
 
 from adk_redis import RedisSessionService
 from adk_redis.memory_service import RedisMemoryService
-from tests.test_cli import Cli, _drop, _event
-
-
-@pytest.fixture(params=["fakeredis", "redis"])
-def cli(
-    request: pytest.FixtureRequest,
-    redis_url: str,
-    prefix: str,
-    capsys: pytest.CaptureFixture[str],
-    monkeypatch: pytest.MonkeyPatch,
-) -> Iterator[Cli]:
-    monkeypatch.delenv("REDIS_URL", raising=False)
-    monkeypatch.delenv("REDIS_KEY_PREFIX", raising=False)
-    if request.param == "fakeredis":
-        server = fakeredis.FakeServer()
-        yield Cli(
-            "fakeredis", "redis://fake", prefix, lambda: fakeredis.FakeAsyncRedis(server=server), capsys
-        )
-        return
-    yield Cli("redis", redis_url, prefix, None, capsys)
-    _drop(redis_url, prefix)
+from tests.cli_fixtures import Cli
+from tests.test_cli import _event
 
 
 async def _seed_dangling(svc: RedisSessionService) -> dict[str, str]:

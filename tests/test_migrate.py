@@ -7,7 +7,7 @@ RedisSessionService and compared with what ADK's service returns.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -24,29 +24,9 @@ from google.adk.sessions.sqlite_session_service import SqliteSessionService
 from google.genai import types
 
 from adk_redis import RedisSessionService
-from tests.test_cli import Cli, _drop
+from tests.cli_fixtures import Cli, _drop
 
 Key = tuple[str, str, str]
-
-
-@pytest.fixture(params=["fakeredis", "redis"])
-def cli(
-    request: pytest.FixtureRequest,
-    redis_url: str,
-    prefix: str,
-    capsys: pytest.CaptureFixture[str],
-    monkeypatch: pytest.MonkeyPatch,
-) -> Iterator[Cli]:
-    monkeypatch.delenv("REDIS_URL", raising=False)
-    monkeypatch.delenv("REDIS_KEY_PREFIX", raising=False)
-    if request.param == "fakeredis":
-        server = fakeredis.FakeServer()
-        yield Cli(
-            "fakeredis", "redis://fake", prefix, lambda: fakeredis.FakeAsyncRedis(server=server), capsys
-        )
-        return
-    yield Cli("redis", redis_url, prefix, None, capsys)
-    _drop(redis_url, prefix)
 
 
 def _event(author: str, text: str, delta: dict[str, Any]) -> Event:
