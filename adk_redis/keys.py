@@ -128,6 +128,10 @@ class KeySchema:
         """HASH: progress of one ``adk-redis migrate`` run (SCAN cursor, counters, done flag)."""
         return f"{self.prefix}:migrate:{escape(name)}"
 
+    def migration_invalid(self, name: str) -> str:
+        """SET: legacy keys one ``adk-redis migrate`` found unreadable (counted once each)."""
+        return f"{self.prefix}:migrate:{escape(name)}:invalid"
+
     # -- facade / security (adk_redis.facade) ----------------------------------
     def session_owner(self, app_name: str, session_id: str) -> str:
         """STRING: user id owning a facade session (lookup by session id alone)."""

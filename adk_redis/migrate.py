@@ -301,6 +301,8 @@ async def migrate_adk_redis(
     unless ``restart``.
     """
     pkey = svc.keys.migration(progress_name(legacy_prefix))
+    # unreadable keys as a set: a re-scanned batch must not count one twice
+    invalid_key = svc.keys.migration_invalid(progress_name(legacy_prefix))
     saved = {text(k): text(v) for k, v in (await svc.client.hgetall(pkey)).items()}
     prog = MigrationProgress(
         cursor=int(saved.get("cursor", 0)),
@@ -311,6 +313,7 @@ async def migrate_adk_redis(
     )
     if restart:
         prog.cursor, prog.done = 0, False
+        await svc.client.delete(invalid_key)
     if prog.done:
         return prog
     source = AdkRedisSource(svc.client, legacy_prefix)
@@ -324,6 +327,7 @@ async def migrate_adk_redis(
     while True:
         next_cursor, keys = await source.scan_page(prog.cursor, batch)
         stopped = False
+        invalid: list[str] = []
         for key, rec in await source.load(keys):
             if limit is not None and stats.imported >= limit:
                 stopped = True
@@ -331,7 +335,7 @@ async def migrate_adk_redis(
             if rec is None:  # a state document, one of our own keys (overlapping prefixes), or junk
                 states = (f"{legacy_prefix}app_state:", f"{legacy_prefix}user_state:")
                 if not key.startswith((*states, *own)):
-                    stats.invalid += 1
+                    invalid.append(key)
                 continue
             legacy_states = await _copy_states(writer, source, rec, stats)
             if await writer.write_session(rec):
@@ -343,6 +347,9 @@ async def migrate_adk_redis(
         if not stopped:
             prog.cursor = next_cursor
             prog.done = next_cursor == 0
+        if invalid:
+            await svc.client.sadd(invalid_key, *invalid)
+        stats.invalid = int(await svc.client.scard(invalid_key)) - prog.invalid
         await svc.client.hset(
             pkey,
             mapping={
