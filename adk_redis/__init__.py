@@ -22,6 +22,12 @@ from .facade import (
     store_agent_memory,
     store_user_context,
 )
+from .fallback import (
+    FallbackMemoryService,
+    FallbackSessionService,
+    create_memory_service,
+    create_session_service,
+)
 from .keys import KeySchema
 from .memory_service import RedisMemoryService
 from .registry import register
@@ -45,6 +51,10 @@ __all__ = [
     "AdkRedisError",
     "CrossSessionMemory",
     "Embedder",
+    "FallbackMemoryService",
+    "FallbackSessionService",
+    "create_memory_service",
+    "create_session_service",
     "RedisMemoryService",
     "ConfigurationError",
     "CorruptedDataError",

@@ -24,12 +24,17 @@ import contextlib
 import enum
 import logging
 import time
+import uuid
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from types import TracebackType
 from typing import Any
 
 from google.adk.events.event import Event
-from google.adk.memory.base_memory_service import BaseMemoryService
+from google.adk.memory.base_memory_service import BaseMemoryService, SearchMemoryResponse
+from google.adk.memory.in_memory_memory_service import InMemoryMemoryService
+from google.adk.memory.memory_entry import MemoryEntry
 from google.adk.sessions.base_session_service import (
     BaseSessionService,
     GetSessionConfig,
@@ -46,6 +51,8 @@ from typing_extensions import override
 from . import telemetry
 from .config import RedisSettings, load_settings
 from .errors import RedisUnavailableError
+from .keys import escape, unescape
+from .memory_service import RedisMemoryService, history_ids, memory_text
 from .session_service import RedisSessionService
 
 logger = logging.getLogger("adk_redis.fallback")
@@ -161,7 +168,131 @@ def _retry_failures(client: Any) -> int:
     return int(getattr(retry, "failures", 0) or 0)
 
 
-class FallbackSessionService(BaseSessionService):
+class _Resilient:
+    """Breaker, background health check and write-back loop shared by the fallback services."""
+
+    breaker: CircuitBreaker
+    health_check_interval: float
+    fallback_operations: int
+    last_recovery_seconds: float | None
+    _health_task: asyncio.Task[None] | None
+    _closed: bool
+
+    def _init_breaker(self, failure_threshold: int, health_check_interval: float, start_open: bool) -> None:
+        self.breaker = CircuitBreaker(failure_threshold=failure_threshold)
+        self.health_check_interval = health_check_interval
+        self.fallback_operations = 0
+        self.last_recovery_seconds = None
+        self._health_task = None
+        self._closed = False
+        telemetry.watch_fallback(self)  # the adk_redis.fallback.state gauge
+        if start_open:
+            self.breaker.open()
+            self.breaker.last_error = "Redis unreachable at start-up"
+            self._ensure_health_task()
+
+    def _pending(self) -> bool:
+        """True while something waits to be written back to Redis."""
+        raise NotImplementedError
+
+    async def _ping(self) -> None:
+        raise NotImplementedError
+
+    async def write_back(self) -> None:
+        """Write what was changed in memory back to Redis."""
+        raise NotImplementedError
+
+    @property
+    def state(self) -> BreakerState:
+        """Current breaker state."""
+        return self.breaker.state
+
+    def _failed(self, exc: BaseException, op: str) -> None:
+        opened = self.breaker.record_failure(exc)
+        if opened:
+            logger.warning("Redis unavailable (%s failed: %s); circuit breaker open, using memory", op, exc)
+        else:
+            logger.warning("Redis %s failed (%s); served from memory", op, exc)
+        self._ensure_health_task()
+
+    def _ensure_health_task(self) -> None:
+        if self._closed:
+            return
+        if self._health_task is None or self._health_task.done():
+            try:
+                self._health_task = asyncio.get_running_loop().create_task(self._health_loop())
+            except RuntimeError:  # no running loop (constructed outside async code)
+                self._health_task = None
+
+    async def _health_loop(self) -> None:
+        while not self._closed:
+            await asyncio.sleep(self.health_check_interval)
+            if not self._pending() and self.breaker.state is BreakerState.CLOSED:
+                return
+            try:
+                await self._ping()
+            except UNAVAILABLE_ERRORS as exc:
+                # Failed health checks count like failed operations.
+                if self.breaker.record_failure(exc):
+                    logger.warning("Redis unavailable (health check: %s); circuit breaker open", exc)
+                if self.breaker.state is BreakerState.HALF_OPEN:
+                    self.breaker.open()
+                continue
+            was_open = self.breaker.state is not BreakerState.CLOSED
+            if was_open:
+                self.breaker.half_open()
+            try:
+                await self.write_back()
+            except UNAVAILABLE_ERRORS as exc:
+                logger.warning("Write-back interrupted (%s); staying on memory", exc)
+                if was_open:
+                    self.breaker.open()
+                continue
+            if not self._pending():
+                if was_open:
+                    opened_at = self.breaker.opened_at
+                    self.breaker.close()
+                    if opened_at is not None and self.breaker.closed_at is not None:
+                        self.last_recovery_seconds = self.breaker.closed_at - opened_at
+                    logger.info("Redis is back; circuit breaker closed")
+                else:
+                    self.breaker.record_success()
+                return
+
+    def _breaker_stats(self, client: Any) -> dict[str, Any]:
+        b = self.breaker
+        return {
+            "breaker_state": b.state.value,
+            "consecutive_failures": b.consecutive_failures,
+            "times_opened": b.times_opened,
+            "last_error": b.last_error,
+            "last_error_at": b.last_error_at,
+            "connection_retries": _retry_failures(client),
+            "pool": pool_stats(client),
+            "fallback_operations": self.fallback_operations,
+            "last_recovery_seconds": self.last_recovery_seconds,
+        }
+
+    async def wait_closed(self, timeout: float) -> bool:
+        """Wait until the breaker is closed and nothing awaits write-back (tests, shutdown)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.breaker.state is BreakerState.CLOSED and not self._pending():
+                return True
+            self._ensure_health_task()
+            await asyncio.sleep(min(0.02, self.health_check_interval))
+        return False
+
+    async def _stop_health(self) -> None:
+        self._closed = True
+        task, self._health_task = self._health_task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+
+
+class FallbackSessionService(_Resilient, BaseSessionService):
     """Redis first, ADK's in-memory service while Redis is unreachable.
 
     Args:
@@ -185,50 +316,24 @@ class FallbackSessionService(BaseSessionService):
     ) -> None:
         self.redis = redis
         self.memory = memory or InMemorySessionService()
-        self.breaker = CircuitBreaker(failure_threshold=failure_threshold)
-        self.health_check_interval = health_check_interval
         self._dirty: set[_Key] = set()
         self._deleted: set[_Key] = set()
         self._created_state: dict[_Key, dict[str, Any]] = {}
         self.conflicts: list[WriteBackConflict] = []
         self.written_back = 0
-        self.fallback_operations = 0
-        self.last_recovery_seconds: float | None = None
-        self._health_task: asyncio.Task[None] | None = None
-        self._closed = False
-        telemetry.watch_fallback(self)  # the adk_redis.fallback.state gauge
-        if start_open:
-            self.breaker.open()
-            self.breaker.last_error = "Redis unreachable at start-up"
-            self._ensure_health_task()
+        self._init_breaker(failure_threshold, health_check_interval, start_open)
 
     # -- routing -------------------------------------------------------------
-    @property
-    def state(self) -> BreakerState:
-        """Current breaker state."""
-        return self.breaker.state
+    def _pending(self) -> bool:
+        return bool(self._dirty or self._deleted)
+
+    async def _ping(self) -> None:
+        await self.redis.ping()
 
     def _memory_mode(self, key: _Key | None = None) -> bool:
         if self.breaker.state is not BreakerState.CLOSED:
             return True
         return key is not None and (key in self._dirty or key in self._deleted)
-
-    def _failed(self, exc: BaseException, op: str) -> None:
-        opened = self.breaker.record_failure(exc)
-        if opened:
-            logger.warning("Redis unavailable (%s failed: %s); circuit breaker open, using memory", op, exc)
-        else:
-            logger.warning("Redis %s failed (%s); served from memory", op, exc)
-        self._ensure_health_task()
-
-    def _ensure_health_task(self) -> None:
-        if self._closed:
-            return
-        if self._health_task is None or self._health_task.done():
-            try:
-                self._health_task = asyncio.get_running_loop().create_task(self._health_loop())
-            except RuntimeError:  # no running loop (constructed outside async code)
-                self._health_task = None
 
     def _mark_dirty(self, key: _Key) -> None:
         self.fallback_operations += 1
@@ -395,41 +500,6 @@ class FallbackSessionService(BaseSessionService):
         return await self.memory.append_event(session, event)
 
     # -- recovery ----------------------------------------------------------------
-    async def _health_loop(self) -> None:
-        while not self._closed:
-            await asyncio.sleep(self.health_check_interval)
-            if not self._dirty and not self._deleted and self.breaker.state is BreakerState.CLOSED:
-                return
-            try:
-                await self.redis.ping()
-            except UNAVAILABLE_ERRORS as exc:
-                # Failed health checks count like failed operations.
-                if self.breaker.record_failure(exc):
-                    logger.warning("Redis unavailable (health check: %s); circuit breaker open", exc)
-                if self.breaker.state is BreakerState.HALF_OPEN:
-                    self.breaker.open()
-                continue
-            was_open = self.breaker.state is not BreakerState.CLOSED
-            if was_open:
-                self.breaker.half_open()
-            try:
-                await self.write_back()
-            except UNAVAILABLE_ERRORS as exc:
-                logger.warning("Write-back interrupted (%s); staying on memory", exc)
-                if was_open:
-                    self.breaker.open()
-                continue
-            if not self._dirty and not self._deleted:
-                if was_open:
-                    opened_at = self.breaker.opened_at
-                    self.breaker.close()
-                    if opened_at is not None and self.breaker.closed_at is not None:
-                        self.last_recovery_seconds = self.breaker.closed_at - opened_at
-                    logger.info("Redis is back; circuit breaker closed")
-                else:
-                    self.breaker.record_success()
-                return
-
     async def write_back(self) -> None:
         """Write pending deletes and dirty sessions to Redis (normally run by the health task)."""
         for _ in range(100):
@@ -490,41 +560,17 @@ class FallbackSessionService(BaseSessionService):
     # -- observability / lifecycle ---------------------------------------------
     def get_redis_stats(self) -> dict[str, Any]:
         """Breaker state, failures, retries, pool usage and write-back counters."""
-        b = self.breaker
         return {
-            "breaker_state": b.state.value,
-            "consecutive_failures": b.consecutive_failures,
-            "times_opened": b.times_opened,
-            "last_error": b.last_error,
-            "last_error_at": b.last_error_at,
-            "connection_retries": _retry_failures(self.redis.client),
-            "pool": pool_stats(self.redis.client),
-            "fallback_operations": self.fallback_operations,
+            **self._breaker_stats(self.redis.client),
             "pending_write_back": len(self._dirty),
             "pending_deletes": len(self._deleted),
             "written_back": self.written_back,
             "conflicts": len(self.conflicts),
-            "last_recovery_seconds": self.last_recovery_seconds,
         }
-
-    async def wait_closed(self, timeout: float) -> bool:
-        """Wait until the breaker is closed and nothing awaits write-back (tests, shutdown)."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.breaker.state is BreakerState.CLOSED and not self._dirty and not self._deleted:
-                return True
-            self._ensure_health_task()
-            await asyncio.sleep(min(0.02, self.health_check_interval))
-        return False
 
     async def close(self) -> None:
         """Stop the health task and close the Redis service."""
-        self._closed = True
-        task, self._health_task = self._health_task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        await self._stop_health()
         await self.redis.close()
 
     async def __aenter__(self) -> FallbackSessionService:
@@ -539,7 +585,230 @@ class FallbackSessionService(BaseSessionService):
         await self.close()
 
 
-async def _reachable(service: RedisSessionService, timeout: float) -> bool:
+class FallbackMemoryService(_Resilient, BaseMemoryService):
+    """Redis memory first, ADK's ``InMemoryMemoryService`` while Redis is unreachable.
+
+    Writes made while Redis is unreachable (or while earlier ones wait) are kept
+    in memory and in an ordered journal; when Redis answers again the journal
+    is replayed in order (every step is idempotent: events by id, memories by
+    id, deletes by id) and the memory copy is dropped.  Searches during an
+    outage see only what was added during it; once the breaker is closed
+    but entries still wait, Redis results come first, then memory's.  Memory
+    ids are the same on both sides (``h:<session>:<event>``, ``m:<id>``), so
+    an id returned during an outage can be deleted after it, and vice versa.
+    ``forget_user`` is never queued: it raises
+    :class:`~adk_redis.errors.RedisUnavailableError` while Redis is unreachable.
+    """
+
+    def __init__(
+        self,
+        redis: RedisMemoryService,
+        memory: InMemoryMemoryService | None = None,
+        *,
+        failure_threshold: int = 3,
+        health_check_interval: float = 5.0,
+        start_open: bool = False,
+    ) -> None:
+        self.redis = redis
+        self.memory = memory or InMemoryMemoryService()
+        self._journal: list[tuple[str, dict[str, Any]]] = []
+        self.written_back = 0
+        self._init_breaker(failure_threshold, health_check_interval, start_open)
+
+    def _pending(self) -> bool:
+        return bool(self._journal)
+
+    async def _ping(self) -> None:
+        await self.redis.ping()
+
+    def _memory_mode(self) -> bool:
+        return self.breaker.state is not BreakerState.CLOSED or bool(self._journal)
+
+    async def _redis_first(self, op: str, kwargs: dict[str, Any]) -> bool:
+        """Run ``op`` on Redis unless in memory mode; True when Redis took it."""
+        if self._memory_mode():
+            return False
+        try:
+            await getattr(self.redis, op)(**kwargs)
+        except UNAVAILABLE_ERRORS as exc:
+            self._failed(exc, op)
+            return False
+        self.breaker.record_success()
+        return True
+
+    def _queue(self, op: str, kwargs: dict[str, Any]) -> None:
+        self._journal.append((op, kwargs))
+        self.fallback_operations += 1
+        self._ensure_health_task()
+
+    async def _remember_events(
+        self, app_name: str, user_id: str, events: Sequence[Event], sid: str | None
+    ) -> None:
+        """Memory's copy, each event renamed to the id Redis gives it."""
+        renamed = [
+            e.model_copy(update={"id": history_ids(sid, e)[0]}) for e in events if memory_text(e.content)
+        ]
+        await self.memory.add_events_to_memory(
+            app_name=app_name, user_id=user_id, events=renamed, session_id=sid or "__unknown_session_id__"
+        )
+
+    @override
+    async def add_session_to_memory(self, session: Session) -> None:
+        await self.add_events_to_memory(
+            app_name=session.app_name, user_id=session.user_id, events=session.events, session_id=session.id
+        )
+
+    @override
+    async def add_events_to_memory(
+        self,
+        *,
+        app_name: str,
+        user_id: str,
+        events: Sequence[Event],
+        session_id: str | None = None,
+        custom_metadata: Mapping[str, object] | None = None,
+    ) -> None:
+        kwargs: dict[str, Any] = {
+            "app_name": app_name,
+            "user_id": user_id,
+            "session_id": session_id,
+            "custom_metadata": custom_metadata,
+        }
+        if await self._redis_first("add_events_to_memory", {**kwargs, "events": events}):
+            return
+        copies = [e.model_copy(deep=True) for e in events if memory_text(e.content)]
+        self._queue("add_events_to_memory", {**kwargs, "events": copies})
+        await self._remember_events(app_name, user_id, copies, session_id)
+
+    @override
+    async def add_memory(
+        self,
+        *,
+        app_name: str,
+        user_id: str,
+        memories: Sequence[MemoryEntry],
+        custom_metadata: Mapping[str, object] | None = None,
+    ) -> None:
+        # Give every entry its id now, so a replay after an outage is idempotent.
+        entries = [m if m.id else m.model_copy(update={"id": uuid.uuid4().hex}) for m in memories]
+        kwargs: dict[str, Any] = {
+            "app_name": app_name,
+            "user_id": user_id,
+            "memories": entries,
+            "custom_metadata": custom_metadata,
+        }
+        if await self._redis_first("add_memory", kwargs):
+            return
+        self._queue("add_memory", kwargs)
+        events = [
+            Event(
+                id=f"m:{escape(str(m.id))}",
+                author=m.author or "user",
+                content=m.content,
+                timestamp=_parse_iso(m.timestamp),
+            )
+            for m in entries
+        ]
+        await self.memory.add_events_to_memory(
+            app_name=app_name, user_id=user_id, events=events, session_id="__memories__"
+        )
+
+    @override
+    async def delete_memory(self, *, app_name: str, user_id: str, memory_id: str | None = None) -> None:
+        if not memory_id:
+            return
+        kwargs: dict[str, Any] = {"app_name": app_name, "user_id": user_id, "memory_id": memory_id}
+        if await self._redis_first("delete_memory", kwargs):
+            return
+        self._queue("delete_memory", kwargs)
+        await self.memory.delete_memory(**kwargs)
+
+    async def forget_user(self, app_name: str, user_id: str | int) -> None:
+        """Erase the user's memory in Redis; refused (RedisUnavailableError) while Redis is unreachable."""
+        if self._memory_mode() or not await self._redis_first(
+            "forget_user", {"app_name": app_name, "user_id": user_id}
+        ):
+            raise RedisUnavailableError("forget_user needs Redis; it is unreachable now, retry later")
+
+    @override
+    async def search_memory(self, *, app_name: str, user_id: str, query: str) -> SearchMemoryResponse:
+        found: list[MemoryEntry] = []
+        if self.breaker.state is BreakerState.CLOSED:
+            try:
+                found = (
+                    await self.redis.search_memory(app_name=app_name, user_id=user_id, query=query)
+                ).memories
+            except UNAVAILABLE_ERRORS as exc:
+                self._failed(exc, "search_memory")
+            else:
+                self.breaker.record_success()
+                if not self._journal:
+                    return SearchMemoryResponse(memories=found)
+        mem = await self.memory.search_memory(app_name=app_name, user_id=user_id, query=query)
+        seen = {m.id for m in found}
+        for entry in mem.memories:
+            if entry.id not in seen:
+                found.append(_with_metadata(entry))
+        return SearchMemoryResponse(memories=found[: self.redis.search_limit])
+
+    async def write_back(self) -> None:
+        """Replay the journal on Redis in order, then drop memory's copy."""
+        while self._journal:
+            op, kwargs = self._journal[0]
+            await getattr(self.redis, op)(**kwargs)
+            self._journal.pop(0)
+            self.written_back += 1
+        # No await since the journal emptied: nothing can slip in between.
+        self.memory = InMemoryMemoryService()
+
+    def get_redis_stats(self) -> dict[str, Any]:
+        """Breaker state, failures, retries, pool usage and write-back counters."""
+        return {
+            **self._breaker_stats(self.redis.client),
+            "pending_write_back": len(self._journal),
+            "written_back": self.written_back,
+        }
+
+    async def close(self) -> None:
+        """Stop the health task and close the Redis service."""
+        await self._stop_health()
+        await self.redis.close()
+
+    async def __aenter__(self) -> FallbackMemoryService:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+
+def _parse_iso(value: str | None) -> float:
+    if value:
+        try:
+            return datetime.fromisoformat(value).timestamp()
+        except ValueError:
+            pass
+    return time.time()
+
+
+def _with_metadata(entry: MemoryEntry) -> MemoryEntry:
+    """Memory's search result with the metadata Redis results carry (from the id)."""
+    kind, _, rest = (entry.id or "").partition(":")
+    if kind == "h":
+        sid, _, eid = rest.partition(":")
+        meta = {"source": "history", "session_id": unescape(sid), "event_id": unescape(eid)}
+    elif kind == "m":
+        meta = {"source": "memory", "event_id": unescape(rest)}
+    else:
+        return entry
+    return entry.model_copy(update={"custom_metadata": {**meta, **entry.custom_metadata}})
+
+
+async def _reachable(service: RedisSessionService | RedisMemoryService, timeout: float) -> bool:
     try:
         return await asyncio.wait_for(service.ping(), timeout)
     except UNAVAILABLE_ERRORS:
@@ -582,33 +851,26 @@ def _redact(url: str) -> str:
 
 
 async def create_memory_service(settings: RedisSettings | None = None, **kw: Any) -> BaseMemoryService:
-    """The memory service the settings ask for (no write-back: memory entries are a cache of sessions).
+    """The memory service the settings ask for (the memory twin of :func:`create_session_service`).
 
-    ``REDIS_ENABLED=false`` -> ADK's ``InMemoryMemoryService``; Redis reachable ->
-    ``RedisMemoryService``; unreachable -> ``InMemoryMemoryService`` when
-    ``REDIS_FALLBACK_TO_MEMORY`` is true, else :class:`RedisUnavailableError`.
+    ``REDIS_ENABLED=false`` -> ADK's ``InMemoryMemoryService``;
+    ``REDIS_FALLBACK_TO_MEMORY=true`` (default) -> a :class:`FallbackMemoryService`
+    (starts open when Redis does not answer now); otherwise a plain
+    :class:`RedisMemoryService`, or :class:`RedisUnavailableError` when Redis
+    does not answer.
     """
-    from google.adk.memory.in_memory_memory_service import InMemoryMemoryService
-
-    from .memory_service import RedisMemoryService
-
     settings = settings or load_settings()
     if not settings.redis_enabled:
         return InMemoryMemoryService()
+    breaker_kw = {k: kw.pop(k) for k in ("failure_threshold", "health_check_interval") if k in kw}
     where = _redact(kw.get("uri") or settings.redis_url)
     service = RedisMemoryService(settings=settings, **kw)
-    try:
-        ok = bool(
-            await asyncio.wait_for(
-                service.client.ping(), settings.redis_connect_timeout + settings.redis_socket_timeout
-            )
-        )
-    except UNAVAILABLE_ERRORS:
-        ok = False
-    if ok:
-        return service
-    await service.close()
+    ok = await _reachable(service, settings.redis_connect_timeout + settings.redis_socket_timeout)
     if settings.redis_fallback_to_memory:
-        logger.warning("Redis at %s is unreachable; using in-memory memory service", where)
-        return InMemoryMemoryService()
-    raise RedisUnavailableError(f"Redis at {where} is unreachable and REDIS_FALLBACK_TO_MEMORY is false")
+        if not ok:
+            logger.warning("Redis at %s is unreachable; starting on in-memory memory", where)
+        return FallbackMemoryService(service, start_open=not ok, **breaker_kw)
+    if not ok:
+        await service.close()
+        raise RedisUnavailableError(f"Redis at {where} is unreachable and REDIS_FALLBACK_TO_MEMORY is false")
+    return service

@@ -79,6 +79,24 @@ def _dumps(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
 
 
+def history_ids(session_id: str | None, event: Event) -> tuple[str, str]:
+    """``(memory id, event id)`` of an ingested event: ``h:<session>:<event>``, components escaped.
+
+    An event without an id gets a stable hash of its author, timestamp and content.
+    """
+    sid = session_id or _UNKNOWN_SESSION_ID
+    eid = event.id
+    if not eid:
+        content = event.content.model_dump(mode="json", exclude_none=True) if event.content else None
+        eid = hashlib.sha256(f"{event.author}:{event.timestamp}:{_dumps(content)}".encode()).hexdigest()[:32]
+    return f"h:{escape(sid)}:{escape(eid)}", eid
+
+
+def memory_text(content: types.Content | None) -> str:
+    """The searchable text of a content (text parts, thoughts excluded)."""
+    return _content_text(content)
+
+
 def decode_entry(doc_id: str, payload: str) -> MemoryEntry:
     """Build a MemoryEntry from a stored document; CorruptedDataError if it is not valid."""
     where = f"memory {doc_id!r}"
@@ -216,14 +234,12 @@ class RedisMemoryService(BaseMemoryService):
             if not body.strip() or event.content is None:
                 continue
             content_json = event.content.model_dump(mode="json", exclude_none=True)
-            eid = event.id or hashlib.sha256(
-                f"{event.author}:{event.timestamp}:{_dumps(content_json)}".encode()
-            ).hexdigest()[:32]
+            doc_id, eid = history_ids(sid, event)
             payload = _dumps({
                 "v": 1, "src": "history", "content": content_json, "author": event.author,
                 "ts": event.timestamp, "sid": sid, "eid": eid,
             })
-            docs.append((f"h:{escape(sid)}:{escape(eid)}", body, payload))
+            docs.append((doc_id, body, payload))
         ttl = _ttl_override(custom_metadata, self.settings.history_ttl_hours)
         await self._put_many(self.keys.user_memory_index(app_name, str(user_id)), docs, ttl, skip=True)
 
@@ -376,6 +392,10 @@ class RedisMemoryService(BaseMemoryService):
         return SearchMemoryResponse(memories=memories)
 
     # -- lifecycle ---------------------------------------------------------------
+    async def ping(self) -> bool:
+        """True when Redis answers (raises the client's connection error otherwise)."""
+        return bool(await self.client.ping())
+
     async def close(self) -> None:
         """Close the client if this service created it."""
         if self._owns_client:

@@ -106,9 +106,11 @@ async def test_kill_fallback_restart_write_back(aof_server: RedisServer, prefix:
     aof_server.start()
     assert await svc.wait_closed(10)
     recovery = time.monotonic() - t2
-    print(f"\n5 appends right after the kill: {ops_time * 1000:.0f} ms; breaker open after "
-          f"{switch_over * 1000:.0f} ms; "
-          f"2 ops while open: {open_op * 1000:.1f} ms; recovery after restart: {recovery * 1000:.0f} ms")
+    print(
+        f"\n5 appends right after the kill: {ops_time * 1000:.0f} ms; breaker open after "
+        f"{switch_over * 1000:.0f} ms; "
+        f"2 ops while open: {open_op * 1000:.1f} ms; recovery after restart: {recovery * 1000:.0f} ms"
+    )
     stats = svc.get_redis_stats()
     assert stats["written_back"] == 2 and stats["conflicts"] == 0 and stats["breaker_state"] == "closed"
     assert stats["connection_retries"] > 0 and stats["pool"]["created"] >= 1
@@ -244,14 +246,120 @@ async def test_create_session_service_modes(aof_server: RedisServer, prefix: str
 async def test_create_memory_service_modes(aof_server: RedisServer, prefix: str) -> None:
     from google.adk.memory.in_memory_memory_service import InMemoryMemoryService
 
-    from adk_redis.fallback import create_memory_service
+    from adk_redis import FallbackMemoryService, create_memory_service
     from adk_redis.memory_service import RedisMemoryService
 
     dead = f"redis://127.0.0.1:{free_port()}"
     assert isinstance(await create_memory_service(fast_settings(redis_enabled=False)), InMemoryMemoryService)
-    assert isinstance(await create_memory_service(fast_settings(redis_url=dead)), InMemoryMemoryService)
+    fb = await create_memory_service(fast_settings(redis_url=dead), health_check_interval=0.05)
+    assert isinstance(fb, FallbackMemoryService) and fb.state is BreakerState.OPEN
+    await fb.add_events_to_memory(app_name=APP, user_id="u", events=[said("the quokka is happy")])
+    assert len((await fb.search_memory(app_name=APP, user_id="u", query="quokka")).memories) == 1
+    await fb.close()
     with pytest.raises(RedisUnavailableError):
         await create_memory_service(fast_settings(redis_url=dead, redis_fallback_to_memory=False))
-    svc = await create_memory_service(fast_settings(redis_url=aof_server.url), key_prefix=prefix)
-    assert isinstance(svc, RedisMemoryService)
+    plain = await create_memory_service(
+        fast_settings(redis_url=aof_server.url, redis_fallback_to_memory=False), key_prefix=prefix
+    )
+    assert isinstance(plain, RedisMemoryService)
+    await plain.close()
+    up = await create_memory_service(fast_settings(redis_url=aof_server.url), key_prefix=prefix)
+    assert isinstance(up, FallbackMemoryService) and up.state is BreakerState.CLOSED
+    await up.close()
+
+
+def said(text: str, author: str = "user") -> Event:
+    from google.genai import types
+
+    return Event(
+        author=author, invocation_id="inv", content=types.Content(role="user", parts=[types.Part(text=text)])
+    )
+
+
+async def test_memory_outage_journal_replayed_in_order(aof_server: RedisServer, prefix: str) -> None:
+    """Memory writes during a real outage are served from memory and replayed on Redis after the restart."""
+    from google.adk.memory.memory_entry import MemoryEntry
+    from google.genai import types
+
+    from adk_redis import FallbackMemoryService, RedisMemoryService
+
+    redis_mem = RedisMemoryService(aof_server.url, settings=fast_settings(), key_prefix=prefix)
+    svc = FallbackMemoryService(redis_mem, health_check_interval=0.05)
+    kept, doomed = said("I keep a parrot named Kiwi"), said("my old car was a rusty Volvo")
+    await svc.add_events_to_memory(app_name=APP, user_id="u", events=[kept, doomed], session_id="s1")
+    before = (await svc.search_memory(app_name=APP, user_id="u", query="Volvo")).memories
+    assert len(before) == 1 and before[0].custom_metadata["event_id"] == doomed.id
+    doomed_id = before[0].id
+
+    aof_server.kill()
+    new = said("we are moving to Lisbon in June")
+    await svc.add_events_to_memory(app_name=APP, user_id="u", events=[new], session_id="s1")
+    await svc.add_memory(
+        app_name=APP,
+        user_id="u",
+        memories=[MemoryEntry(content=types.Content(parts=[types.Part(text="allergic to peanuts")]))],
+    )
+    await svc.delete_memory(app_name=APP, user_id="u", memory_id=doomed_id)
+    deadline = time.monotonic() + 5
+    while svc.state is not BreakerState.OPEN and time.monotonic() < deadline:
+        await asyncio.sleep(0.01)
+    assert svc.state is BreakerState.OPEN
+    # During the outage: what was added during it is searchable, with the ids Redis will give it.
+    during = (await svc.search_memory(app_name=APP, user_id="u", query="moving Lisbon")).memories
+    assert [m.custom_metadata["event_id"] for m in during] == [new.id]
+    lisbon_id = during[0].id
+    assert lisbon_id.startswith("h:s1:")
+    peanut = (await svc.search_memory(app_name=APP, user_id="u", query="peanuts")).memories
+    assert len(peanut) == 1 and peanut[0].id and peanut[0].id.startswith("m:")
+    with pytest.raises(RedisUnavailableError):
+        await svc.forget_user(APP, "u")
+    assert svc.get_redis_stats()["pending_write_back"] == 3
+
+    aof_server.start()
+    assert await svc.wait_closed(10)
+    stats = svc.get_redis_stats()
+    assert (
+        stats["written_back"] == 3 and stats["pending_write_back"] == 0 and stats["breaker_state"] == "closed"
+    )
+
+    check = RedisMemoryService(aof_server.url, settings=fast_settings(), key_prefix=prefix)
+    after = (await check.search_memory(app_name=APP, user_id="u", query="moving Lisbon")).memories
+    assert [m.id for m in after] == [lisbon_id]  # the same id as during the outage
+    assert [
+        m.id for m in (await check.search_memory(app_name=APP, user_id="u", query="peanuts")).memories
+    ] == [peanut[0].id]
+    assert (await check.search_memory(app_name=APP, user_id="u", query="Volvo")).memories == []
+    assert len((await check.search_memory(app_name=APP, user_id="u", query="parrot Kiwi")).memories) == 1
+    # Replaying again (an interrupted write-back resumed) changes nothing: every step is idempotent.
+    await redis_mem.add_events_to_memory(
+        app_name=APP, user_id="u", events=[kept, doomed, new], session_id="s1"
+    )
+    assert (await check.search_memory(app_name=APP, user_id="u", query="Volvo")).memories == []
+    assert len((await check.search_memory(app_name=APP, user_id="u", query="Lisbon")).memories) == 1
+    # After recovery the service is on Redis again, forget_user included.
+    await svc.forget_user(APP, "u")
+    assert (await check.search_memory(app_name=APP, user_id="u", query="parrot")).memories == []
+    await check.close()
+    await svc.close()
+
+
+async def test_memory_single_failure_keeps_order(prefix: str) -> None:
+    """One failed write (breaker still closed) queues later writes too, and search merges both sides."""
+    from adk_redis import FallbackMemoryService, RedisMemoryService
+
+    server = fakeredis.FakeServer()
+    client = fakeredis.FakeAsyncRedis(server=server)
+    svc = FallbackMemoryService(
+        RedisMemoryService(client=client, key_prefix=prefix), failure_threshold=5, health_check_interval=0.05
+    )
+    await svc.add_events_to_memory(app_name=APP, user_id="u", events=[said("red bicycle")], session_id="a")
+    server.connected = False
+    await svc.add_events_to_memory(app_name=APP, user_id="u", events=[said("blue bicycle")], session_id="a")
+    assert svc.state is BreakerState.CLOSED and svc.get_redis_stats()["pending_write_back"] == 1
+    server.connected = True
+    hits = (await svc.search_memory(app_name=APP, user_id="u", query="bicycle")).memories
+    assert sorted(m.content.parts[0].text for m in hits if m.content.parts) == ["blue bicycle", "red bicycle"]
+    assert await svc.wait_closed(5)
+    hits = (await svc.redis.search_memory(app_name=APP, user_id="u", query="bicycle")).memories
+    assert len(hits) == 2
     await svc.close()
