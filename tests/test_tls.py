@@ -64,6 +64,23 @@ def certs() -> Iterator[Path]:
             "ext.cnf",
             cwd=p,
         )
+        _openssl("req", *ec, "-keyout", "client.key", "-out", "client.csr", "-subj", "/CN=adk-app", cwd=p)
+        _openssl(
+            "x509",
+            "-req",
+            "-in",
+            "client.csr",
+            "-CA",
+            "ca.crt",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            "client.crt",
+            "-days",
+            "2",
+            cwd=p,
+        )
         yield p
 
 
@@ -116,6 +133,34 @@ async def test_tls_is_verified(tls_server: RedisServer) -> None:
     with pytest.raises((RedisConnectionError, ResponseError)):
         await plain.ping()
     await plain.close()
+
+
+async def test_mutual_tls_client_certificate(certs: Path) -> None:
+    """A server that demands client certificates: ours connects with one, and is refused without."""
+    args = [
+        "--tls-cert-file",
+        str(certs / "server.crt"),
+        "--tls-key-file",
+        str(certs / "server.key"),
+        "--tls-ca-cert-file",
+        str(certs / "ca.crt"),
+        "--tls-auth-clients",
+        "yes",
+    ]
+    ca, crt, key = certs / "ca.crt", certs / "client.crt", certs / "client.key"
+    ping = {"ssl": True, "ssl_ca_certs": str(ca), "ssl_certfile": str(crt), "ssl_keyfile": str(key)}
+    with redis_server(args, tls=True, ping_kwargs=ping) as server:
+        base = f"rediss://127.0.0.1:{server.port}?ssl_ca_certs={ca}"
+        async with RedisSessionService(
+            f"{base}&ssl_certfile={crt}&ssl_keyfile={key}",
+            settings=load_settings(**FAST),
+            key_prefix=f"mtls{uuid.uuid4().hex[:6]}",
+        ) as svc:
+            await _roundtrip(svc)
+        anonymous = RedisSessionService(base, settings=load_settings(**FAST))
+        with pytest.raises(RedisConnectionError):
+            await anonymous.ping()
+        await anonymous.close()
 
 
 @pytest.fixture(scope="module")
