@@ -46,7 +46,7 @@ from google.adk.sessions.state import State
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisClusterException
 from redis.exceptions import TimeoutError as RedisTimeoutError
-from typing_extensions import override
+from typing_extensions import Self, override
 
 from . import telemetry
 from .config import RedisSettings, load_settings
@@ -171,6 +171,7 @@ def _retry_failures(client: Any) -> int:
 class _Resilient:
     """Breaker, background health check and write-back loop shared by the fallback services."""
 
+    redis: RedisSessionService | RedisMemoryService
     breaker: CircuitBreaker
     health_check_interval: float
     fallback_operations: int
@@ -291,6 +292,22 @@ class _Resilient:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
 
+    async def close(self) -> None:
+        """Stop the health task and close the Redis service."""
+        await self._stop_health()
+        await self.redis.close()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
 
 class FallbackSessionService(_Resilient, BaseSessionService):
     """Redis first, ADK's in-memory service while Redis is unreachable.
@@ -304,6 +321,8 @@ class FallbackSessionService(_Resilient, BaseSessionService):
         while sessions wait to be written back.
       start_open: start with the breaker open (Redis known to be down).
     """
+
+    redis: RedisSessionService
 
     def __init__(
         self,
@@ -568,22 +587,6 @@ class FallbackSessionService(_Resilient, BaseSessionService):
             "conflicts": len(self.conflicts),
         }
 
-    async def close(self) -> None:
-        """Stop the health task and close the Redis service."""
-        await self._stop_health()
-        await self.redis.close()
-
-    async def __aenter__(self) -> FallbackSessionService:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.close()
-
 
 class FallbackMemoryService(_Resilient, BaseMemoryService):
     """Redis memory first, ADK's ``InMemoryMemoryService`` while Redis is unreachable.
@@ -599,6 +602,8 @@ class FallbackMemoryService(_Resilient, BaseMemoryService):
     ``forget_user`` is never queued: it raises
     :class:`~adk_redis.errors.RedisUnavailableError` while Redis is unreachable.
     """
+
+    redis: RedisMemoryService
 
     def __init__(
         self,
@@ -769,22 +774,6 @@ class FallbackMemoryService(_Resilient, BaseMemoryService):
             "written_back": self.written_back,
         }
 
-    async def close(self) -> None:
-        """Stop the health task and close the Redis service."""
-        await self._stop_health()
-        await self.redis.close()
-
-    async def __aenter__(self) -> FallbackMemoryService:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.close()
-
 
 def _parse_iso(value: str | None) -> float:
     if value:
@@ -815,6 +804,30 @@ async def _reachable(service: RedisSessionService | RedisMemoryService, timeout:
         return False
 
 
+async def _build(
+    settings: RedisSettings | None,
+    kw: dict[str, Any],
+    redis_cls: type[RedisSessionService] | type[RedisMemoryService],
+    fallback_cls: type[FallbackSessionService] | type[FallbackMemoryService],
+    in_memory: type[InMemorySessionService] | type[InMemoryMemoryService],
+) -> Any:
+    settings = settings or load_settings()
+    if not settings.redis_enabled:
+        return in_memory()
+    breaker_kw = {k: kw.pop(k) for k in ("failure_threshold", "health_check_interval") if k in kw}
+    where = _redact(kw.get("uri") or settings.redis_url)
+    service = redis_cls(settings=settings, **kw)
+    ok = await _reachable(service, settings.redis_connect_timeout + settings.redis_socket_timeout)
+    if settings.redis_fallback_to_memory:
+        if not ok:
+            logger.warning("Redis at %s is unreachable; starting on %s", where, in_memory.__name__)
+        return fallback_cls(service, start_open=not ok, **breaker_kw)  # type: ignore[arg-type]
+    if not ok:
+        await service.close()
+        raise RedisUnavailableError(f"Redis at {where} is unreachable and REDIS_FALLBACK_TO_MEMORY is false")
+    return service
+
+
 async def create_session_service(settings: RedisSettings | None = None, **kw: Any) -> BaseSessionService:
     """The session service the settings ask for.
 
@@ -827,21 +840,9 @@ async def create_session_service(settings: RedisSettings | None = None, **kw: An
     ``failure_threshold`` and ``health_check_interval`` go to the fallback
     service; every other keyword to :class:`RedisSessionService`.
     """
-    settings = settings or load_settings()
-    if not settings.redis_enabled:
-        return InMemorySessionService()
-    breaker_kw = {k: kw.pop(k) for k in ("failure_threshold", "health_check_interval") if k in kw}
-    where = _redact(kw.get("uri") or settings.redis_url)
-    service = RedisSessionService(settings=settings, **kw)
-    timeout = settings.redis_connect_timeout + settings.redis_socket_timeout
-    ok = await _reachable(service, timeout)
-    if settings.redis_fallback_to_memory:
-        if not ok:
-            logger.warning("Redis at %s is unreachable; starting on in-memory sessions", where)
-        return FallbackSessionService(service, start_open=not ok, **breaker_kw)
-    if not ok:
-        await service.close()
-        raise RedisUnavailableError(f"Redis at {where} is unreachable and REDIS_FALLBACK_TO_MEMORY is false")
+    service: BaseSessionService = await _build(
+        settings, kw, RedisSessionService, FallbackSessionService, InMemorySessionService
+    )
     return service
 
 
@@ -859,18 +860,7 @@ async def create_memory_service(settings: RedisSettings | None = None, **kw: Any
     :class:`RedisMemoryService`, or :class:`RedisUnavailableError` when Redis
     does not answer.
     """
-    settings = settings or load_settings()
-    if not settings.redis_enabled:
-        return InMemoryMemoryService()
-    breaker_kw = {k: kw.pop(k) for k in ("failure_threshold", "health_check_interval") if k in kw}
-    where = _redact(kw.get("uri") or settings.redis_url)
-    service = RedisMemoryService(settings=settings, **kw)
-    ok = await _reachable(service, settings.redis_connect_timeout + settings.redis_socket_timeout)
-    if settings.redis_fallback_to_memory:
-        if not ok:
-            logger.warning("Redis at %s is unreachable; starting on in-memory memory", where)
-        return FallbackMemoryService(service, start_open=not ok, **breaker_kw)
-    if not ok:
-        await service.close()
-        raise RedisUnavailableError(f"Redis at {where} is unreachable and REDIS_FALLBACK_TO_MEMORY is false")
+    service: BaseMemoryService = await _build(
+        settings, kw, RedisMemoryService, FallbackMemoryService, InMemoryMemoryService
+    )
     return service

@@ -84,18 +84,16 @@ def certs() -> Iterator[Path]:
         yield p
 
 
+def _server_tls_args(certs: Path, *, auth_clients: str) -> list[str]:
+    return [
+        *("--tls-cert-file", str(certs / "server.crt"), "--tls-key-file", str(certs / "server.key")),
+        *("--tls-ca-cert-file", str(certs / "ca.crt"), "--tls-auth-clients", auth_clients),
+    ]
+
+
 @pytest.fixture(scope="module")
 def tls_server(certs: Path) -> Iterator[RedisServer]:
-    args = [
-        "--tls-cert-file",
-        str(certs / "server.crt"),
-        "--tls-key-file",
-        str(certs / "server.key"),
-        "--tls-ca-cert-file",
-        str(certs / "ca.crt"),
-        "--tls-auth-clients",
-        "no",
-    ]
+    args = _server_tls_args(certs, auth_clients="no")
     ping = {"ssl": True, "ssl_ca_certs": str(certs / "ca.crt")}
     with redis_server(args, tls=True, ping_kwargs=ping) as s:
         yield s
@@ -137,16 +135,7 @@ async def test_tls_is_verified(tls_server: RedisServer) -> None:
 
 async def test_mutual_tls_client_certificate(certs: Path) -> None:
     """A server that demands client certificates: ours connects with one, and is refused without."""
-    args = [
-        "--tls-cert-file",
-        str(certs / "server.crt"),
-        "--tls-key-file",
-        str(certs / "server.key"),
-        "--tls-ca-cert-file",
-        str(certs / "ca.crt"),
-        "--tls-auth-clients",
-        "yes",
-    ]
+    args = _server_tls_args(certs, auth_clients="yes")
     ca, crt, key = certs / "ca.crt", certs / "client.crt", certs / "client.key"
     ping = {"ssl": True, "ssl_ca_certs": str(ca), "ssl_certfile": str(crt), "ssl_keyfile": str(key)}
     with redis_server(args, tls=True, ping_kwargs=ping) as server:
