@@ -36,6 +36,9 @@ class RedisSettings(BaseSettings):
     redis_socket_timeout: float = Field(default=5.0, gt=0)
     redis_connect_timeout: float = Field(default=2.0, gt=0)
     redis_fallback_to_memory: bool = True
+    # Circuit breaker of the fallback services: consecutive failures that open it, seconds between PINGs.
+    redis_failure_threshold: int = Field(default=3, ge=1)
+    redis_health_check_interval: float = Field(default=5.0, gt=0)
     redis_key_prefix: str = "vana"
     session_ttl_hours: float | None = Field(default=None, gt=0)
     memory_ttl_hours: float = Field(default=72, gt=0)

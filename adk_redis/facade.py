@@ -964,6 +964,37 @@ class RedisSessionStore(SessionStore):
             await self.client.aclose()
 
 
+class LocalRecords:
+    """Owner records and failed-attempt counters kept in this process (memory mode, outages)."""
+
+    def __init__(self) -> None:
+        self.owners: dict[str, str] = {}
+        self.failed = 0
+        self.failures: dict[str, int] = {}
+
+    def claim(self, session_id: str, user_id: str) -> str:
+        return self.owners.setdefault(session_id, user_id)
+
+    def forget(self, session_id: str, user_id: str) -> None:
+        if self.owners.get(session_id) == user_id:
+            del self.owners[session_id]
+
+    def record_failure(self, session_id: str) -> None:
+        self.failed += 1
+        self.failures[session_id] = self.failures.get(session_id, 0) + 1
+
+    def security_stats(self, threshold: int) -> dict[str, Any]:
+        counts = self.failures
+        flagged = sorted((s for s, n in counts.items() if n >= threshold), key=counts.__getitem__)
+        return {
+            "total_failed_attempts": self.failed,
+            "flagged_sessions": len(flagged),
+            "sessions_with_failed_attempts": len(self.failures),
+            "flag_threshold": threshold,
+            "flagged_session_ids": flagged[::-1][:10],
+        }
+
+
 class MemorySessionStore(SessionStore):
     """The same API on ADK's ``InMemorySessionService`` (one process, nothing persisted)."""
 
@@ -979,9 +1010,7 @@ class MemorySessionStore(SessionStore):
         reason: str,
     ) -> None:
         self.reason = reason
-        self._owners: dict[str, str] = {}
-        self._failed = 0
-        self._failures: dict[str, int] = {}
+        self._records = LocalRecords()
         super().__init__(
             config=config,
             settings=settings,
@@ -992,34 +1021,22 @@ class MemorySessionStore(SessionStore):
         )
 
     async def _owner_get(self, session_id: str) -> str | None:
-        return self._owners.get(session_id)
+        return self._records.owners.get(session_id)
 
     async def _owner_claim(self, session_id: str, user_id: str) -> str:
-        return self._owners.setdefault(session_id, user_id)
+        return self._records.claim(session_id, user_id)
 
     async def _owner_touch(self, session_id: str) -> None:
         return None
 
     async def _owner_forget(self, session_id: str, user_id: str) -> None:
-        if self._owners.get(session_id) == user_id:
-            del self._owners[session_id]
+        self._records.forget(session_id, user_id)
 
     async def _record_failure(self, session_id: str) -> None:
-        self._failed += 1
-        self._failures[session_id] = self._failures.get(session_id, 0) + 1
+        self._records.record_failure(session_id)
 
     async def _security_stats(self) -> dict[str, Any]:
-        threshold = self.config.flag_threshold
-        flagged = sorted(
-            (s for s, n in self._failures.items() if n >= threshold), key=self._failures.__getitem__
-        )
-        return {
-            "total_failed_attempts": self._failed,
-            "flagged_sessions": len(flagged),
-            "sessions_with_failed_attempts": len(self._failures),
-            "flag_threshold": threshold,
-            "flagged_session_ids": flagged[::-1][:10],
-        }
+        return self._records.security_stats(self.config.flag_threshold)
 
     async def _total_sessions(self) -> int:
         resp = await self.service.list_sessions(app_name=self.app_name)
@@ -1039,7 +1056,7 @@ class MemorySessionStore(SessionStore):
             if s.last_update_time <= cutoff:
                 await self.service.delete_session(app_name=self.app_name, user_id=s.user_id, session_id=s.id)
                 await self._owner_forget(s.id, s.user_id)
-                self._failures.pop(s.id, None)
+                self._records.failures.pop(s.id, None)
                 removed += 1
         return removed
 
@@ -1116,8 +1133,13 @@ def create_session_store(
             raise RedisUnavailableError(f"Redis at {where} is unreachable: {exc}") from exc
         logger.warning("Redis at %s is unreachable (%s); using the in-memory session store", where, exc)
         return _memory_store(config, settings, app_name, f"Redis unreachable at creation: {exc}")
+    store_cls: type[RedisSessionStore] = RedisSessionStore
+    if settings.redis_fallback_to_memory:
+        from .store_fallback import FallbackRedisSessionStore  # imports this module
+
+        store_cls = FallbackRedisSessionStore
     try:
-        return RedisSessionStore(
+        return store_cls(
             config=config,
             settings=settings,
             app_name=app_name,

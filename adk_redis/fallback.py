@@ -29,7 +29,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from types import TracebackType
-from typing import Any
+from typing import Any, Protocol
 
 from google.adk.events.event import Event
 from google.adk.memory.base_memory_service import BaseMemoryService, SearchMemoryResponse
@@ -168,6 +168,18 @@ def _retry_failures(client: Any) -> int:
     return int(getattr(retry, "failures", 0) or 0)
 
 
+class WriteBack(Protocol):
+    """Something else that keeps writes in memory during an outage (see ``_Resilient.companions``)."""
+
+    def pending(self) -> bool:
+        """True while writes wait for Redis."""
+        ...
+
+    async def write_back(self) -> None:
+        """Write them to Redis (raise a connection error to be retried later)."""
+        ...
+
+
 class _Resilient:
     """Breaker, background health check and write-back loop shared by the fallback services."""
 
@@ -180,6 +192,8 @@ class _Resilient:
     _closed: bool
 
     def _init_breaker(self, failure_threshold: int, health_check_interval: float, start_open: bool) -> None:
+        self.companions: list[WriteBack] = []
+        """More writers whose pending writes the health task writes back after this service's own."""
         self.breaker = CircuitBreaker(failure_threshold=failure_threshold)
         self.health_check_interval = health_check_interval
         self.fallback_operations = 0
@@ -195,6 +209,9 @@ class _Resilient:
     def _pending(self) -> bool:
         """True while something waits to be written back to Redis."""
         raise NotImplementedError
+
+    def _pending_all(self) -> bool:
+        return self._pending() or any(c.pending() for c in self.companions)
 
     async def _ping(self) -> None:
         raise NotImplementedError
@@ -228,7 +245,7 @@ class _Resilient:
     async def _health_loop(self) -> None:
         while not self._closed:
             await asyncio.sleep(self.health_check_interval)
-            if not self._pending() and self.breaker.state is BreakerState.CLOSED:
+            if not self._pending_all() and self.breaker.state is BreakerState.CLOSED:
                 return
             try:
                 await self._ping()
@@ -244,12 +261,14 @@ class _Resilient:
                 self.breaker.half_open()
             try:
                 await self.write_back()
+                for companion in self.companions:
+                    await companion.write_back()
             except UNAVAILABLE_ERRORS as exc:
                 logger.warning("Write-back interrupted (%s); staying on memory", exc)
                 if was_open:
                     self.breaker.open()
                 continue
-            if not self._pending():
+            if not self._pending_all():
                 if was_open:
                     opened_at = self.breaker.opened_at
                     self.breaker.close()
@@ -278,7 +297,7 @@ class _Resilient:
         """Wait until the breaker is closed and nothing awaits write-back (tests, shutdown)."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if self.breaker.state is BreakerState.CLOSED and not self._pending():
+            if self.breaker.state is BreakerState.CLOSED and not self._pending_all():
                 return True
             self._ensure_health_task()
             await asyncio.sleep(min(0.02, self.health_check_interval))
@@ -814,7 +833,10 @@ async def _build(
     settings = settings or load_settings()
     if not settings.redis_enabled:
         return in_memory()
-    breaker_kw = {k: kw.pop(k) for k in ("failure_threshold", "health_check_interval") if k in kw}
+    breaker_kw = {
+        "failure_threshold": kw.pop("failure_threshold", settings.redis_failure_threshold),
+        "health_check_interval": kw.pop("health_check_interval", settings.redis_health_check_interval),
+    }
     where = _redact(kw.get("uri") or settings.redis_url)
     service = redis_cls(settings=settings, **kw)
     ok = await _reachable(service, settings.redis_connect_timeout + settings.redis_socket_timeout)
