@@ -392,7 +392,12 @@ class SessionStore:
     class is the Redis or the in-memory store (``store_type`` says which).
     """
 
-    store_type: str = "abstract"
+    kind: str = "abstract"
+
+    @property
+    def store_type(self) -> str:
+        """The store serving now: ``"redis"`` or ``"memory"``."""
+        return self.kind
 
     def __init__(
         self,
@@ -800,7 +805,7 @@ class SessionStore:
 class RedisSessionStore(SessionStore):
     """The facade on Redis (:class:`RedisSessionService` plus a few facade keys)."""
 
-    store_type = "redis"
+    kind = "redis"
 
     def __init__(
         self,
@@ -998,7 +1003,7 @@ class LocalRecords:
 class MemorySessionStore(SessionStore):
     """The same API on ADK's ``InMemorySessionService`` (one process, nothing persisted)."""
 
-    store_type = "memory"
+    kind = "memory"
 
     def __init__(
         self,
@@ -1089,6 +1094,11 @@ def _memory_store(
         raise
 
 
+async def _new_client(settings: RedisSettings) -> Any:
+    """A client made on the store's loop (its pool's locks belong to that loop)."""
+    return create_client(settings)
+
+
 def create_session_store(
     config_override: SessionStoreConfig | None = None,
     force_memory: bool = False,
@@ -1124,28 +1134,36 @@ def create_session_store(
             raise
         return conn
 
+    reachable = True
     try:
         conn = runner.run(connect())
     except (RedisError, OSError) as exc:
-        runner.stop()
         where = _redact(settings.redis_url) if client is None else "the injected client"
         if not settings.redis_fallback_to_memory:
+            runner.stop()
             raise RedisUnavailableError(f"Redis at {where} is unreachable: {exc}") from exc
-        logger.warning("Redis at %s is unreachable (%s); using the in-memory session store", where, exc)
-        return _memory_store(config, settings, app_name, f"Redis unreachable at creation: {exc}")
-    store_cls: type[RedisSessionStore] = RedisSessionStore
-    if settings.redis_fallback_to_memory:
+        logger.warning("Redis at %s is unreachable (%s); serving from memory until it answers", where, exc)
+        conn, reachable = (client if client is not None else runner.run(_new_client(settings))), False
+    try:
+        if not settings.redis_fallback_to_memory:
+            return RedisSessionStore(
+                config=config,
+                settings=settings,
+                app_name=app_name,
+                runner=runner,
+                client=conn,
+                owns_client=client is None,
+            )
         from .store_fallback import FallbackRedisSessionStore  # imports this module
 
-        store_cls = FallbackRedisSessionStore
-    try:
-        return store_cls(
+        return FallbackRedisSessionStore(
             config=config,
             settings=settings,
             app_name=app_name,
             runner=runner,
             client=conn,
             owns_client=client is None,
+            start_open=not reachable,
         )
     except BaseException:
         if client is None:

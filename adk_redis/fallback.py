@@ -202,9 +202,13 @@ class _Resilient:
         self._closed = False
         telemetry.watch_fallback(self)  # the adk_redis.fallback.state gauge
         if start_open:
-            self.breaker.open()
-            self.breaker.last_error = "Redis unreachable at start-up"
-            self._ensure_health_task()
+            self.open_at_start()
+
+    def open_at_start(self) -> None:
+        """Open the breaker because Redis did not answer at start-up (probing starts on this loop)."""
+        self.breaker.open()
+        self.breaker.last_error = "Redis unreachable at start-up"
+        self._ensure_health_task()
 
     def _pending(self) -> bool:
         """True while something waits to be written back to Redis."""

@@ -116,7 +116,7 @@ class _FallbackCrossSession:
 class FallbackRedisSessionStore(RedisSessionStore):
     """The Redis store, serving from memory while Redis is unreachable (see the module docstring)."""
 
-    def __init__(self, **kwargs: Any) -> None:
+    def __init__(self, *, start_open: bool = False, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         s = self.settings
         self.fallback = FallbackSessionService(
@@ -130,6 +130,16 @@ class FallbackRedisSessionStore(RedisSessionStore):
         self._forgotten: dict[str, str] = {}
         self.owner_conflicts = 0
         self.fallback.companions.append(self)
+        if start_open:  # Redis was unreachable at creation: the health task must run on the store's loop
+            self._runner.run(self._open_at_start())
+
+    async def _open_at_start(self) -> None:
+        self.fallback.open_at_start()
+
+    @property
+    def store_type(self) -> str:
+        """``"memory"`` while the breaker is not closed, else ``"redis"``."""
+        return "memory" if self.degraded() else "redis"
 
     def degraded(self) -> bool:
         """True while the breaker is not closed (requests are served from memory)."""
@@ -221,7 +231,6 @@ class FallbackRedisSessionStore(RedisSessionStore):
         stats = await super()._redis_stats()
         breaker = self.fallback.get_redis_stats()
         stats.update(
-            store_type="memory" if self.degraded() else "redis",
             breaker_state=breaker["breaker_state"],
             fallback_operations=breaker["fallback_operations"],
             pending_write_back=breaker["pending_write_back"] + int(self.pending()),
@@ -231,11 +240,6 @@ class FallbackRedisSessionStore(RedisSessionStore):
         )
         if stats["last_error"] is None:
             stats["last_error"] = breaker["last_error"]
-        return stats
-
-    async def _stats(self, include_memory: bool) -> dict[str, Any]:
-        stats = await super()._stats(include_memory)
-        stats["store_type"] = stats["redis"]["store_type"]
         return stats
 
     # -- write-back (a companion of the session service's breaker) ---------------

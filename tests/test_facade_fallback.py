@@ -93,8 +93,10 @@ async def test_store_serves_through_an_outage_and_writes_back(
 
         aof_server.start()
         assert await _until(
-            lambda: store.get_redis_stats()["breaker_state"] == "closed"
-            and store.get_redis_stats()["pending_write_back"] == 0
+            lambda: (
+                store.get_redis_stats()["breaker_state"] == "closed"
+                and store.get_redis_stats()["pending_write_back"] == 0
+            )
         )
         stats = get_session_store_stats()
         assert stats["store_type"] == "redis" and stats["redis"]["written_back"] >= 1
@@ -151,5 +153,39 @@ def test_without_fallback_an_outage_raises() -> None:
             assert stats["connection_retries"] >= 1
         finally:
             store.close()
+    finally:
+        server.stop()
+
+
+async def test_store_created_while_redis_is_down_moves_to_redis_when_it_comes_up(prefix: str) -> None:
+    server = RedisServer()  # its port is chosen, nothing listens yet
+    settings = RedisSettings(
+        redis_url=server.url,
+        redis_key_prefix=prefix,
+        redis_connect_timeout=0.2,
+        redis_retry_attempts=0,
+        redis_health_check_interval=0.05,
+    )
+    store = create_session_store(NO_CLEANUP, settings=settings)
+    try:
+        assert store.store_type == "memory" and store.get_stats()["store_type"] == "memory"
+        store.ensure_session("early", user_id=1, title="made while Redis was down")
+        store.add_message("early", {"role": "user", "content": "hi"})
+        server.start()
+        assert await _until(
+            lambda: store.store_type == "redis" and not store.get_redis_stats()["pending_write_back"]
+        )
+        assert store.get_stats()["store_type"] == "redis"
+    finally:
+        store.close()
+    try:
+        strict = settings.model_copy(update={"redis_fallback_to_memory": False})
+        other = create_session_store(NO_CLEANUP, settings=strict)
+        try:
+            got = other.get_session("early", user_id=1)
+            assert got is not None and got["title"] == "made while Redis was down"
+            assert [m["content"] for m in got["messages"]] == ["hi"]
+        finally:
+            other.close()
     finally:
         server.stop()
