@@ -589,6 +589,41 @@ async def cmd_doctor(svc: RedisSessionService, args: argparse.Namespace, url: st
     else:
         check("persistence", "warn", "no AOF and no RDB snapshots: a restart loses every session")
 
+    scheme, host = urlsplit(url).scheme, urlsplit(url).hostname or ""
+    if scheme.startswith("rediss") or scheme == "unix":
+        check("tls", "ok", "TLS on" if scheme.startswith("rediss") else "unix socket (stays on this host)")
+    elif host in ("localhost", "::1") or host.startswith("127."):
+        check("tls", "ok", "plain text on loopback")
+    else:
+        check("tls", "warn", f"plain text to {host}: use rediss:// across a network")
+
+    from .maintenance import check_sessions, cleanup
+    from .memory_service import RedisMemoryService
+
+    dangling = await cleanup(svc, RedisMemoryService(client=svc.client, settings=svc.settings), dry_run=True)
+    stale = dangling.user_index_entries + dangling.app_index_entries
+    expired = dangling.memory_entries + dangling.history_entries
+    if stale or expired:
+        check(
+            "key space",
+            "warn",
+            f"{stale} index entries of gone sessions, {expired} expired memory entries "
+            "(adk-redis cleanup removes them)",
+        )
+    else:
+        check("key space", "ok", f"{dangling.indexes_scanned} indexes, no dangling or expired entries")
+    sessions = await check_sessions(svc, sample=args.sample)
+    if sessions.corrupted:
+        shown = ", ".join(sessions.corrupted[:5])
+        check(
+            "stored sessions",
+            "warn",
+            f"{len(sessions.corrupted)} of {sessions.checked} sampled sessions do not decode ({shown}); "
+            "see adk-redis sessions show / migrate",
+        )
+    else:
+        check("stored sessions", "ok", f"{sessions.checked} sampled sessions decode")
+
     problems = [c for c in checks if c["status"] != "ok"]
     lines = [f"{c['status'].upper():5} {c['check']:17} {c['detail']}" for c in checks]
     lines.append(f"{len(problems)} problem(s) found" if problems else "all checks passed")
@@ -717,13 +752,15 @@ def build_parser() -> argparse.ArgumentParser:
         "benchmark.",
     )
     p.add_argument("-n", "--iterations", type=int, default=200, help="timed iterations (default 200)")
-    sub.add_parser(
+    p = sub.add_parser(
         "doctor",
         parents=[common],
-        help="check connectivity, latency, eviction and persistence",
-        description="Checks connectivity, auth, latency, server version, the maxmemory-policy "
-        "(warns unless noeviction or volatile-*) and persistence (warns without AOF/RDB).",
+        help="check connectivity, TLS, latency, eviction, persistence and the stored data",
+        description="Checks connectivity, auth, TLS, latency, server version, the maxmemory-policy "
+        "(warns unless noeviction or volatile-*), persistence (warns without AOF/RDB) and the key space "
+        "(dangling index entries, expired memory entries, a sample of sessions decoded; SCAN-based).",
     )
+    p.add_argument("--sample", type=int, default=500, help="sessions to decode (default 500)")
     return parser
 
 

@@ -9,7 +9,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from google.adk.sessions.base_session_service import GetSessionConfig
+
 from .codec import text
+from .errors import CorruptedDataError
 from .keys import unescape
 from .memory_search import now_ms
 from .memory_service import RedisMemoryService
@@ -152,3 +155,40 @@ async def cleanup(
     await cleanup_sessions(svc, report)
     await cleanup_memory(mem, report)
     return report
+
+
+@dataclass
+class SessionCheck:
+    """What :func:`check_sessions` found in a sample of stored sessions."""
+
+    checked: int = 0
+    corrupted: list[str] = field(default_factory=list)  # "app/user/session" of undecodable ones
+
+
+async def check_sessions(svc: RedisSessionService, sample: int = 500) -> SessionCheck:
+    """Decode up to ``sample`` stored sessions (metadata, state, last event); SCAN-based, admin use only."""
+    head = f"{svc.keys.prefix}:session:"
+    found = SessionCheck()
+    async for raw in svc.client.scan_iter(match=f"{head}{{*}}:s:*", count=1000):
+        key = text(raw)
+        tag_end = key.find("}:s:")
+        sid = key[tag_end + 4 :]
+        if tag_end < 0 or ":" in sid:  # the session's :events / :ts keys
+            continue
+        parts = _tag(key[: tag_end + 1], head, "")
+        if parts is None or len(parts) != 2:
+            continue
+        app, user, session_id = parts[0], parts[1], unescape(sid)
+        found.checked += 1
+        try:
+            await svc.get_session(
+                app_name=app,
+                user_id=user,
+                session_id=session_id,
+                config=GetSessionConfig(num_recent_events=1),
+            )
+        except CorruptedDataError:
+            found.corrupted.append(f"{app}/{user}/{session_id}")
+        if found.checked >= sample:
+            break
+    return found

@@ -233,8 +233,11 @@ def test_doctor_on_the_shared_server(redis_url: str, capsys: pytest.CaptureFixtu
         "server version",
         "maxmemory-policy",
         "persistence",
+        "tls",
+        "key space",
+        "stored sessions",
     }
-    assert status["connectivity"] == "ok"
+    assert status["connectivity"] == "ok" and status["tls"] == "ok"
     assert code == (0 if all(s == "ok" for s in status.values()) else 1)
     assert data["ok"] is (code == 0)
 
@@ -300,3 +303,46 @@ def test_cli_on_a_cluster(prefix: str, capsys: pytest.CaptureFixture[str], tmp_p
         assert code == 0 and len(rows) == 3
         code, data = cli.json("doctor")
         assert {c["check"] for c in data["checks"]} >= {"connectivity", "persistence"}
+
+
+def test_doctor_checks_the_key_space(capsys: pytest.CaptureFixture[str]) -> None:
+    """Dangling index entries and an undecodable session are reported; cleanup fixes the former."""
+    import asyncio
+
+    from adk_redis.codec import encode_event
+
+    async def prepare(url: str) -> str:
+        svc = RedisSessionService(url, key_prefix="dr")
+        good = await svc.create_session(app_name="a", user_id="u")
+        await svc.append_event(good, Event(author="user", invocation_id="i"))
+        bad = await svc.create_session(app_name="a", user_id="u:2")
+        await svc.append_event(bad, Event(author="user", invocation_id="i"))
+        gone = await svc.create_session(app_name="a", user_id="u")
+        keys = svc.keys.session("a", "u:2", bad.id)
+        seq = next(f for f in await svc.client.hkeys(keys.events) if not f.startswith(b"#"))
+        await svc.client.hset(keys.events, seq, encode_event(bad.events[0])[:-5])  # truncated JSON
+        await svc.client.delete(svc.keys.session("a", "u", gone.id).meta)  # expired behind the indexes' back
+        await svc.close()
+        return bad.id
+
+    with redis_server(args=["--appendonly", "yes"]) as srv:
+        bad_id = asyncio.run(prepare(srv.url))
+
+        code, data = _doctor_prefix(srv.url, "dr", capsys)
+        status = _status(data)
+        assert code == 1 and status["key space"] == "warn" and status["stored sessions"] == "warn"
+        detail = {c["check"]: c["detail"] for c in data["checks"]}
+        assert detail["key space"].startswith("2 index entries of gone sessions")  # user and app index
+        assert "1 of 2 sampled sessions do not decode" in detail["stored sessions"]
+        assert f"a/u:2/{bad_id}" in detail["stored sessions"]  # what the operator needs for sessions show
+
+        assert main(["--url", srv.url, "--prefix", "dr", "cleanup"]) == 0
+        capsys.readouterr()
+        code, data = _doctor_prefix(srv.url, "dr", capsys)
+        assert _status(data)["key space"] == "ok" and _status(data)["stored sessions"] == "warn"
+
+
+def _doctor_prefix(url: str, prefix: str, capsys: pytest.CaptureFixture[str]) -> tuple[int, dict[str, Any]]:
+    code = main(["--url", url, "--prefix", prefix, "--json", "doctor"])
+    out, _ = capsys.readouterr()
+    return code, json.loads(out)
