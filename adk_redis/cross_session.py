@@ -54,6 +54,22 @@ if #ids == 0 then return {} end
 return redis.call('HMGET', KEYS[2], unpack(ids))
 """
 
+# KEYS: index zset [, document]   ARGV: score, member, ttl_ms, gt ('1': only raise the score) [, value]
+# Adds the member, SETs the optional document with the TTL, and extends (never shortens) the
+# index's TTL: what ZADD + PEXPIRE GT/NX do on Redis 7, in a form Redis 6.2 runs too.
+_INDEX_PUT = r"""
+local ttl = tonumber(ARGV[3])
+if #KEYS > 1 then redis.call('SET', KEYS[2], ARGV[5], 'PX', ttl) end
+if ARGV[4] == '1' then
+  redis.call('ZADD', KEYS[1], 'GT', ARGV[1], ARGV[2])
+else
+  redis.call('ZADD', KEYS[1], ARGV[1], ARGV[2])
+end
+local cur = redis.call('PTTL', KEYS[1])
+if cur == -1 or (cur >= 0 and cur < ttl) then redis.call('PEXPIRE', KEYS[1], ttl) end
+return 1
+"""
+
 # KEYS: registry zset   ARGV: now_ms -> live members (pruning expired ones)
 _LIVE_MEMBERS = r"""
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
@@ -131,6 +147,7 @@ class CrossSessionMemory:
         self._history_put = client.register_script(_HISTORY_PUT)
         self._history_get = client.register_script(_HISTORY_GET)
         self._live = client.register_script(_LIVE_MEMBERS)
+        self._index_put = client.register_script(_INDEX_PUT)
 
     # -- helpers -------------------------------------------------------------
     @property
@@ -139,11 +156,7 @@ class CrossSessionMemory:
 
     async def _register(self, kind: str, member: str, ttl: int) -> None:
         key = self.keys.memory_registry(self.app_name, kind)
-        pipe = self.client.pipeline(transaction=False)
-        pipe.zadd(key, {member: now_ms() + ttl}, gt=True)
-        pipe.pexpire(key, ttl, gt=True)
-        pipe.pexpire(key, ttl, nx=True)
-        await pipe.execute()
+        await self._index_put(keys=[key], args=[now_ms() + ttl, member, ttl, "1"])
 
     async def _live_members(self, zset: str) -> list[str]:
         return [text(m) for m in await self._live(keys=[zset], args=[now_ms()])]
@@ -239,12 +252,8 @@ class CrossSessionMemory:
         value = _dumps(_check_data(memory_data, "memory_data"))
         ttl = self._memory_ttl
         zset = self.keys.agent_memory_index(self.app_name, aid)
-        pipe = self.client.pipeline(transaction=True)
-        pipe.set(self.keys.agent_memory(self.app_name, aid, memory_key), value, px=ttl)
-        pipe.zadd(zset, {escape(memory_key): now_ms() + ttl})
-        pipe.pexpire(zset, ttl, gt=True)
-        pipe.pexpire(zset, ttl, nx=True)
-        await pipe.execute()
+        doc = self.keys.agent_memory(self.app_name, aid, memory_key)
+        await self._index_put(keys=[zset, doc], args=[now_ms() + ttl, escape(memory_key), ttl, "0", value])
         await self._register("agents", escape(aid), ttl)
 
     async def get_agent_memory(self, agent_id: str | int, memory_key: str) -> dict[str, Any] | None:

