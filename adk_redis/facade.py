@@ -1144,27 +1144,20 @@ def create_session_store(
             raise RedisUnavailableError(f"Redis at {where} is unreachable: {exc}") from exc
         logger.warning("Redis at %s is unreachable (%s); serving from memory until it answers", where, exc)
         conn, reachable = (client if client is not None else runner.run(_new_client(settings))), False
+    kwargs: dict[str, Any] = {
+        "config": config,
+        "settings": settings,
+        "app_name": app_name,
+        "runner": runner,
+        "client": conn,
+        "owns_client": client is None,
+    }
     try:
         if not settings.redis_fallback_to_memory:
-            return RedisSessionStore(
-                config=config,
-                settings=settings,
-                app_name=app_name,
-                runner=runner,
-                client=conn,
-                owns_client=client is None,
-            )
+            return RedisSessionStore(**kwargs)
         from .store_fallback import FallbackRedisSessionStore  # imports this module
 
-        return FallbackRedisSessionStore(
-            config=config,
-            settings=settings,
-            app_name=app_name,
-            runner=runner,
-            client=conn,
-            owns_client=client is None,
-            start_open=not reachable,
-        )
+        return FallbackRedisSessionStore(start_open=not reachable, **kwargs)
     except BaseException:
         if client is None:
             runner.run(conn.aclose())
