@@ -286,6 +286,7 @@ class _Resilient:
     def _breaker_stats(self, client: Any) -> dict[str, Any]:
         b = self.breaker
         return {
+            "store_type": "redis" if b.state is BreakerState.CLOSED else "memory",  # what serves now
             "breaker_state": b.state.value,
             "consecutive_failures": b.consecutive_failures,
             "times_opened": b.times_opened,

@@ -99,7 +99,7 @@ async def test_kill_fallback_restart_write_back(aof_server: RedisServer, prefix:
     listed = await svc.list_sessions(app_name=APP, user_id="u")
     assert {x.id for x in listed.sessions} == {s1.id, s2.id}
     stats = svc.get_redis_stats()
-    assert stats["breaker_state"] == "open" and stats["last_error"]
+    assert stats["breaker_state"] == "open" and stats["last_error"] and stats["store_type"] == "memory"
     assert stats["pending_write_back"] == 2
 
     t2 = time.monotonic()
@@ -113,6 +113,7 @@ async def test_kill_fallback_restart_write_back(aof_server: RedisServer, prefix:
     )
     stats = svc.get_redis_stats()
     assert stats["written_back"] == 2 and stats["conflicts"] == 0 and stats["breaker_state"] == "closed"
+    assert stats["store_type"] == "redis"
     assert stats["connection_retries"] > 0 and stats["pool"]["created"] >= 1
 
     # The data is in Redis (a fresh client, no memory involved).
