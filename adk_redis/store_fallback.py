@@ -48,15 +48,15 @@ class _FallbackCrossSession:
         self.journal.append((name, args, kwargs))
         self._store.fallback._ensure_health_task()
 
-    async def _read(self, name: str, *args: Any) -> Any:
-        found = await getattr(self.local, name)(*args)  # written during the outage: the newest
+    async def _read(self, name: str, *args: Any) -> dict[str, Any] | None:
+        found: dict[str, Any] | None = await getattr(self.local, name)(*args)  # written in the outage: newest
         if found is not None or self._store.degraded():
             return found
         try:
-            return await getattr(self.redis, name)(*args)
+            found = await getattr(self.redis, name)(*args)
         except UNAVAILABLE_ERRORS as exc:
             self._store.fallback._failed(exc, name)
-            return None
+        return found
 
     async def store_user_context(
         self, user_id: str | int, context_key: str, context_data: dict[str, Any]
@@ -64,8 +64,7 @@ class _FallbackCrossSession:
         await self._write("store_user_context", user_id, context_key, context_data)
 
     async def get_user_context(self, user_id: str | int, context_key: str) -> dict[str, Any] | None:
-        found: dict[str, Any] | None = await self._read("get_user_context", user_id, context_key)
-        return found
+        return await self._read("get_user_context", user_id, context_key)
 
     async def store_agent_memory(
         self, agent_id: str | int, memory_key: str, memory_data: dict[str, Any]
@@ -73,8 +72,7 @@ class _FallbackCrossSession:
         await self._write("store_agent_memory", agent_id, memory_key, memory_data)
 
     async def get_agent_memory(self, agent_id: str | int, memory_key: str) -> dict[str, Any] | None:
-        found: dict[str, Any] | None = await self._read("get_agent_memory", agent_id, memory_key)
-        return found
+        return await self._read("get_agent_memory", agent_id, memory_key)
 
     async def record_session(
         self,

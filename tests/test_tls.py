@@ -27,7 +27,7 @@ def _openssl(*args: str, cwd: Path) -> None:
 
 @pytest.fixture(scope="module")
 def certs() -> Iterator[Path]:
-    """A throw-away CA and a server certificate for 127.0.0.1 / localhost."""
+    """A throw-away CA, a server certificate for 127.0.0.1 / localhost and a client certificate."""
     with tempfile.TemporaryDirectory(prefix="adkredis-tls-") as d:
         p = Path(d)
         ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
@@ -45,43 +45,15 @@ def certs() -> Iterator[Path]:
             "/CN=test-ca",
             cwd=p,
         )
-        _openssl("req", *ec, "-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=127.0.0.1", cwd=p)
+        def issue(name: str, subject: str, *extra: str) -> None:
+            """A key and a certificate for ``name``, signed by the CA."""
+            _openssl("req", *ec, "-keyout", f"{name}.key", "-out", f"{name}.csr", "-subj", subject, cwd=p)
+            sign = ["-in", f"{name}.csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial"]
+            _openssl("x509", "-req", *sign, "-out", f"{name}.crt", "-days", "2", *extra, cwd=p)
+
         (p / "ext.cnf").write_text("subjectAltName=IP:127.0.0.1,DNS:localhost\n")
-        _openssl(
-            "x509",
-            "-req",
-            "-in",
-            "server.csr",
-            "-CA",
-            "ca.crt",
-            "-CAkey",
-            "ca.key",
-            "-CAcreateserial",
-            "-out",
-            "server.crt",
-            "-days",
-            "2",
-            "-extfile",
-            "ext.cnf",
-            cwd=p,
-        )
-        _openssl("req", *ec, "-keyout", "client.key", "-out", "client.csr", "-subj", "/CN=adk-app", cwd=p)
-        _openssl(
-            "x509",
-            "-req",
-            "-in",
-            "client.csr",
-            "-CA",
-            "ca.crt",
-            "-CAkey",
-            "ca.key",
-            "-CAcreateserial",
-            "-out",
-            "client.crt",
-            "-days",
-            "2",
-            cwd=p,
-        )
+        issue("server", "/CN=127.0.0.1", "-extfile", "ext.cnf")
+        issue("client", "/CN=adk-app")
         yield p
 
 
