@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -41,6 +41,9 @@ class RedisSettings(BaseSettings):
     redis_health_check_interval: float = Field(default=5.0, gt=0)
     redis_key_prefix: str = "vana"
     session_ttl_hours: float | None = Field(default=None, gt=0)
+    # Stale writers (a session object behind storage): "reject" as DatabaseSessionService, or "merge"
+    # appends whose state keys nobody else wrote since (adk_redis.session_service).
+    session_stale_policy: Literal["reject", "merge"] = "reject"
     memory_ttl_hours: float = Field(default=72, gt=0)
     knowledge_ttl_hours: float = Field(default=168, gt=0)
     history_ttl_hours: float = Field(default=720, gt=0)

@@ -9,6 +9,7 @@ it means the Python process is out of memory).
 from __future__ import annotations
 
 from google.adk.errors._stale_session_error import StaleSessionError
+from redis.exceptions import ResponseError
 
 
 class AdkRedisError(Exception):
@@ -20,7 +21,7 @@ class CorruptedDataError(AdkRedisError, ValueError):
 
 
 class RedisUnavailableError(AdkRedisError, ConnectionError):
-    """Redis could not be reached (down, stalled past the deadline) and falling back to memory is not allowed."""
+    """Redis could not be reached (down, or stalled past the deadline) and no fallback is allowed."""
 
 
 class RedisOutOfMemoryError(AdkRedisError):
@@ -40,3 +41,26 @@ class MergeConflictError(AdkRedisError, StaleSessionError):
     def __init__(self, message: str, keys: tuple[str, ...] = ()) -> None:
         super().__init__(message)
         self.keys = keys
+
+
+# Error replies caused by stored data of the wrong shape (a foreign key of another Redis type under
+# our prefix, a script tripping over a garbage field).
+_DATA_ERRORS = ("WRONGTYPE", "user_script", "attempt to ")
+
+
+def server_error(exc: ResponseError, where: str) -> Exception:
+    """The typed error for a Redis error reply: out of memory, no permission, or corrupted data.
+
+    ``where`` names the operation and record.  Any other reply (NOSCRIPT, a Lua
+    bug, ...) is returned unchanged, for the caller to re-raise.
+    """
+    msg = str(exc)
+    if msg.startswith("OOM") or "OOM command not allowed" in msg:
+        return RedisOutOfMemoryError(
+            f"{where}: Redis is out of memory (maxmemory reached, nothing was written): {msg[:160]}"
+        )
+    if "NOPERM" in msg:
+        return RedisPermissionError(f"{where}: the Redis user may not run this command: {msg[:200]}")
+    if any(marker in msg for marker in _DATA_ERRORS):
+        return CorruptedDataError(f"{where}: stored data has the wrong type or layout ({msg[:160]})")
+    return exc

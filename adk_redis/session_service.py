@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import functools
 import logging
+import secrets
 from collections.abc import Callable, Coroutine, Sequence
 from types import TracebackType
-from typing import Any, ParamSpec, TypeVar
+from typing import Any, Literal, ParamSpec, TypeVar, get_args
 
 from google.adk.errors._stale_session_error import StaleSessionError
 from google.adk.errors.already_exists_error import AlreadyExistsError
@@ -25,10 +26,11 @@ from redis.exceptions import ResponseError
 from typing_extensions import override
 
 from . import codec, scripts, telemetry
+from . import session_layout as layout
 from .codec import text
 from .config import RedisSettings, load_settings
 from .connection import create_client, is_cluster
-from .errors import CorruptedDataError
+from .errors import CorruptedDataError, MergeConflictError, server_error
 from .keys import KeySchema, SessionKeys
 from .security import PERMISSIVE_POLICY, IdPolicy
 
@@ -38,36 +40,35 @@ _STALE = (
     "The session has been modified in storage since it was loaded. "
     "Please reload the session before appending more events."
 )
-_STATE_FIELD = "s."
+_STATE_FIELD = layout.STATE_PREFIX
+
+StalePolicy = Literal["reject", "merge"]
+STALE_POLICIES: tuple[str, ...] = get_args(StalePolicy)
 
 
 _P = ParamSpec("_P")
 _R = TypeVar("_R")
-# Server replies caused by stored data of the wrong shape (a foreign key of another Redis type under
-# our prefix, a script tripping over a garbage field); other errors (OOM, NOSCRIPT, ...) propagate.
-_DATA_ERRORS = ("WRONGTYPE", "user_script", "attempt to ")
 
 
 def _data_errors(
     fn: Callable[_P, Coroutine[Any, Any, _R]],
 ) -> Callable[_P, Coroutine[Any, Any, _R]]:
-    """Turn Redis errors caused by corrupted records into CorruptedDataError naming the session."""
+    """Turn Redis error replies into typed errors naming the session (see :func:`errors.server_error`)."""
 
     @functools.wraps(fn)
     async def wrapper(*args: _P.args, **kwargs: _P.kwargs) -> _R:
         try:
             return await fn(*args, **kwargs)
         except ResponseError as exc:
-            msg = str(exc)
-            if not any(marker in msg for marker in _DATA_ERRORS):
-                raise
             session = next((a for a in args if isinstance(a, Session)), None)
             sid = kwargs.get("session_id", session.id if session else None)
             user = kwargs.get("user_id", session.user_id if session else None)
             app = kwargs.get("app_name", session.app_name if session else None)
             where = f"{fn.__name__} of session {sid!r} of user {user!r} in app {app!r}"
-            detail = f"stored data has the wrong type or layout ({msg[:160]})"
-            raise CorruptedDataError(f"{where}: {detail}") from None
+            err = server_error(exc, where)
+            if err is exc:
+                raise
+            raise err from None
 
     return wrapper
 
@@ -79,6 +80,14 @@ def _strip_id(session_id: Any) -> Any:
     if session_id is None:
         return None
     raise TypeError(f"session_id must be str, got {type(session_id).__name__}")
+
+
+def _ok(reply: Any) -> Any:
+    """A pipeline reply, or an empty hash in place of an error reply (logged)."""
+    if isinstance(reply, Exception):
+        logger.warning("Ignoring unreadable state hash: %s", reply)
+        return {}
+    return reply
 
 
 def _merge(app: dict[str, Any], user: dict[str, Any], session: dict[str, Any]) -> dict[str, Any]:
@@ -103,6 +112,13 @@ class RedisSessionService(BaseSessionService):
       agents_dir: accepted and ignored (ADK's service registry passes it).
       id_policy: session id validation (:class:`adk_redis.security.IdPolicy`);
         the default rejects only control characters and over-long ids.
+      stale_policy: what an append through a session object that is behind
+        storage gets. ``"reject"`` (default, ``SESSION_STALE_POLICY``):
+        StaleSessionError, as DatabaseSessionService. ``"merge"``: the append
+        is stored unless an event stored after the object's marker wrote a
+        state key this event writes (then :class:`~adk_redis.errors.MergeConflictError`,
+        a StaleSessionError naming the keys); the events it missed are added
+        to the object before the new event.
     """
 
     def __init__(
@@ -115,16 +131,22 @@ class RedisSessionService(BaseSessionService):
         session_ttl_hours: float | None = None,
         agents_dir: str | None = None,
         id_policy: IdPolicy | None = None,
+        stale_policy: StalePolicy | None = None,
         **_ignored: Any,
     ) -> None:
         del agents_dir
         self.id_policy = id_policy or PERMISSIVE_POLICY
-        overrides = {"redis_key_prefix": key_prefix, "session_ttl_hours": session_ttl_hours}
+        overrides = {
+            "redis_key_prefix": key_prefix,
+            "session_ttl_hours": session_ttl_hours,
+            "session_stale_policy": stale_policy,
+        }
         if settings is not None:
             settings = settings.model_copy(update={k: v for k, v in overrides.items() if v is not None})
         else:
             settings = load_settings(**overrides)
         self.settings = settings
+        self.stale_policy: StalePolicy = settings.session_stale_policy
         self.keys = KeySchema(settings.redis_key_prefix)
         self.codec = codec.PayloadCodec.from_settings(settings)
         self._owns_client = client is None
@@ -137,6 +159,7 @@ class RedisSessionService(BaseSessionService):
         self._get = self.client.register_script(scripts.GET_SESSION)
         self._delete = self.client.register_script(scripts.DELETE_SESSION)
         self._app_touch = self.client.register_script(scripts.APP_TOUCH)
+        self._restore = self.client.register_script(scripts.RESTORE_SESSION)
 
     # -- helpers -----------------------------------------------------------
     def _app_keys(self, app_name: str) -> list[str]:
@@ -159,25 +182,41 @@ class RedisSessionService(BaseSessionService):
         where: str,
     ) -> Session:
         try:
-            update_time = float(meta["_u"])
-            marker = text(meta["_r"])
+            update_time = float(meta[layout.UPDATED])
+            marker = text(meta[layout.REVISION])
         except (KeyError, ValueError, TypeError):
             raise CorruptedDataError(f"{where}: session metadata is incomplete") from None
-        state = {
-            k[len(_STATE_FIELD) :]: self.codec.decode_value(v, where=where)
-            for k, v in meta.items()
-            if k.startswith(_STATE_FIELD)
-        }
         session = Session(
             id=session_id,
             app_name=app_name,
             user_id=user_id,
-            state=_merge(app_state, user_state, state),
+            state=_merge(app_state, user_state, self._session_state(meta, where)),
             events=events,
             last_update_time=update_time,
         )
         session._storage_update_marker = marker
         return session
+
+    def _session_state(self, meta: dict[str, Any], where: str) -> dict[str, Any]:
+        """The ``s.`` fields of a meta hash, decoded (undecodable values skipped, see :meth:`_state`)."""
+        return self._state(
+            {k[len(_STATE_FIELD) :]: v for k, v in meta.items() if k.startswith(_STATE_FIELD)}, where, ""
+        )
+
+    def _state(self, raw: Any, where: str, scope: str) -> dict[str, Any]:
+        """Decode a state hash; a value that does not decode fails only itself.
+
+        Containment: one bad value (foreign JSON, an unknown encryption key id)
+        must not make every session of the app unreadable.  The key is left out
+        with a warning; ``adk-redis doctor`` names such values.
+        """
+        out: dict[str, Any] = {}
+        for key, value in self._pairs_to_dict(raw).items():
+            try:
+                out[key] = self.codec.decode_value(value, where=where)
+            except CorruptedDataError as exc:
+                logger.warning("Leaving out state key %r: %s", scope + key, exc)
+        return out
 
     @staticmethod
     def _pairs_to_dict(reply: Any) -> dict[str, Any]:
@@ -215,6 +254,9 @@ class RedisSessionService(BaseSessionService):
             len(deltas["session"]),
             len(deltas["user"]),
             len(deltas["app"]),
+            # Creation token: when redis-py retries this call after a lost reply, the script finds
+            # the session it created itself and answers as if it had just created it.
+            secrets.token_hex(8),
             *self.codec.flatten(deltas["session"], _STATE_FIELD),
             *self.codec.flatten(deltas["user"]),
             *app_pairs,
@@ -225,16 +267,18 @@ class RedisSessionService(BaseSessionService):
         where = f"session {session_id!r}"
         if self._cluster:
             await self._touch_app(app_name, now, member, app_pairs)
-            app_state = self.codec.decode_hash(
-                await self.client.hgetall(self.keys.app_state(app_name)), where=where
-            )
+            app_raw = await self.client.hgetall(self.keys.app_state(app_name))
         else:
-            app_state = self.codec.decode_hash(res[2], where=where)
+            app_raw = res[2]
         session = Session(
             id=session_id,
             app_name=app_name,
             user_id=user_id,
-            state=_merge(app_state, self.codec.decode_hash(res[1], where=where), deltas["session"]),
+            state=_merge(
+                self._state(app_raw, where, State.APP_PREFIX),
+                self._state(res[1], where, State.USER_PREFIX),
+                deltas["session"],
+            ),
             last_update_time=float(now),
         )
         session._storage_update_marker = "0"
@@ -277,8 +321,8 @@ class RedisSessionService(BaseSessionService):
             user_id=user_id,
             session_id=session_id,
             meta=self._pairs_to_dict(res[0]),
-            app_state=self.codec.decode_hash(app_raw, where=where),
-            user_state=self.codec.decode_hash(res[2], where=where),
+            app_state=self._state(app_raw, where, State.APP_PREFIX),
+            user_state=self._state(res[2], where, State.USER_PREFIX),
             events=events,
             where=where,
         )
@@ -286,14 +330,16 @@ class RedisSessionService(BaseSessionService):
     @override
     @_data_errors
     async def list_sessions(self, *, app_name: str, user_id: str | None = None) -> ListSessionsResponse:
-        if user_id is not None:
-            index = self.keys.user_index(app_name, user_id)
-            members = await self.client.zrange(index, 0, -1)
-            pairs = [(user_id, self.keys.parse_session_member(text(m))) for m in members]
-        else:
-            index = self.keys.app_index(app_name)
-            members = await self.client.zrange(index, 0, -1)
-            pairs = [self.keys.parse_app_index_member(text(m)) for m in members]
+        pairs: list[tuple[str, str]] = []
+        index = self.keys.app_index(app_name) if user_id is None else self.keys.user_index(app_name, user_id)
+        for m in await self.client.zrange(index, 0, -1):
+            try:
+                if user_id is None:
+                    pairs.append(self.keys.parse_app_index_member(text(m)))
+                else:
+                    pairs.append((user_id, self.keys.parse_session_member(text(m))))
+            except (ValueError, UnicodeDecodeError):  # containment: a foreign index member
+                logger.warning("Skipping undecodable index member %r of app %r", m, app_name)
         users = sorted({u for u, _ in pairs})
         pipe = self.client.pipeline(transaction=False)
         pipe.hgetall(self.keys.app_state(app_name))
@@ -301,18 +347,20 @@ class RedisSessionService(BaseSessionService):
             pipe.hgetall(self.keys.user_state(app_name, u))
         for u, s in pairs:
             pipe.hgetall(self.keys.session(app_name, u, s).meta)
-        replies = await pipe.execute()
-        app_state = self.codec.decode_hash(replies[0], where=f"app {app_name!r}")
-        user_states: dict[str, dict[str, Any]] = {}
-        for u, reply in zip(users, replies[1 : 1 + len(users)]):
-            try:
-                user_states[u] = self.codec.decode_hash(reply, where=f"user {u!r}")
-            except CorruptedDataError as exc:
-                logger.warning("Skipping corrupted user state in listing: %s", exc)
-                user_states[u] = {}
+        # Containment: a key of another type answers WRONGTYPE for itself only.
+        replies = await pipe.execute(raise_on_error=False)
+        app_state = self._state(_ok(replies[0]), f"app {app_name!r}", State.APP_PREFIX)
+        user_states = {
+            u: self._state(_ok(reply), f"user {u!r}", State.USER_PREFIX)
+            for u, reply in zip(users, replies[1 : 1 + len(users)])
+        }
         sessions: list[Session] = []
         gone: list[tuple[str, str]] = []
         for (u, s), reply in zip(pairs, replies[1 + len(users) :]):
+            where = f"session {s!r} of user {u!r}"
+            if isinstance(reply, Exception):
+                logger.warning("Skipping unreadable session in listing: %s: %s", where, reply)
+                continue
             meta = self._pairs_to_dict(reply)
             if not meta:
                 gone.append((u, s))
@@ -327,7 +375,7 @@ class RedisSessionService(BaseSessionService):
                         app_state=app_state,
                         user_state=user_states[u],
                         events=[],
-                        where=f"session {s!r} of user {u!r}",
+                        where=where,
                     )
                 )
             except CorruptedDataError as exc:
@@ -365,13 +413,23 @@ class RedisSessionService(BaseSessionService):
     @_data_errors
     async def get_user_state(self, *, app_name: str, user_id: str) -> dict[str, Any]:
         reply = await self.client.hgetall(self.keys.user_state(app_name, user_id))
-        return self.codec.decode_hash(reply, where=f"user state of {user_id!r}")
+        return self._state(reply, f"user state of {user_id!r}", State.USER_PREFIX)
 
     @override
     @_data_errors
-    async def append_event(self, session: Session, event: Event) -> Event:
+    async def append_event(
+        self, session: Session, event: Event, *, stale_policy: StalePolicy | None = None
+    ) -> Event:
+        """Store ``event`` and add it to ``session`` (one atomic script, one round trip).
+
+        ``stale_policy`` overrides the service's policy for this call (the
+        fallback's write-back always merges).
+        """
         if event.partial:
             return event
+        policy = stale_policy or self.stale_policy
+        if policy not in STALE_POLICIES:
+            raise ValueError(f"stale_policy must be one of {STALE_POLICIES}, got {policy!r}")
         temp = {
             k: v
             for k, v in ((event.actions.state_delta or {}) if event.actions else {}).items()
@@ -410,6 +468,7 @@ class RedisSessionService(BaseSessionService):
             len(deltas["session"]),
             len(deltas["user"]),
             len(deltas["app"]),
+            policy,
             *self.codec.flatten(deltas["session"], _STATE_FIELD),
             *self.codec.flatten(deltas["user"]),
             *app_pairs,
@@ -420,8 +479,23 @@ class RedisSessionService(BaseSessionService):
             raise SessionNotFoundError(f"Session {session.id} not found.")
         if code == -2:
             raise StaleSessionError(_STALE)
+        if code == -3:
+            conflicting = tuple(text(k) for k in res[1:])
+            raise MergeConflictError(
+                f"Session {session.id} was modified in storage since it was loaded and the other "
+                f"writer(s) changed state key(s) {', '.join(map(repr, conflicting))} that this event "
+                "also writes. Reload the session and retry.",
+                conflicting,
+            )
         rev = text(res[1])
+        missed = res[3] if len(res) > 3 else None
         if code == 2:
+            if missed is not None:  # merge: our own earlier attempt stored it; catch up to storage
+                self._catch_up(session, missed, own=event)
+                session.state.update(temp)
+                session.last_update_time = float(text(res[2]))
+                session._storage_update_marker = rev
+                return event
             # Already stored. A retried call of our own (the reply was lost)
             # lands here with storage one revision past our marker: finish it.
             own_retry = marker != "" and int(rev) == int(marker) + 1
@@ -429,11 +503,92 @@ class RedisSessionService(BaseSessionService):
                 return event
         if self._cluster:  # also on our own retry: the app step may be what failed (idempotent)
             await self._touch_app(app_name, ts, member, app_pairs)
+        if missed is not None:
+            self._catch_up(session, missed)
         # temp: state lives only in this session object, and only once the write succeeded.
         session.state.update(temp)
         session.last_update_time = float(text(res[2]))
         session._storage_update_marker = rev
         return self._commit_event_to_session(session, event)
+
+    def _catch_up(self, session: Session, missed: Any, own: Event | None = None) -> None:
+        """Bring a stale session object up to storage after a merged append.
+
+        ``missed`` is the script's report: the payloads of the events stored since
+        the object's marker, then the session meta, user state and app state.
+        The missed events are appended in storage order (``own``, when it is among
+        them, as the caller's object) and the state is storage's, plus the
+        object's ``temp:`` keys.
+        """
+        payloads, meta_raw, user_raw, app_raw = missed
+        where = f"session {session.id!r} of app {session.app_name!r}"
+        known = {e.id for e in session.events}
+        for payload in payloads:
+            if payload is None:
+                logger.warning("%s: a missed event record is missing", where)
+                continue
+            try:
+                other = self.codec.decode_event(payload, where=where)
+            except CorruptedDataError as exc:
+                logger.warning("Not adding an undecodable missed event: %s", exc)
+                continue
+            if own is not None and other.id == own.id:
+                other = own
+            if other.id not in known:
+                session.events.append(other)
+        if self._cluster:  # app state lives in another slot: keep the object's app: values
+            app_state = {
+                k[len(State.APP_PREFIX) :]: v
+                for k, v in session.state.items()
+                if k.startswith(State.APP_PREFIX)
+            }
+        else:
+            app_state = self._state(app_raw, where, State.APP_PREFIX)
+        temp = {k: v for k, v in session.state.items() if k.startswith(State.TEMP_PREFIX)}
+        session.state = _merge(
+            app_state,
+            self._state(user_raw, where, State.USER_PREFIX),
+            self._session_state(self._pairs_to_dict(meta_raw), where),
+        )
+        session.state.update(temp)
+
+    async def restore_session(self, session: Session, *, created: float | None = None) -> bool:
+        """Write a whole session as it is (import, migrate, backup restore); never overwrites.
+
+        Ids, events, session-scoped state and both timestamps are kept;
+        ``app:``/``user:`` keys in ``session.state`` are not written (they are
+        not the session's).  Returns False when the session already exists.
+        """
+        deltas = codec.json_safe(session.state)
+        sk = self.keys.session(session.app_name, session.user_id, session.id)
+        keys = [sk.meta, sk.events, sk.times, self.keys.user_index(session.app_name, session.user_id)]
+        if not self._cluster:
+            keys.append(self.keys.app_index(session.app_name))
+        args: list[Any] = [
+            repr(created if created is not None else session.last_update_time),
+            repr(session.last_update_time),
+            self._ttl,
+            self.keys.session_member(session.id),
+            self.keys.app_index_member(session.user_id, session.id),
+            len(deltas["session"]),
+            len(session.events),
+            *self.codec.flatten(deltas["session"], _STATE_FIELD),
+        ]
+        for event in session.events:
+            args += [event.id, self.codec.encode_event(event), repr(event.timestamp)]
+        try:
+            written = bool(await self._restore(keys=keys, args=args))
+        except ResponseError as exc:
+            err = server_error(exc, f"restore of session {session.id!r}")
+            if err is exc:
+                raise
+            raise err from None
+        if written and self._cluster:
+            await self.client.zadd(
+                self.keys.app_index(session.app_name),
+                {self.keys.app_index_member(session.user_id, session.id): session.last_update_time},
+            )
+        return written
 
     # -- lifecycle -------------------------------------------------------------
     async def ping(self) -> bool:
