@@ -26,7 +26,7 @@ logger = logging.getLogger("adk_redis.registry")
 SCHEMES = ("redis", "rediss", "unix", "redis+cluster", "rediss+cluster", "redis+sentinel")
 """URI schemes :func:`register` claims for both session and memory services."""
 
-_OUR_PARAMS = {"key_prefix", "session_ttl_hours"}
+_OUR_PARAMS = {"key_prefix", "session_ttl_hours", "stale_policy"}
 
 
 def split_uri(uri: str) -> tuple[str, dict[str, str]]:
@@ -78,7 +78,10 @@ def session_factory(uri: str, **kwargs: Any) -> BaseSessionService:
                 f"session_ttl_hours in the session service URI must be a number, "
                 f"got {params['session_ttl_hours']!r}"
             ) from None
+    if "stale_policy" in params:
+        kwargs["stale_policy"] = params["stale_policy"]  # validated by the settings model
     return RedisSessionService(clean, **_accepted(RedisSessionService, kwargs))
+
 
 
 def memory_factory(uri: str, **kwargs: Any) -> BaseMemoryService:
