@@ -17,7 +17,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import IO, Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 from google.adk.errors.already_exists_error import AlreadyExistsError
 from google.adk.events.event import Event
@@ -33,6 +33,7 @@ from .config import ConfigurationError, load_settings
 from .errors import AdkRedisError
 from .keys import MAX_ID_LENGTH, unescape
 from .session_service import RedisSessionService
+from .url import redact_url as redact
 
 EXIT_OK, EXIT_PROBLEM, EXIT_ERROR = 0, 1, 2
 EXPORT_VERSION = 1
@@ -53,16 +54,6 @@ class Result:
 
 
 # -- helpers -----------------------------------------------------------------------
-def redact(url: str) -> str:
-    """``url`` without its password."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.rsplit("@", 1)[1]
-    user = parts.username or ""
-    return urlunsplit(parts._replace(netloc=f"{user}:***@{netloc}"))
-
-
 def _iso(ts: float | None) -> str:
     if ts is None:
         return "-"

@@ -8,14 +8,22 @@ from typing import Any, Literal
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from .errors import ConfigurationError
+from .url import RedisURL, parse_redis_url, redact_url
+
+__all__ = [
+    "ConfigurationError",
+    "RedisSettings",
+    "RedisURL",
+    "load_settings",
+    "parse_redis_url",
+    "redact_url",
+]
+
 _PREFIX_RE = re.compile(r"^[A-Za-z0-9_.\-:]{1,64}$")
 
 
 _SECRET_FIELDS = frozenset({"REDIS_ENCRYPTION_KEYS", "REDIS_PASSWORD"})
-
-
-class ConfigurationError(ValueError):
-    """An invalid configuration value; the message names the variable."""
 
 
 class RedisSettings(BaseSettings):
@@ -51,6 +59,12 @@ class RedisSettings(BaseSettings):
     redis_encryption_keys: SecretStr | None = None
     # zlib-compress event / state payloads of at least this many bytes (None/0: never).
     redis_compress_min_bytes: int | None = Field(default=None, ge=1)
+
+    @field_validator("redis_url")
+    @classmethod
+    def _check_url(cls, value: str) -> str:
+        parse_redis_url(value)  # ConfigurationError (a ValueError) naming the offending part
+        return value
 
     @field_validator("redis_key_prefix")
     @classmethod
@@ -94,5 +108,7 @@ def load_settings(**overrides: Any) -> RedisSettings:
         for err in exc.errors():
             name = ".".join(str(p) for p in err["loc"]).upper() or "settings"
             got = "<redacted>" if name in _SECRET_FIELDS else repr(err.get("input"))
+            if name == "REDIS_URL":
+                got = repr(redact_url(str(err.get("input"))))
             parts.append(f"{name}: {err['msg']} (got {got})")
         raise ConfigurationError("Invalid adk_redis configuration: " + "; ".join(parts)) from None

@@ -13,6 +13,8 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from .config import RedisSettings
+from .errors import ConfigurationError
+from .url import parse_redis_url
 
 SUPPORTED_SCHEMES = ("redis", "rediss", "unix", "redis+cluster", "rediss+cluster", "redis+sentinel")
 
@@ -123,6 +125,12 @@ def create_client(settings: RedisSettings, uri: str | None = None) -> Any:
     ``redis.asyncio.Redis``.
     """
     url = uri or settings.redis_url
+    checked = parse_redis_url(url)  # ConfigurationError naming the offending part (adk_redis.url)
+    if checked.ours:
+        raise ConfigurationError(
+            f"Invalid Redis URL {checked.redacted!r}: {', '.join(sorted(checked.ours))} is read from "
+            "adk web / adk api_server service URIs only; pass it as a constructor argument or setting"
+        )
     scheme = urlparse(url).scheme
     if scheme not in SUPPORTED_SCHEMES:
         raise ValueError(

@@ -16,6 +16,10 @@ class AdkRedisError(Exception):
     """Base class of adk_redis errors."""
 
 
+class ConfigurationError(AdkRedisError, ValueError):
+    """An invalid setting or connection URL; the message names the offending part (passwords redacted)."""
+
+
 class CorruptedDataError(AdkRedisError, ValueError):
     """A stored record could not be decoded (truncated JSON, wrong type, unknown format)."""
 

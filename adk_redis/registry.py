@@ -12,43 +12,50 @@ from __future__ import annotations
 import inspect
 import logging
 from typing import Any
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
+import click
 from google.adk.cli.service_registry import ServiceRegistry, get_service_registry
 from google.adk.memory.base_memory_service import BaseMemoryService
 from google.adk.sessions.base_session_service import BaseSessionService
 
-from .config import ConfigurationError
-from .connection import SUPPORTED_SCHEMES
+from .errors import ConfigurationError
+from .url import SCHEMES, RedisURL, parse_redis_url
 
 logger = logging.getLogger("adk_redis.registry")
 
-SCHEMES = ("redis", "rediss", "unix", "redis+cluster", "rediss+cluster", "redis+sentinel")
-"""URI schemes :func:`register` claims for both session and memory services."""
+__all__ = ["SCHEMES", "memory_factory", "register", "session_factory", "split_uri"]
 
-_OUR_PARAMS = {"key_prefix", "session_ttl_hours", "stale_policy"}
+# SCHEMES: the URI schemes register() claims for both session and memory services (adk_redis.url).
 
 
 def split_uri(uri: str) -> tuple[str, dict[str, str]]:
-    """Remove adk_redis' own query parameters from ``uri``; return (clean uri, params)."""
-    parts = urlsplit(uri)
-    ours: dict[str, str] = {}
-    rest: list[tuple[str, str]] = []
-    for key, value in parse_qsl(parts.query, keep_blank_values=True):
-        if key in _OUR_PARAMS:
-            ours[key] = value
-        else:
-            rest.append((key, value))
-    return urlunsplit(parts._replace(query=urlencode(rest))), ours
+    """Check ``uri`` strictly; return (the URL redis-py gets, adk_redis' own params).
+
+    Raises:
+      ConfigurationError: naming the offending part of the URL (password redacted).
+    """
+    checked = parse_redis_url(uri)
+    return checked.client_url, dict(checked.ours)
 
 
-def _check_scheme(uri: str, kind: str) -> None:
-    scheme = urlsplit(uri).scheme
-    if scheme not in SUPPORTED_SCHEMES:
-        raise ConfigurationError(
-            f"{scheme}:// is not supported by the adk_redis {kind} service yet; "
-            f"use one of {', '.join(s + '://' for s in SUPPORTED_SCHEMES)}"
-        )
+class _CliConfigurationError(ConfigurationError, click.ClickException):
+    """A ConfigurationError that ``adk web`` / ``adk api_server`` (click) print as one line, exit code 2."""
+
+    exit_code = 2
+
+    def __init__(self, message: str) -> None:
+        ConfigurationError.__init__(self, message)
+        click.ClickException.__init__(self, message)
+
+
+def _parse(uri: str) -> RedisURL:
+    """:func:`parse_redis_url`; under a running click command (the adk CLI) its error prints as one line."""
+    try:
+        return parse_redis_url(uri)
+    except ConfigurationError as exc:
+        if click.get_current_context(silent=True) is None:
+            raise
+        raise _CliConfigurationError(str(exc)) from None
 
 
 def _accepted(cls: type, kwargs: dict[str, Any]) -> dict[str, Any]:
@@ -62,37 +69,84 @@ def _accepted(cls: type, kwargs: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in kwargs.items() if k in params}
 
 
+def probe(checked: RedisURL, timeout: float = 1.0) -> str | None:
+    """PING the server of ``checked`` once, synchronously; None when it answers, else why not.
+
+    Start-up only (the registry's factories): a cluster URL pings its seed node,
+    a sentinel URL its first sentinel.
+    """
+    import redis
+
+    url = checked.client_url.replace("+cluster", "", 1)
+    if checked.scheme == "redis+sentinel":
+        host, port = checked.hosts[0]
+        url = f"redis://{host}:{port}"
+    try:
+        client = redis.Redis.from_url(url, socket_connect_timeout=timeout, socket_timeout=timeout)
+    except (ValueError, TypeError) as exc:  # pragma: no cover - the URL was checked above
+        return str(exc)
+    try:
+        client.ping()
+    except redis.exceptions.ResponseError as exc:
+        if "NOAUTH" in str(exc) or "WRONGPASS" in str(exc):
+            return f"authentication failed ({exc})"
+        return None  # it answered (e.g. PING not allowed for this ACL user)
+    except (redis.exceptions.RedisError, OSError) as exc:
+        return str(exc) or type(exc).__name__
+    finally:
+        client.close()
+    return None
+
+
+def _warn_if_down(checked: RedisURL, kind: str) -> None:
+    why = probe(checked)
+    if why is not None:
+        logger.warning(
+            "adk_redis %s service: Redis at %s does not answer (%s); requests fail until it does",
+            kind,
+            checked.redacted,
+            why,
+        )
+
+
 def session_factory(uri: str, **kwargs: Any) -> BaseSessionService:
-    """ADK service-registry factory building a :class:`RedisSessionService`."""
+    """ADK service-registry factory building a :class:`RedisSessionService`.
+
+    Raises:
+      ConfigurationError: a malformed URI (``adk web`` / ``adk api_server`` refuse to start).
+    """
     from .session_service import RedisSessionService
 
-    _check_scheme(uri, "session")
-    clean, params = split_uri(uri)
+    checked = _parse(uri)
+    params = checked.ours
     if "key_prefix" in params:
         kwargs["key_prefix"] = params["key_prefix"]
-    if params.get("session_ttl_hours"):
-        try:
-            kwargs["session_ttl_hours"] = float(params["session_ttl_hours"])
-        except ValueError:
-            raise ConfigurationError(
-                f"session_ttl_hours in the session service URI must be a number, "
-                f"got {params['session_ttl_hours']!r}"
-            ) from None
+    ttl = params.get("session_ttl_hours", "").strip().lower()
+    if ttl and ttl not in ("none", "0"):
+        kwargs["session_ttl_hours"] = float(ttl)  # checked by parse_redis_url
     if "stale_policy" in params:
-        kwargs["stale_policy"] = params["stale_policy"]  # validated by the settings model
-    return RedisSessionService(clean, **_accepted(RedisSessionService, kwargs))
-
+        kwargs["stale_policy"] = params["stale_policy"]
+    service = RedisSessionService(checked.client_url, **_accepted(RedisSessionService, kwargs))
+    _warn_if_down(checked, "session")
+    return service
 
 
 def memory_factory(uri: str, **kwargs: Any) -> BaseMemoryService:
-    """ADK service-registry factory building a ``RedisMemoryService``."""
+    """ADK service-registry factory building a ``RedisMemoryService``.
+
+    Raises:
+      ConfigurationError: a malformed URI.
+    """
     from .memory_service import RedisMemoryService
 
-    _check_scheme(uri, "memory")
-    clean, params = split_uri(uri)
+    checked = _parse(uri)  # session_ttl_hours / stale_policy: the same URI serves both
+    params = checked.ours
     if "key_prefix" in params:
         kwargs["key_prefix"] = params["key_prefix"]
-    service: BaseMemoryService = RedisMemoryService(clean, **_accepted(RedisMemoryService, kwargs))
+    service: BaseMemoryService = RedisMemoryService(
+        checked.client_url, **_accepted(RedisMemoryService, kwargs)
+    )
+    _warn_if_down(checked, "memory")
     return service
 
 
