@@ -24,14 +24,13 @@ from google.adk.events.event import Event
 from google.adk.sessions.state import State
 from pydantic import ValidationError
 from redis.exceptions import AuthenticationError, ResponseError
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from . import codec
 from .codec import text
 from .config import ConfigurationError, load_settings
 from .errors import AdkRedisError
 from .keys import MAX_ID_LENGTH, unescape
+from .resilience import UNAVAILABLE_ERRORS
 from .session_service import RedisSessionService
 from .url import redact_url as redact
 
@@ -779,7 +778,7 @@ async def _run(args: argparse.Namespace, client: Any = None) -> Result:
         if args.command == "bench":
             return await cmd_bench(svc, args)
         return await cmd_doctor(svc, args, url)
-    except (RedisConnectionError, RedisTimeoutError, OSError, ResponseError) as exc:
+    except UNAVAILABLE_ERRORS + (ResponseError,) as exc:
         message = str(exc)
         if isinstance(exc, AuthenticationError) or any(
             marker in message for marker in ("NOAUTH", "WRONGPASS", "authenticated", "invalid password")

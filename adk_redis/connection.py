@@ -169,3 +169,46 @@ def is_cluster(client: Any) -> bool:
     from redis.asyncio.cluster import RedisCluster
 
     return isinstance(client, RedisCluster)
+
+
+def pool_stats(client: Any) -> dict[str, int | None]:
+    """Created / in-use connections of a redis-py asyncio client (summed over cluster nodes)."""
+    client = getattr(client, "current", client)  # a LoopLocalClient: the current loop's client
+    pools: list[Any] = []
+    pool = getattr(client, "connection_pool", None)
+    if pool is not None:
+        pools.append(pool)
+    elif hasattr(client, "get_nodes"):
+        pools.extend(getattr(n, "connection_pool", None) or n for n in client.get_nodes())
+    created = in_use = 0
+    max_conn: int | None = None
+    for p in pools:
+        available = getattr(p, "_available_connections", None)
+        used = getattr(p, "_in_use_connections", None)
+        if available is None and hasattr(p, "_free"):  # cluster node: _connections + _free
+            conns = getattr(p, "_connections", [])
+            free = getattr(p, "_free", [])
+            created += len(conns)
+            in_use += len(conns) - len(free)
+        else:
+            created += len(available or []) + len(used or [])
+            in_use += len(used or [])
+        mc = getattr(p, "max_connections", None)
+        if isinstance(mc, int):
+            max_conn = (max_conn or 0) + mc
+    return {"created": created, "in_use": in_use, "max": max_conn}
+
+
+def retry_failures(client: Any) -> int:
+    """Failed attempts redis-py's Retry made (the CountingRetry of :func:`make_retry`)."""
+    client = getattr(client, "current", client)
+    retry = getattr(client, "retry", None)
+    pool = getattr(client, "connection_pool", None)
+    if retry is None and pool is not None:
+        retry = getattr(pool, "connection_kwargs", {}).get("retry")
+    return int(getattr(retry, "failures", 0) or 0)
+
+
+def client_stats(client: Any) -> dict[str, Any]:
+    """``connection_retries`` and ``pool`` (created / in use / max) of a client."""
+    return {"connection_retries": retry_failures(client), "pool": pool_stats(client)}

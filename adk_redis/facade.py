@@ -48,9 +48,6 @@ from google.adk.sessions.in_memory_session_service import InMemorySessionService
 from google.adk.sessions.session import Session
 from google.genai import types
 from pydantic import BaseModel, ConfigDict, Field
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import RedisError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from .codec import text
 from .config import RedisSettings, load_settings
@@ -58,6 +55,7 @@ from .connection import create_client
 from .cross_session import CrossSessionMemory
 from .errors import AdkRedisError, RedisUnavailableError
 from .keys import KeySchema, escape, unescape
+from .resilience import UNAVAILABLE_ERRORS
 from .security import access_logger, redact
 from .session_service import RedisSessionService
 
@@ -186,6 +184,11 @@ class _LocalCrossSession:
         self._settings = settings
         self._values: dict[tuple[str, str, str], tuple[float, dict[str, Any]]] = {}
         self._history: dict[str, dict[str, tuple[float, dict[str, Any]]]] = {}
+
+    def clear(self) -> None:
+        """Forget everything (it was written back to Redis)."""
+        self._values.clear()
+        self._history.clear()
 
     def _put(self, kind: str, owner: str, key: str, data: Any, what: str) -> None:
         doc = _json_copy(data, what)
@@ -838,7 +841,7 @@ class RedisSessionStore(SessionStore):
     async def _guard(self, coro: Coroutine[Any, Any, T]) -> T:
         try:
             result = await coro
-        except (RedisConnectionError, RedisTimeoutError) as exc:
+        except UNAVAILABLE_ERRORS as exc:
             self._errors += 1
             self._available = False
             self._last_error = f"{type(exc).__name__}: {exc}"
@@ -936,7 +939,7 @@ class RedisSessionStore(SessionStore):
             await self.client.ping()
             ping_ms = round((time.perf_counter() - start) * 1000, 3)
             self._available = True
-        except RedisError as exc:
+        except UNAVAILABLE_ERRORS as exc:
             self._available = False
             self._errors += 1
             self._last_error = f"{type(exc).__name__}: {exc}"
@@ -987,6 +990,15 @@ class LocalRecords:
     def record_failure(self, session_id: str) -> None:
         self.failed += 1
         self.failures[session_id] = self.failures.get(session_id, 0) + 1
+
+    def unrecord_failure(self, session_id: str) -> None:
+        """One failed attempt of ``session_id`` was written to Redis: drop it here."""
+        self.failed = max(0, self.failed - 1)
+        left = self.failures.get(session_id, 0) - 1
+        if left > 0:
+            self.failures[session_id] = left
+        else:
+            self.failures.pop(session_id, None)
 
     def security_stats(self, threshold: int) -> dict[str, Any]:
         counts = self.failures
@@ -1137,7 +1149,7 @@ def create_session_store(
     reachable = True
     try:
         conn = runner.run(connect())
-    except (RedisError, OSError) as exc:
+    except UNAVAILABLE_ERRORS as exc:
         where = _redact(settings.redis_url) if client is None else "the injected client"
         if not settings.redis_fallback_to_memory:
             runner.stop()

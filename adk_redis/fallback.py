@@ -1,35 +1,29 @@
-"""Resilience: a circuit breaker that falls back to ADK's in-memory service while Redis is down.
+"""Fallback services: Redis first, ADK's in-memory services while Redis is unreachable.
 
-Routing rules of :class:`FallbackSessionService`:
+Both services are built on the resilience core (:mod:`adk_redis.resilience`): its circuit breaker
+routes every call (Redis while closed, memory while open or half-open, memory also for a record that
+waits to be written back), its journal keeps the writes served by memory in order, and its health loop
+writes them back when Redis answers, then closes the breaker.
 
-* breaker **closed**: operations go to Redis; a connection/timeout failure is
-  counted and the operation is served by memory instead (the session becomes
-  *dirty*: memory is authoritative for it until it has been written back);
-* after ``failure_threshold`` consecutive failures the breaker **opens**: every
-  operation goes to memory at once;
-* a background task pings Redis every ``health_check_interval`` seconds; when
-  it answers the breaker is **half-open** while dirty sessions are written back
-  (requests are still served by memory), then it **closes**.
-
-Write-back creates a session missing in Redis, then appends the events Redis
-does not have (appends are idempotent by event id).  When the Redis copy has
-events memory does not know (someone else wrote it meanwhile) nothing is
-overwritten: the session is reported in ``conflicts``.
+Session write-back (:class:`FallbackSessionService`) follows the merge rule of
+``RedisSessionService(stale_policy="merge")``, whatever policy serves live traffic: a session missing in
+Redis is created; the events memory holds and Redis lacks are appended on top of whatever other
+processes stored meanwhile, in their order, unless another writer changed a state key the event also
+writes since memory took the session over: only such events are reported, each in ``conflicts`` with the
+key(s) that clashed.  Any other error while writing back one session sets that session aside in
+``failed`` (with the reason and memory's copy) and the write-back goes on with the next one.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import enum
 import logging
 import time
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from types import TracebackType
-from typing import Any, Protocol
+from typing import Any, TypeVar
 
 from google.adk.events.event import Event
 from google.adk.memory.base_memory_service import BaseMemoryService, SearchMemoryResponse
@@ -43,282 +37,115 @@ from google.adk.sessions.base_session_service import (
 from google.adk.sessions.in_memory_session_service import InMemorySessionService
 from google.adk.sessions.session import Session
 from google.adk.sessions.state import State
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import RedisClusterException
-from redis.exceptions import TimeoutError as RedisTimeoutError
 from typing_extensions import Self, override
 
 from . import telemetry
 from .config import RedisSettings, load_settings
-from .errors import RedisUnavailableError
+from .connection import client_stats
+from .errors import MergeConflictError, RedisUnavailableError
 from .keys import escape, unescape
 from .memory_service import RedisMemoryService, history_ids, memory_text
+from .resilience import (
+    UNAVAILABLE_ERRORS,
+    BreakerState,
+    CircuitBreaker,
+    FailedWrite,
+    Resilience,
+    reachable,
+)
 from .session_service import RedisSessionService
+
+__all__ = [
+    "UNAVAILABLE_ERRORS",
+    "BreakerState",
+    "CircuitBreaker",
+    "FailedWrite",
+    "FallbackMemoryService",
+    "FallbackSessionService",
+    "WriteBackConflict",
+    "create_memory_service",
+    "create_session_service",
+]
 
 logger = logging.getLogger("adk_redis.fallback")
 
-#: Errors that mean "Redis is unreachable" (everything else propagates).
-UNAVAILABLE_ERRORS: tuple[type[BaseException], ...] = (
-    RedisConnectionError,
-    RedisTimeoutError,
-    RedisClusterException,
-    ConnectionError,
-    TimeoutError,
-    asyncio.TimeoutError,
-    OSError,
-)
-
+T = TypeVar("T")
 _Key = tuple[str, str, str]
 _SCOPED = (State.APP_PREFIX, State.USER_PREFIX, State.TEMP_PREFIX)
 
 
-class BreakerState(str, enum.Enum):
-    """State of a :class:`CircuitBreaker`."""
-
-    CLOSED = "closed"
-    OPEN = "open"
-    HALF_OPEN = "half_open"
-
-
-@dataclass
-class CircuitBreaker:
-    """Counts consecutive failures; opens at ``failure_threshold``."""
-
-    failure_threshold: int = 3
-    state: BreakerState = BreakerState.CLOSED
-    consecutive_failures: int = 0
-    times_opened: int = 0
-    opened_at: float | None = None
-    closed_at: float | None = None
-    last_error: str | None = None
-    last_error_at: float | None = None
-
-    def record_success(self) -> None:
-        self.consecutive_failures = 0
-
-    def record_failure(self, exc: BaseException) -> bool:
-        """Count a failure; True when this failure opened the breaker."""
-        self.consecutive_failures += 1
-        self.last_error = f"{type(exc).__name__}: {exc}"
-        self.last_error_at = time.time()
-        if self.state is BreakerState.CLOSED and self.consecutive_failures >= self.failure_threshold:
-            self.open()
-            return True
-        return False
-
-    def open(self) -> None:
-        if self.state is not BreakerState.OPEN:
-            if self.state is BreakerState.CLOSED:
-                self.times_opened += 1
-                self.opened_at = time.monotonic()
-            self.state = BreakerState.OPEN
-
-    def half_open(self) -> None:
-        self.state = BreakerState.HALF_OPEN
-
-    def close(self) -> None:
-        self.state = BreakerState.CLOSED
-        self.consecutive_failures = 0
-        self.closed_at = time.monotonic()
-
-
 @dataclass
 class WriteBackConflict:
-    """A session changed in memory that could not be written back safely."""
+    """An event written in memory during an outage that was not written back: since memory took the
+    session over, another writer changed state key(s) (``keys``) this event also writes."""
 
     app_name: str
     user_id: str
     session_id: str
     reason: str
     memory_session: Session = field(repr=False)
+    event: Event | None = field(default=None, repr=False)
+    keys: tuple[str, ...] = ()
 
 
-def pool_stats(client: Any) -> dict[str, int | None]:
-    """Created / in-use connections of a redis-py asyncio client (summed over cluster nodes)."""
-    pools: list[Any] = []
-    pool = getattr(client, "connection_pool", None)
-    if pool is not None:
-        pools.append(pool)
-    elif hasattr(client, "get_nodes"):
-        pools.extend(getattr(n, "connection_pool", None) or n for n in client.get_nodes())
-    created = in_use = 0
-    max_conn: int | None = None
-    for p in pools:
-        available = getattr(p, "_available_connections", None)
-        used = getattr(p, "_in_use_connections", None)
-        if available is None and hasattr(p, "_free"):  # cluster node: _connections + _free
-            conns = getattr(p, "_connections", [])
-            free = getattr(p, "_free", [])
-            created += len(conns)
-            in_use += len(conns) - len(free)
-        else:
-            created += len(available or []) + len(used or [])
-            in_use += len(used or [])
-        mc = getattr(p, "max_connections", None)
-        if isinstance(mc, int):
-            max_conn = (max_conn or 0) + mc
-    return {"created": created, "in_use": in_use, "max": max_conn}
+def _delta_keys(event: Event) -> set[str]:
+    delta = event.actions.state_delta if event.actions and event.actions.state_delta else {}
+    return {k for k in delta if not k.startswith(State.TEMP_PREFIX)}
 
 
-def _retry_failures(client: Any) -> int:
-    retry = getattr(client, "retry", None)
-    pool = getattr(client, "connection_pool", None)
-    if retry is None and pool is not None:
-        retry = getattr(pool, "connection_kwargs", {}).get("retry")
-    return int(getattr(retry, "failures", 0) or 0)
+class _Fallback:
+    """What both fallback services share: the core, stats, lifecycle."""
 
+    redis: Any
 
-class WriteBack(Protocol):
-    """Something else that keeps writes in memory during an outage (see ``_Resilient.companions``)."""
-
-    def pending(self) -> bool:
-        """True while writes wait for Redis."""
-        ...
-
-    async def write_back(self) -> None:
-        """Write them to Redis (raise a connection error to be retried later)."""
-        ...
-
-
-class _Resilient:
-    """Breaker, background health check and write-back loop shared by the fallback services."""
-
-    redis: RedisSessionService | RedisMemoryService
-    breaker: CircuitBreaker
-    health_check_interval: float
-    fallback_operations: int
-    last_recovery_seconds: float | None
-    _health_task: asyncio.Task[None] | None
-    _closed: bool
-
-    def _init_breaker(self, failure_threshold: int, health_check_interval: float, start_open: bool) -> None:
-        self.companions: list[WriteBack] = []
-        """More writers whose pending writes the health task writes back after this service's own."""
-        self.breaker = CircuitBreaker(failure_threshold=failure_threshold)
-        self.health_check_interval = health_check_interval
-        self.fallback_operations = 0
-        self.last_recovery_seconds = None
-        self._health_task = None
-        self._closed = False
+    def _init_core(self, failure_threshold: int, health_check_interval: float, start_open: bool) -> None:
+        self.core = Resilience(
+            self.redis.ping,
+            failure_threshold=failure_threshold,
+            health_check_interval=health_check_interval,
+            name="Redis",
+        )
         telemetry.watch_fallback(self)  # the adk_redis.fallback.state gauge
         if start_open:
-            self.open_at_start()
+            self.core.open_at_start()
 
-    def open_at_start(self) -> None:
-        """Open the breaker because Redis did not answer at start-up (probing starts on this loop)."""
-        self.breaker.open()
-        self.breaker.last_error = "Redis unreachable at start-up"
-        self._ensure_health_task()
-
-    def _pending(self) -> bool:
-        """True while something waits to be written back to Redis."""
-        raise NotImplementedError
-
-    def _pending_all(self) -> bool:
-        return self._pending() or any(c.pending() for c in self.companions)
-
-    async def _ping(self) -> None:
-        raise NotImplementedError
-
-    async def write_back(self) -> None:
-        """Write what was changed in memory back to Redis."""
-        raise NotImplementedError
+    @property
+    def breaker(self) -> CircuitBreaker:
+        return self.core.breaker
 
     @property
     def state(self) -> BreakerState:
         """Current breaker state."""
-        return self.breaker.state
+        return self.core.state
 
-    def _failed(self, exc: BaseException, op: str) -> None:
-        opened = self.breaker.record_failure(exc)
-        if opened:
-            logger.warning("Redis unavailable (%s failed: %s); circuit breaker open, using memory", op, exc)
-        else:
-            logger.warning("Redis %s failed (%s); served from memory", op, exc)
-        self._ensure_health_task()
+    @property
+    def failed(self) -> list[FailedWrite]:
+        """Writes that could not be written back, with the reason (set aside; the rest went on)."""
+        return self.core.failed
 
-    def _ensure_health_task(self) -> None:
-        if self._closed:
-            return
-        if self._health_task is None or self._health_task.done():
-            try:
-                self._health_task = asyncio.get_running_loop().create_task(self._health_loop())
-            except RuntimeError:  # no running loop (constructed outside async code)
-                self._health_task = None
+    @property
+    def written_back(self) -> int:
+        return self.core.written_back
 
-    async def _health_loop(self) -> None:
-        while not self._closed:
-            await asyncio.sleep(self.health_check_interval)
-            if not self._pending_all() and self.breaker.state is BreakerState.CLOSED:
-                return
-            try:
-                await self._ping()
-            except UNAVAILABLE_ERRORS as exc:
-                # Failed health checks count like failed operations.
-                if self.breaker.record_failure(exc):
-                    logger.warning("Redis unavailable (health check: %s); circuit breaker open", exc)
-                if self.breaker.state is BreakerState.HALF_OPEN:
-                    self.breaker.open()
-                continue
-            was_open = self.breaker.state is not BreakerState.CLOSED
-            if was_open:
-                self.breaker.half_open()
-            try:
-                await self.write_back()
-                for companion in self.companions:
-                    await companion.write_back()
-            except UNAVAILABLE_ERRORS as exc:
-                logger.warning("Write-back interrupted (%s); staying on memory", exc)
-                if was_open:
-                    self.breaker.open()
-                continue
-            if not self._pending_all():
-                if was_open:
-                    opened_at = self.breaker.opened_at
-                    self.breaker.close()
-                    if opened_at is not None and self.breaker.closed_at is not None:
-                        self.last_recovery_seconds = self.breaker.closed_at - opened_at
-                    logger.info("Redis is back; circuit breaker closed")
-                else:
-                    self.breaker.record_success()
-                return
+    def open_at_start(self) -> None:
+        """Open the breaker because Redis did not answer at start-up."""
+        self.core.open_at_start()
 
-    def _breaker_stats(self, client: Any) -> dict[str, Any]:
-        b = self.breaker
-        return {
-            "store_type": "redis" if b.state is BreakerState.CLOSED else "memory",  # what serves now
-            "breaker_state": b.state.value,
-            "consecutive_failures": b.consecutive_failures,
-            "times_opened": b.times_opened,
-            "last_error": b.last_error,
-            "last_error_at": b.last_error_at,
-            "connection_retries": _retry_failures(client),
-            "pool": pool_stats(client),
-            "fallback_operations": self.fallback_operations,
-            "last_recovery_seconds": self.last_recovery_seconds,
-        }
+    async def write_back(self) -> None:
+        """Replay what waits in memory on Redis now (normally the health loop does it)."""
+        await self.core.replay()
 
     async def wait_closed(self, timeout: float) -> bool:
         """Wait until the breaker is closed and nothing awaits write-back (tests, shutdown)."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.breaker.state is BreakerState.CLOSED and not self._pending_all():
-                return True
-            self._ensure_health_task()
-            await asyncio.sleep(min(0.02, self.health_check_interval))
-        return False
+        return await self.core.wait_closed(timeout)
 
-    async def _stop_health(self) -> None:
-        self._closed = True
-        task, self._health_task = self._health_task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+    def get_redis_stats(self) -> dict[str, Any]:
+        """Breaker state, failures, retries, pool usage and write-back counters."""
+        return {**self.core.stats(), **client_stats(self.redis.client)}
 
     async def close(self) -> None:
-        """Stop the health task and close the Redis service."""
-        await self._stop_health()
+        """Stop the health loop and close the Redis service."""
+        await self.core.close()
         await self.redis.close()
 
     async def __aenter__(self) -> Self:
@@ -333,16 +160,17 @@ class _Resilient:
         await self.close()
 
 
-class FallbackSessionService(_Resilient, BaseSessionService):
-    """Redis first, ADK's in-memory service while Redis is unreachable.
+class FallbackSessionService(_Fallback, BaseSessionService):
+    """Redis first, ADK's in-memory service while Redis is unreachable (see the module docstring).
+
+    A session served by memory (created or appended to while Redis was unreachable) stays memory's until
+    it is written back.
 
     Args:
       redis: the primary service.
       memory: the fallback (a new ``InMemorySessionService`` by default).
-      failure_threshold: consecutive connection/timeout failures that open
-        the breaker.
-      health_check_interval: seconds between background PINGs while open or
-        while sessions wait to be written back.
+      failure_threshold: consecutive failures that open the breaker.
+      health_check_interval: seconds between background PINGs while open or while writes wait.
       start_open: start with the breaker open (Redis known to be down).
     """
 
@@ -359,29 +187,34 @@ class FallbackSessionService(_Resilient, BaseSessionService):
     ) -> None:
         self.redis = redis
         self.memory = memory or InMemorySessionService()
-        self._dirty: set[_Key] = set()
-        self._deleted: set[_Key] = set()
         self._created_state: dict[_Key, dict[str, Any]] = {}
+        self._base: dict[_Key, str | None] = {}
+        """Redis revision marker of the session object memory took over (None: created in memory)."""
         self.conflicts: list[WriteBackConflict] = []
-        self.written_back = 0
-        self._init_breaker(failure_threshold, health_check_interval, start_open)
+        self._init_core(failure_threshold, health_check_interval, start_open)
 
-    # -- routing -------------------------------------------------------------
-    def _pending(self) -> bool:
-        return bool(self._dirty or self._deleted)
+    # -- routing -------------------------------------------------------------------
+    def _local(self, key: _Key | None) -> bool:
+        """True while memory holds ``key`` (a write or a delete waits to be written back)."""
+        return key is not None and (self.core.pending(("session", key)) or self.core.pending(("delete", key)))
 
-    async def _ping(self) -> None:
-        await self.redis.ping()
+    def _call(
+        self,
+        op: str,
+        key: _Key | None,
+        redis_fn: Callable[[], Awaitable[T]],
+        memory_fn: Callable[[], Awaitable[T]],
+    ) -> Awaitable[T]:
+        return self.core.call(op, redis_fn, memory_fn, local=self._local(key))
 
-    def _memory_mode(self, key: _Key | None = None) -> bool:
-        if self.breaker.state is not BreakerState.CLOSED:
-            return True
-        return key is not None and (key in self._dirty or key in self._deleted)
-
-    def _mark_dirty(self, key: _Key) -> None:
-        self.fallback_operations += 1
-        self._dirty.add(key)
-        self._ensure_health_task()
+    def _dirty(self, key: _Key) -> None:
+        self.core.defer(
+            ("session", key),
+            "session",
+            lambda: self._write_back_session(key),
+            once=True,
+            set_aside=lambda exc: self._drop(key),
+        )
 
     def _memory_session(self, key: _Key) -> Session | None:
         app, user, sid = key
@@ -392,27 +225,23 @@ class FallbackSessionService(_Resilient, BaseSessionService):
         key = (session.app_name, session.user_id, session.id)
         if self._memory_session(key) is not None:
             return
+        self._base[key] = session._storage_update_marker
         stored = session.model_copy(deep=True)
         stored.state = {k: v for k, v in stored.state.items() if not k.startswith(_SCOPED)}
-        app_vals = {
-            k[len(State.APP_PREFIX) :]: v for k, v in session.state.items() if k.startswith(State.APP_PREFIX)
-        }
-        user_vals = {
-            k[len(State.USER_PREFIX) :]: v
-            for k, v in session.state.items()
-            if k.startswith(State.USER_PREFIX)
-        }
-        for k, v in app_vals.items():
-            self.memory.app_state.setdefault(session.app_name, {}).setdefault(k, v)
-        for k, v in user_vals.items():
-            self.memory.user_state.setdefault(session.app_name, {}).setdefault(
-                session.user_id, {}
-            ).setdefault(k, v)
+        for k, v in session.state.items():
+            if k.startswith(State.APP_PREFIX):
+                self.memory.app_state.setdefault(session.app_name, {}).setdefault(
+                    k[len(State.APP_PREFIX) :], v
+                )
+            elif k.startswith(State.USER_PREFIX):
+                self.memory.user_state.setdefault(session.app_name, {}).setdefault(
+                    session.user_id, {}
+                ).setdefault(k[len(State.USER_PREFIX) :], v)
         self.memory.sessions.setdefault(session.app_name, {}).setdefault(session.user_id, {})[session.id] = (
             stored
         )
 
-    # -- BaseSessionService ----------------------------------------------------
+    # -- BaseSessionService ----------------------------------------------------------
     @override
     async def create_session(
         self,
@@ -423,23 +252,25 @@ class FallbackSessionService(_Resilient, BaseSessionService):
         session_id: str | None = None,
     ) -> Session:
         sid = session_id.strip() if session_id else None
-        if not self._memory_mode((app_name, user_id, sid) if sid else None):
-            try:
-                session = await self.redis.create_session(
-                    app_name=app_name, user_id=user_id, state=state, session_id=sid
-                )
-            except UNAVAILABLE_ERRORS as exc:
-                self._failed(exc, "create_session")
-            else:
-                self.breaker.record_success()
-                return session
-        session = await self.memory.create_session(
-            app_name=app_name, user_id=user_id, state=state, session_id=sid
+
+        async def in_memory() -> Session:
+            session = await self.memory.create_session(
+                app_name=app_name, user_id=user_id, state=state, session_id=sid
+            )
+            key = (app_name, user_id, session.id)
+            self._created_state[key] = dict(state or {})
+            self._base[key] = None
+            self._dirty(key)
+            return session
+
+        return await self._call(
+            "create_session",
+            (app_name, user_id, sid) if sid else None,
+            lambda: self.redis.create_session(
+                app_name=app_name, user_id=user_id, state=state, session_id=sid
+            ),
+            in_memory,
         )
-        key = (app_name, user_id, session.id)
-        self._created_state[key] = dict(state or {})
-        self._mark_dirty(key)
-        return session
 
     @override
     async def get_session(
@@ -450,173 +281,200 @@ class FallbackSessionService(_Resilient, BaseSessionService):
         session_id: str,
         config: GetSessionConfig | None = None,
     ) -> Session | None:
+        kw: dict[str, Any] = {
+            "app_name": app_name,
+            "user_id": user_id,
+            "session_id": session_id,
+            "config": config,
+        }
         key = (app_name, user_id, session_id.strip() if session_id else session_id)
-        if not self._memory_mode(key):
-            try:
-                result = await self.redis.get_session(
-                    app_name=app_name, user_id=user_id, session_id=session_id, config=config
-                )
-            except UNAVAILABLE_ERRORS as exc:
-                self._failed(exc, "get_session")
-            else:
-                self.breaker.record_success()
-                return result
-        return await self.memory.get_session(
-            app_name=app_name, user_id=user_id, session_id=session_id, config=config
+        return await self._call(
+            "get_session", key, lambda: self.redis.get_session(**kw), lambda: self.memory.get_session(**kw)
         )
 
     @override
     async def list_sessions(self, *, app_name: str, user_id: str | None = None) -> ListSessionsResponse:
-        if not self._memory_mode():
-            try:
-                listed = await self.redis.list_sessions(app_name=app_name, user_id=user_id)
-            except UNAVAILABLE_ERRORS as exc:
-                self._failed(exc, "list_sessions")
-            else:
-                self.breaker.record_success()
-                return await self._overlay(listed, app_name, user_id)
-        return await self.memory.list_sessions(app_name=app_name, user_id=user_id)
+        async def from_redis() -> ListSessionsResponse:
+            listed = await self.redis.list_sessions(app_name=app_name, user_id=user_id)
+            return await self._overlay(listed, app_name, user_id)
+
+        return await self._call(
+            "list_sessions",
+            None,
+            from_redis,
+            lambda: self.memory.list_sessions(app_name=app_name, user_id=user_id),
+        )
 
     async def _overlay(
         self, listed: ListSessionsResponse, app_name: str, user_id: str | None
     ) -> ListSessionsResponse:
         """Replace Redis entries by memory's for sessions not written back yet."""
-        if not self._dirty and not self._deleted:
-            return listed
-        pending = {k for k in self._dirty | self._deleted if k[0] == app_name and user_id in (None, k[1])}
+        waiting = [
+            k for k in self.core.journal.records() if isinstance(k, tuple) and k[0] in ("session", "delete")
+        ]
+        pending = {k[1] for k in waiting if k[1][0] == app_name and user_id in (None, k[1][1])}
         if not pending:
             return listed
         sessions = [s for s in listed.sessions if (s.app_name, s.user_id, s.id) not in pending]
         mem = await self.memory.list_sessions(app_name=app_name, user_id=user_id)
-        sessions += [s for s in mem.sessions if (s.app_name, s.user_id, s.id) in self._dirty]
+        dirty = {k[1] for k in waiting if k[0] == "session"}
+        sessions += [s for s in mem.sessions if (s.app_name, s.user_id, s.id) in dirty]
         sessions.sort(key=lambda x: (x.last_update_time, x.user_id, x.id))
         return ListSessionsResponse(sessions=sessions)
 
     @override
     async def delete_session(self, *, app_name: str, user_id: str, session_id: str) -> None:
         key = (app_name, user_id, session_id.strip() if session_id else session_id)
-        if not self._memory_mode(key):
-            try:
-                await self.redis.delete_session(app_name=app_name, user_id=user_id, session_id=session_id)
-            except UNAVAILABLE_ERRORS as exc:
-                self._failed(exc, "delete_session")
-            else:
-                self.breaker.record_success()
-                return
-        await self.memory.delete_session(app_name=app_name, user_id=user_id, session_id=session_id)
-        self._dirty.discard(key)
-        self._created_state.pop(key, None)
-        self._deleted.add(key)
-        self.fallback_operations += 1
-        self._ensure_health_task()
+
+        async def in_memory() -> None:
+            await self.memory.delete_session(app_name=app_name, user_id=user_id, session_id=session_id)
+            self.core.journal.discard(("session", key))
+            self._forget(key)
+            self.core.defer(
+                ("delete", key),
+                "delete",
+                lambda: self.redis.delete_session(app_name=app_name, user_id=user_id, session_id=session_id),
+            )
+
+        await self._call(
+            "delete_session",
+            key,
+            lambda: self.redis.delete_session(app_name=app_name, user_id=user_id, session_id=session_id),
+            in_memory,
+        )
 
     @override
     async def get_user_state(self, *, app_name: str, user_id: str) -> dict[str, Any]:
-        if not self._memory_mode():
-            try:
-                result = await self.redis.get_user_state(app_name=app_name, user_id=user_id)
-            except UNAVAILABLE_ERRORS as exc:
-                self._failed(exc, "get_user_state")
-            else:
-                self.breaker.record_success()
-                return result
-        return await self.memory.get_user_state(app_name=app_name, user_id=user_id)
+        return await self._call(
+            "get_user_state",
+            None,
+            lambda: self.redis.get_user_state(app_name=app_name, user_id=user_id),
+            lambda: self.memory.get_user_state(app_name=app_name, user_id=user_id),
+        )
 
     @override
     async def append_event(self, session: Session, event: Event) -> Event:
         if event.partial:
             return event
         key = (session.app_name, session.user_id, session.id)
-        if not self._memory_mode(key):
-            try:
-                result = await self.redis.append_event(session, event)
-            except UNAVAILABLE_ERRORS as exc:
-                self._failed(exc, "append_event")
-            else:
-                self.breaker.record_success()
-                return result
-        self._import(session)
-        # The Redis revision marker is meaningless once memory holds the
-        # session; after write-back the last-event check guards staleness.
-        session._storage_update_marker = None
-        self._mark_dirty(key)
-        return await self.memory.append_event(session, event)
 
-    # -- recovery ----------------------------------------------------------------
-    async def write_back(self) -> None:
-        """Write pending deletes and dirty sessions to Redis (normally run by the health task)."""
-        for _ in range(100):
-            if not self._dirty and not self._deleted:
-                return
-            for key in list(self._deleted):
-                app, user, sid = key
-                await self.redis.delete_session(app_name=app, user_id=user, session_id=sid)
-                self._deleted.discard(key)
-            for key in list(self._dirty):
-                await self._write_back_one(key)
+        async def in_memory() -> Event:
+            self._import(session)
+            # The Redis revision marker is meaningless once memory holds the session;
+            # after write-back the last-event check guards staleness.
+            session._storage_update_marker = None
+            self._dirty(key)
+            return await self.memory.append_event(session, event)
 
-    async def _write_back_one(self, key: _Key) -> None:
+        return await self._call(
+            "append_event", key, lambda: self.redis.append_event(session, event), in_memory
+        )
+
+    # -- write-back (one journal entry per session) --------------------------------------
+    async def _write_back_session(self, key: _Key) -> None:
+        """Write memory's copy of one session to Redis with the merge rule, then hand it back to Redis."""
         app, user, sid = key
         while True:
             mem = self._memory_session(key)
-            if mem is None:
-                self._dirty.discard(key)
+            if mem is None:  # deleted meanwhile (the delete is journaled after this entry)
+                self._forget(key)
                 return
             seen = len(mem.events)
             events = list(mem.events)
             red = await self.redis.get_session(app_name=app, user_id=user, session_id=sid)
             if red is None:
-                created = self._created_state.get(key, {})
-                state = {
-                    k: v for k, v in created.items() if k.startswith((State.APP_PREFIX, State.USER_PREFIX))
-                }
-                state.update({k: v for k, v in mem.state.items() if not k.startswith(_SCOPED)})
-                red = await self.redis.create_session(app_name=app, user_id=user, state=state, session_id=sid)
-                missing = events
-            else:
-                red_ids = [e.id for e in red.events]
-                if [e.id for e in events[: len(red_ids)]] != red_ids:
-                    self._conflict(
-                        key, mem, f"Redis has {len(red_ids)} events that diverge from memory's {seen}"
-                    )
-                    return
-                missing = events[len(red_ids) :]
-            for ev in missing:
-                await self.redis.append_event(red, ev.model_copy(deep=True))
-            current = self._memory_session(key)
-            if current is mem and len(mem.events) == seen:
+                red = await self.redis.create_session(
+                    app_name=app, user_id=user, state=self._creation_state(key, mem), session_id=sid
+                )
+            ours = {e.id for e in events}
+            stored = {e.id for e in red.events}
+            taken: set[str] = set()  # state keys other writers changed since memory took over
+            for other in self._others(red, self._base.get(key), ours):
+                taken |= _delta_keys(other)
+            for ev in events:
+                if ev.id in stored:
+                    continue
+                clash = _delta_keys(ev) & taken
+                if clash:
+                    self._conflict(key, mem, ev, tuple(sorted(clash)))
+                    continue
+                try:
+                    await self.redis.append_event(red, ev.model_copy(deep=True), stale_policy="merge")
+                except MergeConflictError as exc:  # another writer got in during the write-back
+                    self._conflict(key, mem, ev, exc.keys)
+                    continue
+                stored.add(ev.id)
+                for other in red.events:  # events the merged append brought in are others' too
+                    if other.id not in stored and other.id not in ours:
+                        stored.add(other.id)
+                        taken |= _delta_keys(other)
+            if self._memory_session(key) is mem and len(mem.events) == seen:
                 # No await between this check and the hand-over: atomic w.r.t. the loop.
                 self.memory.sessions[app][user].pop(sid, None)
-                self._dirty.discard(key)
-                self._created_state.pop(key, None)
-                self.written_back += 1
+                self._forget(key)
                 return
 
-    def _conflict(self, key: _Key, mem: Session, reason: str) -> None:
-        app, user, sid = key
-        logger.error("Write-back conflict for session %r of user %r in app %r: %s", sid, user, app, reason)
-        self.conflicts.append(WriteBackConflict(app, user, sid, reason, mem.model_copy(deep=True)))
-        self.memory.sessions[app][user].pop(sid, None)
-        self._dirty.discard(key)
-        self._created_state.pop(key, None)
+    @staticmethod
+    def _others(red: Session, base: str | None, ours: set[str]) -> list[Event]:
+        """Redis events another writer stored since memory took over (after revision ``base``)."""
+        events = red.events
+        if base is not None and red._storage_update_marker is not None:
+            try:
+                since = len(events) - (int(red._storage_update_marker) - int(base))
+            except ValueError:
+                since = 0
+            events = events[max(since, 0) :]
+        return [e for e in events if e.id not in ours]
 
-    # -- observability / lifecycle ---------------------------------------------
+    def _creation_state(self, key: _Key, mem: Session) -> dict[str, Any]:
+        created = self._created_state.get(key, {})
+        state = {k: v for k, v in created.items() if k.startswith((State.APP_PREFIX, State.USER_PREFIX))}
+        state.update({k: v for k, v in mem.state.items() if not k.startswith(_SCOPED)})
+        return state
+
+    def _conflict(self, key: _Key, mem: Session, event: Event, keys: tuple[str, ...]) -> None:
+        app, user, sid = key
+        reason = f"another writer changed state key(s) {', '.join(map(repr, keys))} since the outage began"
+        logger.error(
+            "Write-back conflict: event %r of session %r of user %r in app %r: %s",
+            event.id,
+            sid,
+            user,
+            app,
+            reason,
+        )
+        self.conflicts.append(
+            WriteBackConflict(app, user, sid, reason, mem.model_copy(deep=True), event, keys)
+        )
+
+    def _drop(self, key: _Key) -> Session | None:
+        """Set a session aside (its write-back failed): memory's copy is returned and dropped."""
+        app, user, sid = key
+        mem = self.memory.sessions.get(app, {}).get(user, {}).pop(sid, None)
+        self._forget(key)
+        return mem
+
+    def _forget(self, key: _Key) -> None:
+        self._created_state.pop(key, None)
+        self._base.pop(key, None)
+
     def get_redis_stats(self) -> dict[str, Any]:
         """Breaker state, failures, retries, pool usage and write-back counters."""
-        return {
-            **self._breaker_stats(self.redis.client),
-            "pending_write_back": len(self._dirty),
-            "pending_deletes": len(self._deleted),
-            "written_back": self.written_back,
-            "conflicts": len(self.conflicts),
-        }
+        stats = super().get_redis_stats()
+        deletes = self.core.journal.count("delete")
+        stats.update(
+            pending_write_back=len(self.core.journal) - deletes,
+            pending_deletes=deletes,
+            conflicts=len(self.conflicts),
+        )
+        return stats
 
 
-class FallbackMemoryService(_Resilient, BaseMemoryService):
+class FallbackMemoryService(_Fallback, BaseMemoryService):
     """Redis memory first, ADK's ``InMemoryMemoryService`` while Redis is unreachable.
 
     Writes made while Redis is unreachable (or while earlier ones wait) are kept
-    in memory and in an ordered journal; when Redis answers again the journal
+    in memory and in the core's ordered journal; when Redis answers again the journal
     is replayed in order (every step is idempotent: events by id, memories by
     id, deletes by id) and the memory copy is dropped.  Searches during an
     outage see only what was added during it; once the breaker is closed
@@ -640,45 +498,25 @@ class FallbackMemoryService(_Resilient, BaseMemoryService):
     ) -> None:
         self.redis = redis
         self.memory = memory or InMemoryMemoryService()
-        self._journal: list[tuple[str, dict[str, Any]]] = []
-        self.written_back = 0
-        self._init_breaker(failure_threshold, health_check_interval, start_open)
+        self._init_core(failure_threshold, health_check_interval, start_open)
+        self.core.on_drained(self._drop_memory_copy)
 
-    def _pending(self) -> bool:
-        return bool(self._journal)
+    def _drop_memory_copy(self) -> None:
+        self.memory = InMemoryMemoryService()
 
-    async def _ping(self) -> None:
-        await self.redis.ping()
-
-    def _memory_mode(self) -> bool:
-        return self.breaker.state is not BreakerState.CLOSED or bool(self._journal)
-
-    async def _redis_first(self, op: str, kwargs: dict[str, Any]) -> bool:
-        """Run ``op`` on Redis unless in memory mode; True when Redis took it."""
-        if self._memory_mode():
-            return False
-        try:
-            await getattr(self.redis, op)(**kwargs)
-        except UNAVAILABLE_ERRORS as exc:
-            self._failed(exc, op)
-            return False
-        self.breaker.record_success()
-        return True
-
-    def _queue(self, op: str, kwargs: dict[str, Any]) -> None:
-        self._journal.append((op, kwargs))
-        self.fallback_operations += 1
-        self._ensure_health_task()
-
-    async def _remember_events(
-        self, app_name: str, user_id: str, events: Sequence[Event], sid: str | None
+    async def _write(
+        self, op: str, kwargs: dict[str, Any], queued: dict[str, Any], remember: Callable[[], Awaitable[None]]
     ) -> None:
-        """Memory's copy, each event renamed to the id Redis gives it."""
-        renamed = [
-            e.model_copy(update={"id": history_ids(sid, e)[0]}) for e in events if memory_text(e.content)
-        ]
-        await self.memory.add_events_to_memory(
-            app_name=app_name, user_id=user_id, events=renamed, session_id=sid or "__unknown_session_id__"
+        """``op`` on Redis, or (while anything waits) queued in order and remembered in memory."""
+
+        async def in_memory() -> None:
+            self.core.defer(
+                (kwargs["app_name"], kwargs["user_id"]), op, lambda: getattr(self.redis, op)(**queued)
+            )
+            await remember()
+
+        await self.core.call(
+            op, lambda: getattr(self.redis, op)(**kwargs), in_memory, local=self.core.pending()
         )
 
     @override
@@ -703,11 +541,21 @@ class FallbackMemoryService(_Resilient, BaseMemoryService):
             "session_id": session_id,
             "custom_metadata": custom_metadata,
         }
-        if await self._redis_first("add_events_to_memory", {**kwargs, "events": events}):
-            return
         copies = [e.model_copy(deep=True) for e in events if memory_text(e.content)]
-        self._queue("add_events_to_memory", {**kwargs, "events": copies})
-        await self._remember_events(app_name, user_id, copies, session_id)
+
+        async def remember() -> None:
+            # Memory's copy, each event renamed to the id Redis gives it.
+            renamed = [e.model_copy(update={"id": history_ids(session_id, e)[0]}) for e in copies]
+            await self.memory.add_events_to_memory(
+                app_name=app_name,
+                user_id=user_id,
+                events=renamed,
+                session_id=session_id or "__unknown_session_id__",
+            )
+
+        await self._write(
+            "add_events_to_memory", {**kwargs, "events": events}, {**kwargs, "events": copies}, remember
+        )
 
     @override
     async def add_memory(
@@ -726,77 +574,61 @@ class FallbackMemoryService(_Resilient, BaseMemoryService):
             "memories": entries,
             "custom_metadata": custom_metadata,
         }
-        if await self._redis_first("add_memory", kwargs):
-            return
-        self._queue("add_memory", kwargs)
-        events = [
-            Event(
-                id=f"m:{escape(str(m.id))}",
-                author=m.author or "user",
-                content=m.content,
-                timestamp=_parse_iso(m.timestamp),
+
+        async def remember() -> None:
+            events = [
+                Event(
+                    id=f"m:{escape(str(m.id))}",
+                    author=m.author or "user",
+                    content=m.content,
+                    timestamp=_parse_iso(m.timestamp),
+                )
+                for m in entries
+            ]
+            await self.memory.add_events_to_memory(
+                app_name=app_name, user_id=user_id, events=events, session_id="__memories__"
             )
-            for m in entries
-        ]
-        await self.memory.add_events_to_memory(
-            app_name=app_name, user_id=user_id, events=events, session_id="__memories__"
-        )
+
+        await self._write("add_memory", kwargs, kwargs, remember)
 
     @override
     async def delete_memory(self, *, app_name: str, user_id: str, memory_id: str | None = None) -> None:
         if not memory_id:
             return
         kwargs: dict[str, Any] = {"app_name": app_name, "user_id": user_id, "memory_id": memory_id}
-        if await self._redis_first("delete_memory", kwargs):
-            return
-        self._queue("delete_memory", kwargs)
-        await self.memory.delete_memory(**kwargs)
+
+        async def remember() -> None:
+            await self.memory.delete_memory(**kwargs)
+
+        await self._write("delete_memory", kwargs, kwargs, remember)
 
     async def forget_user(self, app_name: str, user_id: str | int) -> None:
         """Erase the user's memory in Redis; refused (RedisUnavailableError) while Redis is unreachable."""
-        if self._memory_mode() or not await self._redis_first(
-            "forget_user", {"app_name": app_name, "user_id": user_id}
-        ):
-            raise RedisUnavailableError("forget_user needs Redis; it is unreachable now, retry later")
+        await self.core.call(
+            "forget_user",
+            lambda: self.redis.forget_user(app_name, user_id),
+            None,
+            local=self.core.pending(),
+        )
 
     @override
     async def search_memory(self, *, app_name: str, user_id: str, query: str) -> SearchMemoryResponse:
-        found: list[MemoryEntry] = []
-        if self.breaker.state is BreakerState.CLOSED:
-            try:
-                found = (
-                    await self.redis.search_memory(app_name=app_name, user_id=user_id, query=query)
-                ).memories
-            except UNAVAILABLE_ERRORS as exc:
-                self._failed(exc, "search_memory")
-            else:
-                self.breaker.record_success()
-                if not self._journal:
-                    return SearchMemoryResponse(memories=found)
+        async def from_redis() -> list[MemoryEntry] | None:
+            return (await self.redis.search_memory(app_name=app_name, user_id=user_id, query=query)).memories
+
+        async def nothing() -> list[MemoryEntry] | None:
+            return None
+
+        found = await self.core.call("search_memory", from_redis, nothing)
+        if found is not None and not self.core.pending():
+            return SearchMemoryResponse(memories=found)
+        found = list(found or [])
         mem = await self.memory.search_memory(app_name=app_name, user_id=user_id, query=query)
         seen = {m.id for m in found}
         for entry in mem.memories:
             if entry.id not in seen:
                 found.append(_with_metadata(entry))
         return SearchMemoryResponse(memories=found[: self.redis.search_limit])
-
-    async def write_back(self) -> None:
-        """Replay the journal on Redis in order, then drop memory's copy."""
-        while self._journal:
-            op, kwargs = self._journal[0]
-            await getattr(self.redis, op)(**kwargs)
-            self._journal.pop(0)
-            self.written_back += 1
-        # No await since the journal emptied: nothing can slip in between.
-        self.memory = InMemoryMemoryService()
-
-    def get_redis_stats(self) -> dict[str, Any]:
-        """Breaker state, failures, retries, pool usage and write-back counters."""
-        return {
-            **self._breaker_stats(self.redis.client),
-            "pending_write_back": len(self._journal),
-            "written_back": self.written_back,
-        }
 
 
 def _parse_iso(value: str | None) -> float:
@@ -821,13 +653,6 @@ def _with_metadata(entry: MemoryEntry) -> MemoryEntry:
     return entry.model_copy(update={"custom_metadata": {**meta, **entry.custom_metadata}})
 
 
-async def _reachable(service: RedisSessionService | RedisMemoryService, timeout: float) -> bool:
-    try:
-        return await asyncio.wait_for(service.ping(), timeout)
-    except UNAVAILABLE_ERRORS:
-        return False
-
-
 async def _build(
     settings: RedisSettings | None,
     kw: dict[str, Any],
@@ -844,7 +669,7 @@ async def _build(
     }
     where = _redact(kw.get("uri") or settings.redis_url)
     service = redis_cls(settings=settings, **kw)
-    ok = await _reachable(service, settings.redis_connect_timeout + settings.redis_socket_timeout)
+    ok = await reachable(service.ping)  # bounded by the client's operation deadline
     if settings.redis_fallback_to_memory:
         if not ok:
             logger.warning("Redis at %s is unreachable; starting on %s", where, in_memory.__name__)

@@ -150,8 +150,11 @@ async def test_diverged_redis_copy_is_reported_not_overwritten(aof_server: Redis
     await other.append_event(theirs, ev(n=999))
     await svc.write_back()
     stats = svc.get_redis_stats()
-    assert stats["conflicts"] == 1 and stats["written_back"] == 0
-    assert svc.conflicts[0].session_id == s.id and len(svc.conflicts[0].memory_session.events) == 5
+    # Merge rule: each of the 4 outage events writes "n", which the other writer changed: all 4 reported,
+    # each naming the key; nothing of theirs is overwritten.
+    assert stats["conflicts"] == 4 and stats["pending_write_back"] == 0 and stats["failed"] == 0
+    assert {c.session_id for c in svc.conflicts} == {s.id} and all(c.keys == ("n",) for c in svc.conflicts)
+    assert len(svc.conflicts[0].memory_session.events) == 5
     kept = await other.get_session(app_name=APP, user_id="u", session_id=s.id)
     assert kept is not None and len(kept.events) == 2 and kept.state["n"] == 999
     await other.close()
