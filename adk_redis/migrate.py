@@ -17,7 +17,8 @@ Format history ("version 0" is the layout adk_redis upgrades from):
 :func:`migrate_adk_redis` upgrades v0 records on the same server, resumably:
 its SCAN cursor and counters live in :meth:`KeySchema.migration` under our
 prefix, so an interrupted run (or one stopped by ``limit``) continues where it
-stopped.  Every session is written by one Lua script (all of it or nothing),
+stopped.  Every session is written by :meth:`RedisSessionService.restore_session`
+(one script: all of it or nothing; the writer ``adk-redis import`` uses too),
 an existing session is skipped and state is only filled in where a key is
 missing, so re-running is idempotent.  :func:`import_sessions` copies from
 any :class:`SessionRecord` source (ADK's SQL services, another server running
@@ -42,41 +43,9 @@ from pydantic import ValidationError
 
 from . import codec
 from .codec import text
-from .connection import is_cluster
 from .session_service import RedisSessionService
 
 ADK_REDIS_DEFAULT_PREFIX = "adk:session:"
-
-# KEYS: meta, events, times, user_index, [app_index]
-# ARGV: created, updated, ttl_ms, session_member, app_member, n_state, n_events,
-#       state field/value pairs ("s."-prefixed), then id, payload, timestamp per event.
-# Returns 0 when the session exists (nothing written), 1 when written.
-IMPORT_SESSION = r"""
-if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
-local upd, ttl = ARGV[2], tonumber(ARGV[3])
-local ns, ne = tonumber(ARGV[6]), tonumber(ARGV[7])
-local i, last = 8, ''
-for _ = 1, ns do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]); i = i + 2 end
-for seq = 0, ne - 1 do
-  local s = tostring(seq)
-  redis.call('HSET', KEYS[2], s, ARGV[i + 1], '#' .. ARGV[i], s)
-  redis.call('ZADD', KEYS[3], ARGV[i + 2], s)
-  last = ARGV[i]
-  i = i + 3
-end
-redis.call('HSET', KEYS[1], '_c', ARGV[1], '_u', upd, '_r', tostring(ne), '_n', tostring(ne),
-  '_l', last, '_v', '1')
-redis.call('ZADD', KEYS[4], upd, ARGV[4])
-if ttl > 0 then
-  for k = 1, 4 do redis.call('PEXPIRE', KEYS[k], ttl) end
-end
-if #KEYS >= 5 then
-  redis.call('ZADD', KEYS[5], upd, ARGV[5])
-  if ttl > 0 then redis.call('PEXPIRE', KEYS[5], ttl) end
-end
-return 1
-"""
-
 
 @dataclass
 class SessionRecord:
@@ -112,42 +81,24 @@ class ImportStats:
 
 
 class SessionWriter:
-    """Writes whole sessions and fills app/user state in adk_redis's layout (never overwrites)."""
+    """Writes whole sessions (through :meth:`RedisSessionService.restore_session`, the one session
+    writer) and fills app/user state in adk_redis's layout (never overwrites)."""
 
     def __init__(self, svc: RedisSessionService) -> None:
         self.svc = svc
         self.codec: Any = getattr(svc, "codec", codec)  # the service's payload codec when it has one
-        self._script = svc.client.register_script(IMPORT_SESSION)
-        self._cluster = is_cluster(svc.client)
-        ttl = svc.settings.session_ttl_hours
-        self._ttl = str(int(ttl * 3_600_000)) if ttl else "0"
 
     async def write_session(self, rec: SessionRecord) -> bool:
         """Store ``rec`` atomically; False (and nothing written) when the session exists."""
-        keys_ = self.svc.keys
-        sk = keys_.session(rec.app_name, rec.user_id, rec.id)
-        member = keys_.app_index_member(rec.user_id, rec.id)
-        keys = [sk.meta, sk.events, sk.times, keys_.user_index(rec.app_name, rec.user_id)]
-        if not self._cluster:
-            keys.append(keys_.app_index(rec.app_name))
-        state = codec.json_safe(rec.state)["session"]
-        updated = repr(float(rec.last_update_time))
-        args: list[Any] = [
-            repr(float(rec.created if rec.created is not None else rec.last_update_time)),
-            updated,
-            self._ttl,
-            keys_.session_member(rec.id),
-            member,
-            len(state),
-            len(rec.events),
-            *self.codec.flatten(state, "s."),
-        ]
-        for event in rec.events:
-            args += [event.id, self.codec.encode_event(event), repr(float(event.timestamp))]
-        written = int(await self._script(keys=keys, args=args)) == 1
-        if written and self._cluster:
-            await self.svc.client.zadd(keys_.app_index(rec.app_name), {member: float(updated)})
-        return written
+        session = Session(
+            id=rec.id,
+            app_name=rec.app_name,
+            user_id=rec.user_id,
+            state=codec.json_safe(rec.state)["session"],
+            events=rec.events,
+            last_update_time=float(rec.last_update_time),
+        )
+        return await self.svc.restore_session(session, created=rec.created)
 
     async def fill_state(self, key: str, state: dict[str, Any]) -> int:
         """HSETNX every field of a (prefix-less) app or user state; returns fields added."""
