@@ -43,6 +43,9 @@ class RedisSettings(BaseSettings):
     redis_retry_attempts: int = Field(default=3, ge=0)
     redis_socket_timeout: float = Field(default=5.0, gt=0)
     redis_connect_timeout: float = Field(default=2.0, gt=0)
+    # Deadline of one operation (command, script or pipeline), connection setup and redis-py's retries
+    # included; a stalled server fails it with RedisUnavailableError (adk_redis.connection). 0: none.
+    redis_operation_timeout: float = Field(default=5.0, ge=0)
     redis_fallback_to_memory: bool = True
     # Circuit breaker of the fallback services: consecutive failures that open it, seconds between PINGs.
     redis_failure_threshold: int = Field(default=3, ge=1)
@@ -55,6 +58,10 @@ class RedisSettings(BaseSettings):
     memory_ttl_hours: float = Field(default=72, gt=0)
     knowledge_ttl_hours: float = Field(default=168, gt=0)
     history_ttl_hours: float = Field(default=720, gt=0)
+    # Bounded work per memory script call: distinct terms indexed per document / searched per query
+    # (the rest is ignored and logged, never an error).
+    memory_max_terms_per_document: int = Field(default=1000, ge=1)
+    memory_max_query_terms: int = Field(default=64, ge=1)
     # "kid1:<base64 key>,kid0:<base64 old key>": the first encrypts, all decrypt (adk_redis.crypto).
     redis_encryption_keys: SecretStr | None = None
     # zlib-compress event / state payloads of at least this many bytes (None/0: never).

@@ -1,9 +1,13 @@
-"""Connection: build a pooled redis-py asyncio client with redis-py's own Retry/backoff."""
+"""Connection: pooled redis-py asyncio clients with redis-py's own Retry/backoff, one per event loop,
+every operation under a deadline (:class:`LoopLocalClient`)."""
 
 from __future__ import annotations
 
+import asyncio
 import copy
-from typing import Any
+import inspect
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 from urllib.parse import urlparse
 
 import redis.asyncio as aioredis
@@ -13,8 +17,11 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from .config import RedisSettings
-from .errors import ConfigurationError
+from .errors import ConfigurationError, RedisUnavailableError
 from .url import parse_redis_url
+
+T = TypeVar("T")
+_timeout: Any = getattr(asyncio, "timeout", None)  # Python 3.11+; 3.10 uses wait_for
 
 SUPPORTED_SCHEMES = ("redis", "rediss", "unix", "redis+cluster", "rediss+cluster", "redis+sentinel")
 
@@ -115,8 +122,18 @@ def _sentinel_client(url: str, settings: RedisSettings, common: dict[str, Any]) 
     return sentinel.master_for(path[0], max_connections=settings.redis_max_connections, **common)
 
 
-def create_client(settings: RedisSettings, uri: str | None = None) -> Any:
-    """Create a client for ``uri`` (or ``settings.redis_url``).
+def create_client(settings: RedisSettings, uri: str | None = None) -> LoopLocalClient:
+    """The client services hold for ``uri`` (or ``settings.redis_url``): a :class:`LoopLocalClient`.
+
+    It makes one redis-py client per event loop (see :func:`new_client`) and bounds every command and
+    pipeline by ``settings.redis_operation_timeout``.  The URL is checked now
+    (:class:`~adk_redis.errors.ConfigurationError`).
+    """
+    return LoopLocalClient(lambda: new_client(settings, uri), deadline=settings.redis_operation_timeout)
+
+
+def new_client(settings: RedisSettings, uri: str | None = None) -> Any:
+    """A redis-py asyncio client for ``uri`` (or ``settings.redis_url``), usable in one event loop.
 
     ``redis+cluster://host:port`` (or ``rediss+cluster://``) returns a
     ``redis.asyncio.RedisCluster``; ``redis+sentinel://host:port/service``
@@ -168,12 +185,140 @@ def is_cluster(client: Any) -> bool:
     """True for a Redis Cluster client (multi-key steps must stay in one slot)."""
     from redis.asyncio.cluster import RedisCluster
 
+    if isinstance(client, LoopLocalClient):
+        client = client.current
     return isinstance(client, RedisCluster)
+
+
+# -- the client services hold: one redis-py client per event loop, every operation under a deadline ----
+async def _within(awaitable: Awaitable[T], deadline: float | None, what: str) -> T:
+    """Await ``awaitable``; :class:`RedisUnavailableError` when it takes longer than ``deadline`` seconds.
+
+    The deadline covers everything redis-py does for the call: waiting for a pooled connection,
+    connecting, redis-py's retries with their backoff, and the reply.  A stalled server (``DEBUG
+    SLEEP``, ``CLIENT PAUSE``, a hung network) therefore costs at most the deadline.  The cancelled
+    command's connection is dropped by redis-py (never reused with an unread reply).
+    """
+    if not deadline:
+        return await awaitable
+    try:
+        if _timeout is not None:
+            async with _timeout(deadline):
+                return await awaitable
+        return await asyncio.wait_for(awaitable, deadline)
+    except (asyncio.TimeoutError, TimeoutError) as exc:
+        raise RedisUnavailableError(
+            f"Redis did not answer {what} within {deadline:g} s (REDIS_OPERATION_TIMEOUT)"
+        ) from exc
+
+
+class LoopLocalClient:
+    """A redis-py asyncio client per event loop, every command and pipeline bounded by a deadline.
+
+    redis-py's asyncio clients (their pools, locks and connections) belong to the event loop that
+    first used them; a service built at module level and called from several ``asyncio.run()`` calls,
+    or from pytest's per-test loops, needs one per loop, as ADK's own services do.  This proxy is what
+    the services hold: every attribute is the running loop's client's (made on first use in that
+    loop; clients of closed loops are dropped), awaitable results are bounded by ``deadline``
+    (:func:`_within`), and pipelines' ``execute`` too.  Scripts registered on it
+    (``register_script``) run on the calling loop's client.  Outside a running loop it answers with
+    the most recently used client (statistics).
+    """
+
+    def __init__(self, factory: Callable[[], Any], *, deadline: float | None) -> None:
+        self._factory = factory
+        self.deadline = deadline
+        self._spare: Any = factory()  # made now: a bad URL fails at construction
+        self._last: Any = self._spare
+        self._clients: dict[asyncio.AbstractEventLoop, Any] = {}
+
+    @property
+    def current(self) -> Any:
+        """The running loop's redis-py client (made on first use in that loop)."""
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return self._last
+        client = self._clients.get(loop)
+        if client is None:
+            for old in [lp for lp in self._clients if lp.is_closed()]:
+                del self._clients[old]  # its loop is gone: nothing can be awaited on it any more
+            client, self._spare = (self._spare, None) if self._spare is not None else (self._factory(), None)
+            self._clients[loop] = client
+        self._last = client
+        return client
+
+    @property  # type: ignore[misc]
+    def __class__(self) -> type[Any]:  # noqa: D105 - isinstance(proxy, RedisCluster / Redis) keeps working
+        return type(self.current)
+
+    def loops(self) -> int:
+        """How many event loops have a client now."""
+        return len(self._clients)
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self.current, name)
+        if not callable(attr):
+            return attr
+        deadline = self.deadline
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            result = attr(*args, **kwargs)
+            if name == "pipeline":  # a pipeline is awaitable too, but it is awaited via execute()
+                _bound_pipeline(result, deadline)
+            elif inspect.isawaitable(result):
+                return _within(result, deadline, name)
+            return result
+
+        return call
+
+    def register_script(self, script: str | bytes) -> Any:
+        """A redis-py Script run through this proxy (on the calling loop's client, within the deadline)."""
+        from redis.commands.core import AsyncScript
+
+        return AsyncScript(self, script)  # type: ignore[arg-type]
+
+    def get_encoder(self) -> Any:
+        client = self.current
+        pool = getattr(client, "connection_pool", None)
+        return pool.get_encoder() if pool is not None else client.get_encoder()
+
+    async def aclose(self, **_kw: Any) -> None:
+        """Close the running loop's client and its pool (and forget those of other loops)."""
+        try:
+            loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+        except RuntimeError:
+            loop = None
+        mine = self._clients.pop(loop, None) if loop is not None else None
+        self._clients.clear()
+        for client in (mine, self._spare):
+            if client is not None:
+                await client.aclose()
+        self._spare = None
+
+    async def close(self) -> None:
+        await self.aclose()
+
+    def __repr__(self) -> str:
+        return f"<LoopLocalClient {self._last!r} loops={len(self._clients)} deadline={self.deadline}>"
+
+
+def _bound_pipeline(pipe: Any, deadline: float | None) -> None:
+    """Bound ``pipe.execute()`` by the deadline (the pipeline object stays redis-py's own)."""
+    execute = getattr(pipe, "execute", None)
+    if execute is None or not deadline:
+        return
+
+    def bounded(*args: Any, **kwargs: Any) -> Awaitable[Any]:
+        return _within(execute(*args, **kwargs), deadline, "a pipeline")
+
+    pipe.execute = bounded
 
 
 def pool_stats(client: Any) -> dict[str, int | None]:
     """Created / in-use connections of a redis-py asyncio client (summed over cluster nodes)."""
-    client = getattr(client, "current", client)  # a LoopLocalClient: the current loop's client
+    if isinstance(client, LoopLocalClient):
+        client = client.current
     pools: list[Any] = []
     pool = getattr(client, "connection_pool", None)
     if pool is not None:
@@ -201,7 +346,8 @@ def pool_stats(client: Any) -> dict[str, int | None]:
 
 def retry_failures(client: Any) -> int:
     """Failed attempts redis-py's Retry made (the CountingRetry of :func:`make_retry`)."""
-    client = getattr(client, "current", client)
+    if isinstance(client, LoopLocalClient):
+        client = client.current
     retry = getattr(client, "retry", None)
     pool = getattr(client, "connection_pool", None)
     if retry is None and pool is not None:
