@@ -29,6 +29,7 @@ from google.adk.events.event import Event
 from google.adk.memory.base_memory_service import BaseMemoryService, SearchMemoryResponse
 from google.adk.memory.in_memory_memory_service import InMemoryMemoryService
 from google.adk.memory.memory_entry import MemoryEntry
+from google.adk.platform.uuid import new_uuid
 from google.adk.sessions.base_session_service import (
     BaseSessionService,
     GetSessionConfig,
@@ -251,7 +252,9 @@ class FallbackSessionService(_Fallback, BaseSessionService):
         state: dict[str, Any] | None = None,
         session_id: str | None = None,
     ) -> Session:
-        sid = session_id.strip() if session_id else None
+        # The id is chosen here, not by either side: a create whose deadline expired may still be
+        # applied by a stalled server later, and memory's copy must then be that same session.
+        sid = (session_id.strip() if session_id else None) or new_uuid()
 
         async def in_memory() -> Session:
             session = await self.memory.create_session(
@@ -265,7 +268,7 @@ class FallbackSessionService(_Fallback, BaseSessionService):
 
         return await self._call(
             "create_session",
-            (app_name, user_id, sid) if sid else None,
+            (app_name, user_id, sid),
             lambda: self.redis.create_session(
                 app_name=app_name, user_id=user_id, state=state, session_id=sid
             ),
