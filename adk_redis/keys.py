@@ -60,6 +60,34 @@ def unescape(component: str) -> str:
     return raw.decode("utf-8")
 
 
+def _split_tag(rest: str) -> tuple[list[str], str] | None:
+    """``{a:b}:tail`` -> (unescaped tag components, tail); None if ``rest`` has no leading tag."""
+    if not rest.startswith("{"):
+        return None
+    end = rest.find("}")
+    if end < 0:
+        return None
+    try:
+        parts = [unescape(p) for p in rest[1:end].split(":")]
+    except (ValueError, UnicodeDecodeError):
+        return None
+    tail = rest[end + 1 :]
+    if tail and not tail.startswith(":"):
+        return None
+    return parts, tail[1:]
+
+
+@dataclass(frozen=True)
+class ParsedKey:
+    """What :meth:`KeySchema.parse_key` found in a key: its kind and the ids it carries."""
+
+    kind: str
+    app: str | None = None
+    owner: str | None = None  # user id, or agent id for agent memory
+    session: str | None = None
+    part: str = ""  # the key's tail after the hash tag (context key, index part, ...)
+
+
 @dataclass(frozen=True)
 class SessionKeys:
     """The keys of one session (all in the ``{app:user}`` hash slot)."""
@@ -123,6 +151,102 @@ class KeySchema:
     def pattern(self) -> str:
         """Glob matching every key of this prefix (admin tools only, never a request path)."""
         return f"{self.prefix}:*"
+
+    # -- SCAN patterns and parsing (admin tools only: adk-redis, maintenance) --
+    def index_pattern(self) -> str:
+        """Glob of every session index: per user (``session:{a:u}:index``) and per app (``{a}``)."""
+        return f"{self.prefix}:session:{{*}}:index"
+
+    def session_meta_pattern(self) -> str:
+        """Glob of every session record key (also matches its ``:events`` / ``:ts`` keys: filter with
+        :meth:`parse_key`)."""
+        return f"{self.prefix}:session:{{*}}:s:*"
+
+    def memory_pattern(self, family: str = "*") -> str:
+        """Glob of the memory keys of one family (``user_context``, ``agent``, ``knowledge``,
+        ``history``, ``index``)."""
+        return f"{self.prefix}:memory:{family}:*"
+
+    def owner_pattern(self) -> str:
+        """Glob of every design-API owner record."""
+        return f"{self.prefix}:session:owner:*"
+
+    def relative(self, key: str) -> str:
+        """``key`` without ``<prefix>:`` (ValueError if it is not under this prefix)."""
+        head = self.prefix + ":"
+        if not key.startswith(head):
+            raise ValueError(f"{key!r} is not under the prefix {self.prefix!r}")
+        return key[len(head) :]
+
+    def parse_key(self, key: str) -> ParsedKey | None:
+        """Classify a key of this prefix (the inverse of the builders above); None for foreign keys.
+
+        ``kind`` names the builder: ``session`` / ``session_events`` / ``session_times`` (``session``
+        set), ``user_state``, ``user_index``, ``app_state``, ``app_index``, ``owner``,
+        ``user_context``, ``agent_memory``, ``knowledge``, ``history``, ``user_index_part`` /
+        ``knowledge_index_part`` (``part`` = ``stats``, ``t``, ``p:<term>``, ... or ``ctx``),
+        ``agent_index``, ``registry`` (``part`` = users/agents/knowledge), ``security``,
+        ``migration``.
+        """
+        try:
+            rest = self.relative(key)
+        except ValueError:
+            return None
+        family, _, rest = rest.partition(":")
+        if family in ("security", "facade"):
+            return ParsedKey("security")
+        if family == "migrate":
+            return ParsedKey("migration")
+        if family == "session":
+            if rest.startswith("owner:"):
+                app, sep, sid = rest[len("owner:") :].partition(":")
+                return ParsedKey("owner", unescape(app), session=unescape(sid)) if sep else None
+            tag = _split_tag(rest)
+            if tag is None:
+                return None
+            parts, tail = tag
+            if len(parts) == 1:
+                kind = {"app_state": "app_state", "index": "app_index"}.get(tail)
+                return ParsedKey(kind, parts[0]) if kind else None
+            app, user = parts
+            if tail in ("user_state", "index"):
+                return ParsedKey("user_state" if tail == "user_state" else "user_index", app, user)
+            if not tail.startswith("s:"):
+                return None
+            sid, _, suffix = tail[2:].partition(":")
+            kind = {"": "session", "events": "session_events", "ts": "session_times"}.get(suffix)
+            return ParsedKey(kind, app, user, session=unescape(sid)) if kind else None
+        if family != "memory":
+            return None
+        sub, _, rest = rest.partition(":")
+        if sub == "index":
+            scope, _, rest = rest.partition(":")
+            tag = _split_tag(rest)
+            if tag is None:
+                return None
+            parts, tail = tag
+            if scope == "user" and len(parts) == 2:
+                return ParsedKey("user_index_part", parts[0], parts[1], part=tail)
+            if scope == "knowledge" and len(parts) == 1:
+                return ParsedKey("knowledge_index_part", parts[0], part=tail)
+            if scope == "agent" and len(parts) == 2 and not tail:
+                return ParsedKey("agent_index", parts[0], parts[1])
+            if scope == "app" and len(parts) == 1:
+                return ParsedKey("registry", parts[0], part=tail)
+            return None
+        tag = _split_tag(rest)
+        if tag is None:
+            return None
+        parts, tail = tag
+        if sub == "user_context" and len(parts) == 2:
+            return ParsedKey("user_context", parts[0], parts[1], part=unescape(tail))
+        if sub == "agent" and len(parts) == 2:
+            return ParsedKey("agent_memory", parts[0], parts[1], part=unescape(tail))
+        if sub == "knowledge" and len(parts) == 1:
+            return ParsedKey("knowledge", parts[0], part=tail)
+        if sub == "history" and len(parts) == 2 and tail in ("", "data", "exp"):
+            return ParsedKey("history", parts[0], parts[1], part=tail)
+        return None
 
     def migration(self, name: str) -> str:
         """HASH: progress of one ``adk-redis migrate`` run (SCAN cursor, counters, done flag)."""

@@ -6,6 +6,7 @@ Everything here finds its keys with SCAN over the key prefix: an admin tool
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -13,7 +14,6 @@ from google.adk.sessions.base_session_service import GetSessionConfig
 
 from .codec import text
 from .errors import CorruptedDataError
-from .keys import unescape
 from .memory_search import now_ms
 from .memory_service import RedisMemoryService
 from .session_service import RedisSessionService
@@ -32,6 +32,12 @@ class CleanupReport:
     history_entries: int = 0
     indexes_scanned: int = 0
     details: list[str] = field(default_factory=list)
+    progress: Callable[[int], None] | None = field(default=None, repr=False, compare=False)
+
+    def scanned(self) -> None:
+        self.indexes_scanned += 1
+        if self.progress is not None:
+            self.progress(1)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -42,14 +48,6 @@ class CleanupReport:
             "history_entries": self.history_entries,
             "indexes_scanned": self.indexes_scanned,
         }
-
-
-def _tag(key: str, head: str, tail: str) -> list[str] | None:
-    """The unescaped components of the ``{a:b}`` hash tag in ``head{...}tail``."""
-    if not (key.startswith(head + "{") and key.endswith("}" + tail)):
-        return None
-    inner = key[len(head) + 1 : len(key) - len(tail) - 1]
-    return [unescape(p) for p in inner.split(":")]
 
 
 async def _scan(client: Any, pattern: str) -> list[str]:
@@ -78,20 +76,21 @@ async def _prune_index(
 
 async def cleanup_sessions(svc: RedisSessionService, report: CleanupReport) -> None:
     """Drop user/app index entries whose session expired or was deleted elsewhere."""
-    head = f"{svc.keys.prefix}:session:"
-    for key in await _scan(svc.client, f"{head}{{*}}:index"):
-        parts = _tag(key, head, ":index")
-        if parts is None:
+    for key in await _scan(svc.client, svc.keys.index_pattern()):
+        parsed = svc.keys.parse_key(key)
+        if parsed is None or parsed.app is None:
             continue
-        report.indexes_scanned += 1
-        members = [text(m) for m in await svc.client.zrange(key, 0, -1)]
-        if len(parts) == 2:
-            app, user = parts
+        app = parsed.app
+        if parsed.kind == "user_index" and parsed.owner is not None:
+            report.scanned()
+            user = parsed.owner
+            members = [text(m) for m in await svc.client.zrange(key, 0, -1)]
             metas = [svc.keys.session(app, user, svc.keys.parse_session_member(m)).meta for m in members]
             gone = await _prune_index(svc, key, members, metas, report.dry_run)
             report.user_index_entries += len(gone)
-        elif len(parts) == 1:
-            app = parts[0]
+        elif parsed.kind == "app_index":
+            report.scanned()
+            members = [text(m) for m in await svc.client.zrange(key, 0, -1)]
             pairs = [svc.keys.parse_app_index_member(m) for m in members]
             metas = [svc.keys.session(app, u, s).meta for u, s in pairs]
             gone = await _prune_index(svc, key, members, metas, report.dry_run)
@@ -103,40 +102,36 @@ async def cleanup_sessions(svc: RedisSessionService, report: CleanupReport) -> N
 
 async def cleanup_memory(mem: RedisMemoryService, report: CleanupReport) -> None:
     """Prune expired memory documents (RedisMemoryService.cleanup) and session-history entries."""
-    prefix = mem.keys.prefix
     now = now_ms()
     users: set[tuple[str, str]] = set()
     apps: set[str] = set()
-    head = f"{prefix}:memory:index:user:"
-    for key in await _scan(mem.client, f"{head}{{*}}:exp"):
-        parts = _tag(key, head, ":exp")
-        if parts and len(parts) == 2:
-            users.add((parts[0], parts[1]))
-    head = f"{prefix}:memory:index:knowledge:"
-    for key in await _scan(mem.client, f"{head}{{*}}:exp"):
-        parts = _tag(key, head, ":exp")
-        if parts and len(parts) == 1:
-            apps.add(parts[0])
+    for key in await _scan(mem.client, mem.keys.memory_pattern("index")):
+        parsed = mem.keys.parse_key(key)
+        if parsed is None or parsed.part != "exp" or parsed.app is None:
+            continue
+        if parsed.kind == "user_index_part" and parsed.owner is not None:
+            users.add((parsed.app, parsed.owner))
+        elif parsed.kind == "knowledge_index_part":
+            apps.add(parsed.app)
     for app, user in sorted(users):
-        report.indexes_scanned += 1
+        report.scanned()
         if report.dry_run:
             ik = mem.keys.user_memory_index(app, user)
             report.memory_entries += int(await mem.client.zcount(ik.expiry, "-inf", now))
         else:
             report.memory_entries += await mem.index.cleanup(mem.keys.user_memory_index(app, user))
     for app in sorted(apps):
-        report.indexes_scanned += 1
+        report.scanned()
         ik = mem.keys.knowledge_index(app)
         if report.dry_run:
             report.memory_entries += int(await mem.client.zcount(ik.expiry, "-inf", now))
         else:
             report.memory_entries += await mem.index.cleanup(ik)
-    head = f"{prefix}:memory:history:"
-    for key in await _scan(mem.client, f"{head}{{*}}:exp"):
-        parts = _tag(key, head, ":exp")
-        if not parts or len(parts) != 2:
+    for key in await _scan(mem.client, mem.keys.memory_pattern("history")):
+        parsed = mem.keys.parse_key(key)
+        if parsed is None or parsed.part != "exp" or parsed.app is None or parsed.owner is None:
             continue
-        hk = mem.keys.history(parts[0], parts[1])
+        hk = mem.keys.history(parsed.app, parsed.owner)
         expired = [text(m) for m in await mem.client.zrangebyscore(hk.expiry, "-inf", now)]
         report.history_entries += len(expired)
         if expired and not report.dry_run:
@@ -148,10 +143,14 @@ async def cleanup_memory(mem: RedisMemoryService, report: CleanupReport) -> None
 
 
 async def cleanup(
-    svc: RedisSessionService, mem: RedisMemoryService, *, dry_run: bool = False
+    svc: RedisSessionService,
+    mem: RedisMemoryService,
+    *,
+    dry_run: bool = False,
+    progress: Callable[[int], None] | None = None,
 ) -> CleanupReport:
-    """Run every maintenance pass (SCAN-based: admin use only)."""
-    report = CleanupReport(dry_run=dry_run)
+    """Run every maintenance pass (SCAN-based: admin use only); ``progress(n)`` per index scanned."""
+    report = CleanupReport(dry_run=dry_run, progress=progress)
     await cleanup_sessions(svc, report)
     await cleanup_memory(mem, report)
     return report
@@ -167,18 +166,12 @@ class SessionCheck:
 
 async def check_sessions(svc: RedisSessionService, sample: int = 500) -> SessionCheck:
     """Decode up to ``sample`` stored sessions (metadata, state, last event); SCAN-based, admin use only."""
-    head = f"{svc.keys.prefix}:session:"
     found = SessionCheck()
-    async for raw in svc.client.scan_iter(match=f"{head}{{*}}:s:*", count=1000):
-        key = text(raw)
-        tag_end = key.find("}:s:")
-        sid = key[tag_end + 4 :]
-        if tag_end < 0 or ":" in sid:  # the session's :events / :ts keys
+    async for raw in svc.client.scan_iter(match=svc.keys.session_meta_pattern(), count=1000):
+        parsed = svc.keys.parse_key(text(raw))
+        if parsed is None or parsed.kind != "session":  # the session's :events / :ts keys
             continue
-        parts = _tag(key[: tag_end + 1], head, "")
-        if parts is None or len(parts) != 2:
-            continue
-        app, user, session_id = parts[0], parts[1], unescape(sid)
+        app, user, session_id = parsed.app or "", parsed.owner or "", parsed.session or ""
         found.checked += 1
         try:
             await svc.get_session(

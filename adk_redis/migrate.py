@@ -31,7 +31,7 @@ import json
 import re
 import sqlite3
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -241,6 +241,7 @@ async def migrate_adk_redis(
     restart: bool = False,
     delete_legacy: bool = False,
     batch: int = 100,
+    progress: Callable[[int], None] | None = None,
 ) -> MigrationProgress:
     """Upgrade ADK-Redis-integration (v0) records on ``svc``'s server into adk_redis's layout.
 
@@ -249,7 +250,7 @@ async def migrate_adk_redis(
     batch is scanned again next time: already migrated sessions are skipped).
     ``delete_legacy`` removes each legacy session key (and state key) once its
     data is stored in the new layout.  A finished migration is not rescanned
-    unless ``restart``.
+    unless ``restart``.  ``progress(n)`` is called as keys are processed.
     """
     pkey = svc.keys.migration(progress_name(legacy_prefix))
     # unreadable keys as a set: a re-scanned batch must not count one twice
@@ -280,6 +281,8 @@ async def migrate_adk_redis(
         stopped = False
         invalid: list[str] = []
         for key, rec in await source.load(keys):
+            if progress is not None:
+                progress(1)
             if limit is not None and stats.imported >= limit:
                 stopped = True
                 break
@@ -424,6 +427,7 @@ async def import_sessions(
     records: AsyncIterator[tuple[SessionRecord, dict[str, Any], dict[str, Any]]],
     *,
     app: str | None = None,
+    progress: Callable[[int], None] | None = None,
 ) -> ImportStats:
     """Write every record (skipping existing sessions) and fill missing app/user state."""
     writer = SessionWriter(svc)
@@ -431,6 +435,8 @@ async def import_sessions(
     seen_apps: set[str] = set()
     seen_users: set[tuple[str, str]] = set()
     async for rec, app_state, user_state in records:
+        if progress is not None:
+            progress(1)
         if app is not None and rec.app_name != app:
             continue
         if rec.app_name not in seen_apps:

@@ -263,8 +263,11 @@ def parse_redis_url(url: str) -> RedisURL:
         raise _fail(url, str(exc)) from None
     scheme = parts.scheme.lower()
     if scheme not in SCHEMES:
-        raise _fail(url, f"unsupported scheme {parts.scheme + '://'!r}; use one of "
-                    + ", ".join(s + "://" for s in SCHEMES))
+        raise _fail(
+            url,
+            f"unsupported scheme {parts.scheme + '://'!r}; use one of "
+            + ", ".join(s + "://" for s in SCHEMES),
+        )
     if parts.fragment:
         raise _fail(url, f"unexpected fragment '#{parts.fragment}'")
 
@@ -304,7 +307,9 @@ def parse_redis_url(url: str) -> RedisURL:
     service: str | None = None
     if scheme == "unix":
         if hosts_text:
-            raise _fail(url, f"unix:// takes a socket path, not a host ({hosts_text!r}): unix:///path/redis.sock")
+            raise _fail(
+                url, f"unix:// takes a socket path, not a host ({hosts_text!r}): unix:///path/redis.sock"
+            )
         if not path or path == "/":
             raise _fail(url, "no socket path (expected unix:///path/to/redis.sock)")
         socket_path = path

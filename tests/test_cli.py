@@ -81,7 +81,7 @@ def test_sessions_list_show_delete(cli: Cli) -> None:
     assert code == 0 and shown["id"] == ids["ann1"] and len(shown["events"]) == 2
     assert shown["state"]["user:visits"] == 1 and shown["state"]["topic"] == "tea"
     code, out, _ = cli("sessions", "show", "--app", "app1", "--user", "ann", ids["ann1"])
-    assert code == 0 and "agent: hi ann" in out and "2 event(s)" in out
+    assert code == 0 and "agent: hi ann" in out and "2 events:" in out
     code, out, _ = cli("sessions", "show", "--app", "app1", "--user", "bob", ids["ann1"])
     assert code == 1 and "not found" in out
 
@@ -100,14 +100,15 @@ def _lines(text: str) -> list[dict[str, Any]]:
 def test_export_import_round_trip_is_idempotent(cli: Cli, tmp_path: Path) -> None:
     cli.run(_seed)
     code, out, err = cli("export")
-    assert code == 0 and "exported 4 session(s)" in err  # the summary never mixes with the records
+    assert code == 0 and "exported 4 sessions, 1 app state, 1 user state" in err  # never mixed with records
     records = _lines(out)
-    assert sorted(r["type"] for r in records).count("session") == 4
+    assert records[0]["type"] == "header" and records[0]["counts"]["session"] == 4
+    assert [r["type"] for r in records].count("session") == 4
     code, out, _ = cli("export", "--app", "app2")
-    assert {r["app_name"] for r in _lines(out)} == {"app2"}
+    assert {r["app_name"] for r in _lines(out)[1:]} == {"app2"}
     dump = tmp_path / "dump.jsonl"
     code, out, _ = cli("export", "-o", str(dump))
-    assert code == 0 and "exported 4 session(s), 1 user state(s), 1 app state(s) from 2 app(s)" in out
+    assert code == 0 and "exported 4 sessions, 1 app state, 1 user state" in out and str(dump) in out
 
     copy = cli.prefix + "-copy"
 
@@ -118,33 +119,31 @@ def test_export_import_round_trip_is_idempotent(cli: Cli, tmp_path: Path) -> Non
 
     cli.run(live, prefix=copy)
     code, result = cli.json("import", "-i", str(dump), prefix=copy)
-    assert (
-        code == 0 and result["imported"] == 4 and result["skipped_existing"] == 0 and result["rejected"] == []
-    )
+    assert code == 0 and result["written"]["session"] == 4 and result["rejected"] == []
+    assert result["kept_existing"] == {"user_state": 1}  # ann's live user:visits kept
     code, result = cli.json("import", "-i", str(dump), prefix=copy)
-    assert code == 0 and result["imported"] == 0 and result["skipped_existing"] == 4
+    assert code == 0 and result["written"] == {} and result["kept_existing"]["session"] == 4
 
     def canonical(rows: list[dict[str, Any]]) -> set[str]:
-        for r in rows:  # a session without events gets the import time as its update time
-            if r["type"] == "session" and not r["events"]:
-                r.pop("last_update_time")
-        return {json.dumps(r, sort_keys=True) for r in rows}
+        return {json.dumps(r, sort_keys=True) for r in rows if r["type"] != "header"}
 
     code, out, _ = cli("export", prefix=copy)
     changed = canonical(_lines(dump.read_text())) ^ canonical(_lines(out))
-    # Only ann's user state differs: the live value 99 was kept.
+    # Only ann's user state differs: the live value 99 was kept.  Sessions without events keep their
+    # last_update_time, every session its created time.
     assert all(json.loads(r)["type"] == "user_state" for r in changed), sorted(changed)
     user_state = next(r for r in _lines(out) if r["type"] == "user_state" and r["user_id"] == "ann")
     assert user_state["state"] == {"visits": 99}
 
     async def check(svc: RedisSessionService) -> None:
         for r in records:
-            if r["type"] == "session" and r["events"]:
+            if r["type"] == "session":
                 s = await svc.get_session(app_name=r["app_name"], user_id=r["user_id"], session_id=r["id"])
-                assert s is not None
+                assert s is not None and s.last_update_time == r["last_update_time"]
                 assert [e.id for e in s.events] == [e["id"] for e in r["events"]]
-                assert s.state["last"] == "hello" and s.state["topic"] == "tea"
-                assert s.state["user:visits"] == 99 and s.state["app:total"] == 1
+                if r["events"]:
+                    assert s.state["last"] == "hello" and s.state["topic"] == "tea"
+                    assert s.state["user:visits"] == 99 and s.state["app:total"] == 1
 
     cli.run(check, prefix=copy)
 
@@ -173,7 +172,7 @@ def test_import_reports_rejects(cli: Cli, tmp_path: Path) -> None:
     path.write_text("\n".join(lines) + "\n")
     code, result = cli.json("import", "--input", str(path))
     assert code == 1
-    assert result["imported"] == 1
+    assert result["written"] == {"session": 1}
     assert [r["line"] for r in result["rejected"]] == [1, 2, 3, 4, 5, 6]
     reasons = " ".join(r["reason"] for r in result["rejected"])
     for fragment in (
@@ -200,15 +199,21 @@ def test_usage_and_configuration_errors(cli: Cli) -> None:
     assert code == 2 and "REDIS_KEY_PREFIX" in err
 
 
-def test_unreachable_server_is_exit_2(
+def test_unreachable_server_doctor_still_prints_its_table(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.setenv("REDIS_RETRY_ATTEMPTS", "0")
     monkeypatch.setenv("REDIS_CONNECT_TIMEOUT", "0.5")
     code = main(["--url", "redis://:secret@127.0.0.1:1/0", "--json", "doctor"])
     out, err = capsys.readouterr()
-    assert code == 2 and "cannot reach Redis" in err and "secret" not in err + out
-    assert "error" in json.loads(out)
+    assert code == 3 and "secret" not in err + out
+    data = json.loads(out)
+    status = _status(data)
+    assert status["connectivity"] == "fail" and status["latency"] == "skip" and status["tls"] == "ok"
+    assert "cannot reach Redis at redis://:***@127.0.0.1:1/0" in data["checks"][0]["detail"]
+    code = main(["--url", "redis://127.0.0.1:1/0", "doctor"])
+    out, err = capsys.readouterr()
+    assert code == 3 and "FAIL  connectivity" in out and "SKIP  persistence" in out and "Traceback" not in err
 
 
 # -- doctor (real servers) -------------------------------------------------------------
@@ -250,7 +255,7 @@ def test_doctor_warns_about_eviction_and_no_persistence(capsys: pytest.CaptureFi
         assert status["maxmemory-policy"] == "warn" and status["persistence"] == "warn"
         code = main(["--url", srv.url, "doctor"])
         out, _ = capsys.readouterr()
-        assert code == 1 and "WARN  maxmemory-policy" in out and "2 problem(s) found" in out
+        assert code == 1 and "WARN  maxmemory-policy" in out and "2 problems found" in out
 
 
 def test_doctor_passes_on_a_safe_server(
@@ -279,7 +284,7 @@ def test_doctor_auth(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.Mon
     with redis_server(args=["--requirepass", "s3cret", "--appendonly", "yes"], ping_kwargs=auth) as srv:
         code = main(["--url", srv.url, "doctor"])
         out, err = capsys.readouterr()
-        assert code == 2 and "authentication" in err.lower()
+        assert code == 3 and "FAIL  auth" in out and "authentication" in out.lower()
         url = f"redis://:s3cret@127.0.0.1:{srv.port}"
         code, data = _doctor(url, capsys)
         assert _status(data)["auth"] == "ok" and data["url"] == redact(url) and "s3cret" not in data["url"]
@@ -298,7 +303,7 @@ def test_cli_on_a_cluster(prefix: str, capsys: pytest.CaptureFixture[str], tmp_p
         dump = tmp_path / "dump.jsonl"
         assert cli("export", "-o", str(dump))[0] == 0
         code, result = cli.json("import", "-i", str(dump), prefix=prefix + "-copy")
-        assert code == 0 and result["imported"] == 4
+        assert code == 0 and result["written"]["session"] == 4
         code, rows = cli.json("sessions", "list", "--app", "app1", prefix=prefix + "-copy")
         assert code == 0 and len(rows) == 3
         code, data = cli.json("doctor")

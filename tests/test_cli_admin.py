@@ -58,7 +58,7 @@ def test_cleanup_removes_dangling_entries_and_expired_memory(cli: Cli) -> None:
 
     code, out, _ = cli("cleanup", "-v")
     assert code == 0 and "removed 2 user-index and 2 app-index entries" in out
-    assert "removed 1 expired memory entries and 1 expired session-history entries" in out
+    assert "removed 1 expired memory entry and 1 expired session-history entry" in out
     ann, app, hist = cli.run(_indexes)
     assert ann == ["keep1%20x"] and app == ["ann:keep1%20x", "bob:keep2%20x"] and hist == ["new"]
 

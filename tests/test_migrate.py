@@ -122,7 +122,7 @@ def test_migrate_is_resumable_and_idempotent(cli: Cli) -> None:
     code, data = cli.json("migrate", "--legacy-prefix", legacy, "--limit", "2", "--batch", "3")
     assert data["this_run"]["imported"] == 2 and data["migrated_total"] == 5 and data["done"] is False
     code, out, _ = cli("migrate", "--legacy-prefix", legacy)
-    assert code == 0 and f"migrated {total - 5} session(s) this run" in out and "migration complete" in out
+    assert code == 0 and f"migrated {total - 5} sessions this run" in out and "migration complete" in out
     code, data = cli.json("migrate", "--legacy-prefix", legacy)
     assert data["done"] is True and data["this_run"]["imported"] == 0 and data["migrated_total"] == total
     assert data["invalid_total"] == 2  # the junk string and the hash under the legacy prefix
@@ -193,7 +193,7 @@ def test_import_from_adk_sql_databases(cli: Cli, tmp_path: Path, kind: str) -> N
 
     expected = asyncio.run(setup())
     code, out, _ = cli("import", "--from", f"sqlite:///{path}")
-    assert code == 0 and f"imported {len(expected)} session(s), skipped 0 existing" in out
+    assert code == 0 and f"imported {len(expected)} sessions, skipped 0 existing" in out
     code, data = cli.json("import", "--from", f"sqlite:///{path}", "--app", "shop")
     assert data["imported"] == 0 and data["skipped_existing"] == sum(1 for k in expected if k[0] == "shop")
 

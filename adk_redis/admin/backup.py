@@ -1,0 +1,99 @@
+"""``adk-redis export`` / ``import`` commands (the format and the work: :mod:`adk_redis.admin.transfer`)."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from ..memory_service import RedisMemoryService
+from ..session_service import RedisSessionService
+from .common import (
+    EXIT_DATA,
+    EXIT_OK,
+    EXIT_PROBLEM,
+    CliError,
+    Progress,
+    Result,
+    open_input,
+    open_output,
+    plural,
+)
+from .transfer import Scope, export_backup, import_backup
+
+_NAMES = {
+    "session": ("session", None),
+    "app_state": ("app state", None),
+    "user_state": ("user state", None),
+    "memory_doc": ("memory document", None),
+    "memory_tombstone": ("memory tombstone", None),
+    "key": ("context/knowledge/history/owner key", None),
+}
+
+
+_ORDER = ("session", "app_state", "user_state", "memory_doc", "memory_tombstone", "key")
+
+
+def _counts(counts: dict[str, int]) -> str:
+    """``4 sessions, 1 app state, ...`` (zero counts left out, sessions always shown)."""
+    shown = [t for t in _ORDER if t == "session" or counts.get(t)]
+    return ", ".join(plural(int(counts.get(t, 0)), _NAMES[t][0]) for t in shown)
+
+
+async def cmd_export(svc: RedisSessionService, args: argparse.Namespace) -> Result:
+    mem = RedisMemoryService(client=svc.client, settings=svc.settings)
+    scope = Scope(app=args.app, user=args.user)
+    out = open_output(args.output)
+    progress = Progress("export", enabled=not args.json)
+    try:
+        header = await export_backup(
+            svc, mem, out, scope=scope, vectors=not args.no_vectors, progress=progress
+        )
+    finally:
+        if out is not None and args.output not in (None, "-"):
+            out.close()
+        else:
+            out.flush()
+    where = f" to {args.output}" if args.output not in (None, "-") else ""
+    lines = [f"exported {_counts(header['counts'])} from prefix {svc.keys.prefix!r}{where}"]
+    lines += [f"error: {e}" for e in header["errors"]]
+    return Result(header, lines, EXIT_PROBLEM if header["errors"] else EXIT_OK)
+
+
+async def cmd_import(svc: RedisSessionService, args: argparse.Namespace) -> Result:
+    if args.source:
+        if args.input:
+            raise CliError("--from and --input are mutually exclusive")
+        from .migrate import cmd_import_from
+
+        return await cmd_import_from(svc, args)
+    mem = RedisMemoryService(client=svc.client, settings=svc.settings)
+    source = open_input(args.input)
+    progress = Progress("import", enabled=not args.json)
+    try:
+        try:
+            lines_in: Any = iter(source)
+            report = await import_backup(
+                svc, mem, lines_in, scope=Scope(app=args.app, user=args.user), progress=progress
+            )
+        except UnicodeDecodeError as exc:
+            raise CliError(f"{args.input or 'stdin'} is not UTF-8 text ({exc.reason})", EXIT_DATA) from None
+    finally:
+        if args.input not in (None, "-"):
+            source.close()
+    if report.header is None and not report.seen and report.rejected:
+        raise CliError(
+            f"{args.input or 'stdin'} is not an adk-redis export (line 1: {report.rejected[0]['reason']})",
+            EXIT_DATA,
+        )
+    data = report.as_dict()
+    lines = [f"imported {_counts(report.written)}"]
+    kept = sum(report.kept.values())
+    if kept:
+        lines.append(f"kept {plural(kept, 'record')} already present ({_counts(report.kept)})")
+    expired = sum(report.expired.values())
+    if expired:
+        lines.append(f"skipped {plural(expired, 'record')} expired since the export")
+    for r in report.rejected:
+        where = f"line {r['line']}" if r["line"] is not None else "file"
+        lines.append(f"rejected {where}: {r['reason']}")
+    return Result(data, lines, EXIT_PROBLEM if report.rejected else EXIT_OK)

@@ -1,0 +1,179 @@
+"""``adk-redis stats``, ``sessions list|show|delete`` and ``bench``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any
+
+from google.adk.events.event import Event
+from google.adk.sessions.state import State
+
+from ..codec import text
+from ..session_layout import COUNT
+from ..session_service import RedisSessionService
+from .common import EXIT_OK, EXIT_PROBLEM, Result, iso, plural, server_info
+
+_SCOPED = (State.APP_PREFIX, State.USER_PREFIX, State.TEMP_PREFIX)
+
+
+def _session_only(state: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in state.items() if not k.startswith(_SCOPED)}
+
+
+async def _scan(client: Any, pattern: str) -> list[str]:
+    return [text(k) async for k in client.scan_iter(match=pattern, count=1000)]
+
+
+async def index_tags(svc: RedisSessionService) -> tuple[dict[str, str], dict[str, list[str]]]:
+    """SCAN the session indexes: ({app: app index key}, {app: [users]}). Admin tool only."""
+    apps: dict[str, str] = {}
+    users: dict[str, list[str]] = {}
+    for key in await _scan(svc.client, svc.keys.index_pattern()):
+        parsed = svc.keys.parse_key(key)
+        if parsed is None or parsed.app is None:
+            continue
+        if parsed.kind == "user_index" and parsed.owner is not None:
+            users.setdefault(parsed.app, []).append(parsed.owner)
+        elif parsed.kind == "app_index":
+            apps[parsed.app] = key
+    return apps, users
+
+
+async def cmd_stats(svc: RedisSessionService, args: argparse.Namespace) -> Result:
+    server = await server_info(svc.client, "server")
+    memory = await server_info(svc.client, "memory")
+    apps, users = await index_tags(svc)
+    per_app: dict[str, dict[str, int]] = {}
+    for app in sorted(set(apps) | set(users)):
+        sessions = int(await svc.client.zcard(svc.keys.app_index(app)))
+        per_app[app] = {"sessions": sessions, "users": len(users.get(app, []))}
+    all_keys = await _scan(svc.client, svc.keys.pattern())
+    memory_keys = sum(1 for k in all_keys if k.startswith(f"{svc.keys.prefix}:memory:"))
+    data: dict[str, Any] = {
+        "server": {
+            "version": server.get("redis_version"),
+            "valkey_version": server.get("valkey_version"),
+            "mode": server.get("redis_mode", "standalone"),
+            "used_memory": memory.get("used_memory"),
+            "used_memory_human": memory.get("used_memory_human"),
+            "maxmemory_human": memory.get("maxmemory_human"),
+            "maxmemory_policy": memory.get("maxmemory_policy"),
+        },
+        "prefix": svc.keys.prefix,
+        "keys": len(all_keys),
+        "memory_keys": memory_keys,
+        "apps": per_app,
+    }
+    version = server.get("redis_version")
+    if server.get("valkey_version"):
+        version = f"{version} (valkey {server['valkey_version']})"
+    lines = [
+        f"server:   {version}, {data['server']['mode']}",
+        f"memory:   {memory.get('used_memory_human')} used, maxmemory {memory.get('maxmemory_human')} "
+        f"({memory.get('maxmemory_policy')})",
+        f"prefix:   {svc.keys.prefix!r}: {len(all_keys)} keys ({memory_keys} memory keys)",
+    ]
+    if not per_app:
+        lines.append("apps:     none")
+    for app, counts in per_app.items():
+        lines.append(
+            f"app {app!r}: {plural(counts['sessions'], 'session')}, {plural(counts['users'], 'user')}"
+        )
+    return Result(data, lines)
+
+
+async def cmd_sessions_list(svc: RedisSessionService, args: argparse.Namespace) -> Result:
+    listed = await svc.list_sessions(app_name=args.app, user_id=args.user)
+    pipe = svc.client.pipeline(transaction=False)
+    for s in listed.sessions:
+        pipe.hget(svc.keys.session(s.app_name, s.user_id, s.id).meta, COUNT)
+    counts = await pipe.execute() if listed.sessions else []
+    rows: list[dict[str, Any]] = [
+        {
+            "app_name": s.app_name,
+            "user_id": s.user_id,
+            "id": s.id,
+            "last_update_time": s.last_update_time,
+            "events": int(n) if n is not None else None,
+            "state_keys": len(_session_only(s.state)),
+        }
+        for s, n in zip(listed.sessions, counts, strict=True)
+    ]
+    scope = f" for user {args.user!r}" if args.user else ""
+    lines = [f"{plural(len(rows), 'session')} in app {args.app!r}{scope}"]
+    if rows:
+        uw = max(len("USER"), *(len(r["user_id"]) for r in rows))
+        iw = max(len("SESSION"), *(len(r["id"]) for r in rows))
+        lines.append(f"{'USER':{uw}}  {'SESSION':{iw}}  {'UPDATED':25}  {'EVENTS':>6}  {'STATE KEYS':>10}")
+        for r in rows:
+            events = "-" if r["events"] is None else str(r["events"])
+            lines.append(
+                f"{r['user_id']:{uw}}  {r['id']:{iw}}  {iso(r['last_update_time']):25}  "
+                f"{events:>6}  {r['state_keys']:>10}"
+            )
+    return Result(rows, lines)
+
+
+def _describe_event(event: Event) -> str:
+    bits: list[str] = []
+    for part in (event.content.parts or []) if event.content else []:
+        if part.text:
+            bits.append(part.text if len(part.text) <= 200 else part.text[:197] + "...")
+        if part.function_call:
+            bits.append(f"call {part.function_call.name}({json.dumps(part.function_call.args or {})})")
+        if part.function_response:
+            bits.append(f"response {part.function_response.name}")
+    if event.actions and event.actions.state_delta:
+        bits.append(f"state_delta {json.dumps(event.actions.state_delta, default=str)}")
+    return " | ".join(bits) or "(no content)"
+
+
+async def cmd_sessions_show(svc: RedisSessionService, args: argparse.Namespace) -> Result:
+    session = await svc.get_session(app_name=args.app, user_id=args.user, session_id=args.session_id)
+    if session is None:
+        msg = f"session {args.session_id!r} of user {args.user!r} in app {args.app!r} not found"
+        return Result({"error": msg}, [msg], EXIT_PROBLEM)
+    data = json.loads(session.model_dump_json(exclude_none=True))
+    lines = [
+        f"session {session.id} (app {session.app_name!r}, user {session.user_id!r}), "
+        f"updated {iso(session.last_update_time)}",
+        "state: " + json.dumps(session.state, sort_keys=True, default=str),
+        f"{plural(len(session.events), 'event')}:",
+    ]
+    for event in session.events:
+        lines.append(f"  {iso(event.timestamp)}  {event.author}: {_describe_event(event)}")
+    return Result(data, lines)
+
+
+async def cmd_sessions_delete(svc: RedisSessionService, args: argparse.Namespace) -> Result:
+    deleted: list[str] = []
+    missing: list[str] = []
+    for sid in args.session_ids:
+        if await svc.client.exists(svc.keys.session(args.app, args.user, sid).meta):
+            await svc.delete_session(app_name=args.app, user_id=args.user, session_id=sid)
+            deleted.append(sid)
+        else:
+            missing.append(sid)
+    lines = [f"deleted {sid}" for sid in deleted] + [f"not found: {sid}" for sid in missing]
+    return Result({"deleted": deleted, "not_found": missing}, lines, EXIT_PROBLEM if missing else EXIT_OK)
+
+
+async def cmd_bench(svc: RedisSessionService, args: argparse.Namespace) -> Result:
+    from ..quickbench import quick_bench
+
+    data = await quick_bench(svc, iterations=args.iterations)
+    lines = [
+        f"{'operation':28} {'p50 us':>9} {'p99 us':>9}",
+        *(
+            f"{name:28} {data[key]['p50_us']:9.1f} {data[key]['p99_us']:9.1f}"
+            for key, name in (
+                ("round_trip", "bare round trip (EVALSHA)"),
+                ("append_event", "append_event"),
+                ("get_session_recent10", "get_session (10 recent)"),
+            )
+        ),
+        f"append_event p50 = {data['append_vs_round_trip']}x round trip, "
+        f"get_session p50 = {data['get_vs_round_trip']}x round trip ({args.iterations} iterations)",
+    ]
+    return Result(data, lines)
