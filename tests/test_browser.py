@@ -1,7 +1,8 @@
 """Headless Chromium loads the ``adk web`` dev UI over a Redis session store and sees our sessions.
 
 Deselected by default (``-m "not browser"`` in pyproject); run with ``pytest -m browser``.
-Needs Debian's chromium at /usr/bin/chromium (or CHROMIUM_PATH); fails, never skips, if it cannot start.
+Needs Debian's chromium at /usr/bin/chromium (or CHROMIUM_PATH) and Playwright (the ``browser`` extra:
+``pip install -e '.[dev,browser]'``); fails, never skips, if either is missing.
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ from pathlib import Path
 
 import pytest
 import redis
-from playwright.sync_api import expect, sync_playwright
 
 from tests.test_adk_web import _http, _run, _texts, adk_server
 
@@ -37,6 +37,10 @@ SCREENSHOT = Path("/tmp/adk_redis_browser.png")
 def test_dev_ui_lists_the_redis_sessions(
     redis_url: str, prefix: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    try:
+        from playwright.sync_api import expect, sync_playwright
+    except ImportError:
+        pytest.fail("Playwright is not installed: pip install -e '.[dev,browser]'")
     # A throwaway HOME for the server and the browser: nothing lands in the real home, and the
     # recorded telemetry choice keeps the dev UI's consent dialog from covering the page.
     home = tmp_path / "home"

@@ -48,6 +48,7 @@ from google.adk.events.event import Event
 from google.adk.sessions.session import Session
 from google.adk.sessions.state import State
 from pydantic import ValidationError
+from redis.exceptions import ResponseError
 
 from .. import codec
 from ..codec import text
@@ -159,6 +160,17 @@ class Exporter:
         self.svc, self.mem, self.vectors = svc, mem, vectors
         self.client = svc.client
         self.errors: list[str] = []
+        self._expiretime = True
+
+    async def expiry(self, key: str) -> int | None:
+        """The key's absolute expiry in ms (None: none): PEXPIRETIME (Redis 7+), else now + PTTL."""
+        if self._expiretime:
+            try:
+                when = int(await self.client.execute_command("PEXPIRETIME", key))
+                return when if when > 0 else None
+            except ResponseError:  # Redis 6.2: no PEXPIRETIME
+                self._expiretime = False
+        return _expires(int(await self.client.pttl(key)), now_ms())
 
     async def _state(self, key: str, where: str) -> dict[str, Any]:
         return self.svc.codec.decode_hash(await self.client.hgetall(key), where=where)
@@ -182,7 +194,7 @@ class Exporter:
                 continue
             if session is None:  # deleted or expired meanwhile
                 continue
-            created, pttl = await self.client.hget(sk.meta, CREATED), int(await self.client.pttl(sk.meta))
+            created = await self.client.hget(sk.meta, CREATED)
             yield {
                 "type": "session",
                 "app_name": app,
@@ -190,7 +202,7 @@ class Exporter:
                 "id": session.id,
                 "created": float(text(created)) if created is not None else session.last_update_time,
                 "last_update_time": session.last_update_time,
-                "expires_ms": _expires(pttl, now_ms()),
+                "expires_ms": await self.expiry(sk.meta),
                 "state": {k: v for k, v in session.state.items() if not k.startswith(_SCOPED)},
                 "events": [json.loads(e.model_dump_json(exclude_none=True)) for e in session.events],
             }
@@ -251,7 +263,6 @@ class Exporter:
 
     async def key(self, key: str, p: ParsedKey, scope: Scope) -> dict[str, Any] | None:
         kind = text(await self.client.type(key))
-        now = now_ms()
         value: Any
         if kind == "string":
             raw = await self.client.get(key)
@@ -270,14 +281,13 @@ class Exporter:
             return None  # gone meanwhile, or a foreign type
         if not value:
             return None
-        pttl = int(await self.client.pttl(key))
         return {
             "type": "key",
             "kind": p.kind,
             "key": self.svc.keys.relative(key),
             "redis_type": kind,
             "value": value,
-            "expires_ms": _expires(pttl, now),
+            "expires_ms": await self.expiry(key),
         }
 
 
