@@ -28,12 +28,13 @@ import uuid
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from google.adk.memory.base_memory_service import BaseMemoryService, SearchMemoryResponse
 from google.adk.memory.memory_entry import MemoryEntry
 from google.genai import types
 from pydantic import ValidationError
+from redis.exceptions import ResponseError
 from typing_extensions import override
 
 from . import telemetry
@@ -42,7 +43,7 @@ from .config import RedisSettings, load_settings
 from .connection import create_client, is_cluster
 from .cross_session import CrossSessionMemory, ttl_ms
 from .embeddings import Embedder, pack, rrf
-from .errors import CorruptedDataError
+from .errors import CorruptedDataError, server_error
 from .keys import KeySchema, MemoryIndexKeys, escape, unescape
 from .memory_search import Hit, SearchIndex, now_ms
 from .tokenizer import query_terms
@@ -56,6 +57,34 @@ logger = logging.getLogger("adk_redis.memory")
 
 _UNKNOWN_SESSION_ID = "__unknown_session_id__"
 _HYBRID_POOL = 50
+
+
+_MONTHS = (
+    "January", "February", "March", "April", "May", "June", "July", "August", "September", "October",
+    "November", "December",
+)
+
+
+class _Doc(NamedTuple):
+    """One document to index: searchable ``fields`` like its text, ``context`` at half weight."""
+
+    doc_id: str
+    body: str
+    payload: str
+    fields: tuple[str, ...] = ()
+    context: tuple[str, ...] = ()
+
+
+def _fields(author: str | None, ts: float | None) -> tuple[str, ...]:
+    """Searchable fields of a memory: its author (the speaker) and the month and year it was said."""
+    out = [author] if author else []
+    if ts:
+        try:
+            when = datetime.fromtimestamp(ts, tz=timezone.utc)
+            out.append(f"{_MONTHS[when.month - 1]} {when.year}")
+        except (OverflowError, OSError, ValueError):
+            pass
+    return tuple(out)
 
 
 def _iso(ts: float | None) -> str | None:
@@ -142,6 +171,9 @@ class RedisMemoryService(BaseMemoryService):
       embedder: optional :class:`~adk_redis.embeddings.Embedder` for hybrid search.
       vector_quantization: ``Q8`` (default), ``NOQUANT`` or ``BIN`` for Redis 8 vector sets
         (fixed when a vector set is created).
+      read_stored_sessions: :meth:`add_session_to_memory` reads the session's events as stored by
+        a :class:`~adk_redis.RedisSessionService` on the same Redis and key prefix (when it is
+        there), so a stale session object still ingests every event.
     """
 
     def __init__(
@@ -155,6 +187,7 @@ class RedisMemoryService(BaseMemoryService):
         agents_dir: str | None = None,
         embedder: Embedder | None = None,
         vector_quantization: str = "Q8",
+        read_stored_sessions: bool = True,
         **_ignored: Any,
     ) -> None:
         del agents_dir
@@ -172,7 +205,14 @@ class RedisMemoryService(BaseMemoryService):
         self._cluster = is_cluster(self.client)
         self.search_limit = search_limit
         self.embedder = embedder
-        self.index = SearchIndex(self.client, quantization=vector_quantization)
+        self.index = SearchIndex(
+            self.client,
+            quantization=vector_quantization,
+            max_document_terms=settings.memory_max_terms_per_document,
+            max_query_terms=settings.memory_max_query_terms,
+        )
+        self.read_stored_sessions = read_stored_sessions
+        self._sessions: Any = None
         self._cross: dict[str, CrossSessionMemory] = {}
 
     def cross_session(self, app_name: str) -> CrossSessionMemory:
@@ -187,30 +227,82 @@ class RedisMemoryService(BaseMemoryService):
 
     # -- writes ------------------------------------------------------------------
     async def _put_many(
-        self, ik: MemoryIndexKeys, docs: list[tuple[str, str, str]], ttl: int, skip: bool
-    ) -> None:
-        """Index (doc id, text, payload) triples, pipelined (one round trip)."""
+        self, ik: MemoryIndexKeys, docs: Sequence[_Doc], ttl: int, mode: str = "replace"
+    ) -> list[bool]:
+        """Index documents, pipelined (one round trip); per document: stored (True) or skipped.
+
+        ``mode``: ``replace``, ``skip`` (keep live stored or deleted docs) or ``refresh``
+        (re-index the terms of live stored docs, nothing else).
+        """
         if not docs:
-            return
+            return []
         vectors: list[bytes] = [b""] * len(docs)
-        if self.embedder is not None:
-            vectors = [pack(v) for v in await self.embedder.embed([d[1] for d in docs])]
+        if self.embedder is not None and mode != "refresh":
+            vectors = [pack(v) for v in await self.embedder.embed([d.body for d in docs])]
+        kw: dict[str, Any] = {"ttl_ms": ttl, "skip_existing": mode == "skip", "refresh": mode == "refresh"}
         if self._cluster:  # redis-py's cluster pipeline refuses EVALSHA; one slot, so in order
-            for (doc_id, body, payload), vec in zip(docs, vectors):
-                await self.index.put(ik, doc_id, body, payload, ttl_ms=ttl, skip_existing=skip, vector=vec)
-            return
+            return [
+                bool(await self.index.put(
+                    ik, d.doc_id, d.body, d.payload, vector=vec, fields=d.fields, context=d.context, **kw
+                ))
+                for d, vec in zip(docs, vectors)
+            ]
         pipe = self.client.pipeline(transaction=False)
-        for (doc_id, body, payload), vec in zip(docs, vectors):
+        for d, vec in zip(docs, vectors):
             await self.index.put(
-                ik, doc_id, body, payload, ttl_ms=ttl, skip_existing=skip, vector=vec, client=pipe
+                ik, d.doc_id, d.body, d.payload, vector=vec, fields=d.fields, context=d.context,
+                client=pipe, **kw,
             )
-        await pipe.execute()
+        try:
+            replies = await pipe.execute(raise_on_error=False)
+        except ResponseError as exc:
+            raise server_error(exc, f"indexing {len(docs)} memories") from exc
+        for reply in replies:
+            if isinstance(reply, ResponseError):
+                raise server_error(reply, f"indexing {len(docs)} memories") from reply
+        return [int(r) == 1 for r in replies]
+
+    async def _stored_events(self, session: Session) -> list[Event] | None:
+        """The session's events as a RedisSessionService on this client and prefix stored them."""
+        if self._sessions is None:
+            from .session_service import RedisSessionService
+
+            self._sessions = RedisSessionService(client=self.client, settings=self.settings)
+        try:
+            stored = await self._sessions.get_session(
+                app_name=session.app_name, user_id=session.user_id, session_id=session.id
+            )
+        except (CorruptedDataError, ValueError) as exc:
+            logger.warning("add_session_to_memory: stored session %r not readable (%s)", session.id, exc)
+            return None
+        return None if stored is None else list(stored.events)
 
     @override
     async def add_session_to_memory(self, session: Session) -> None:
-        """Ingest the session's events; re-adding a session only adds new events."""
+        """Ingest the session's events; re-adding a session only adds new events.
+
+        With ``read_stored_sessions`` (default), a session stored under this service's Redis and key
+        prefix (a :class:`~adk_redis.RedisSessionService` sharing them) is ingested from storage:
+        its stored events, plus any of the object's events not stored, so a stale object (the one
+        ``create_session`` returned, after a Runner appended through its own copy) still ingests
+        every event.  Otherwise only the object's events are known: adding a session without any
+        text event logs a warning.
+        """
+        events: list[Event] = list(session.events)
+        if self.read_stored_sessions:
+            stored = await self._stored_events(session)
+            if stored is not None:
+                seen = {e.id for e in stored if e.id}
+                events = stored + [e for e in events if not e.id or e.id not in seen]
+        if not any(_content_text(e.content).strip() for e in events):
+            logger.warning(
+                "add_session_to_memory: session %r of user %r has no text events, nothing to index "
+                "(a stale session object? pass the session returned by get_session)",
+                session.id, session.user_id,
+            )
+            return
         await self.add_events_to_memory(
-            app_name=session.app_name, user_id=session.user_id, events=session.events, session_id=session.id
+            app_name=session.app_name, user_id=session.user_id, events=events, session_id=session.id
         )
 
     @override
@@ -228,20 +320,36 @@ class RedisMemoryService(BaseMemoryService):
         ``custom_metadata``: ``ttl_hours`` overrides ``HISTORY_TTL_HOURS``.
         """
         sid = session_id or _UNKNOWN_SESSION_ID
-        docs: list[tuple[str, str, str]] = []
+        turns: list[tuple[Event, str]] = []
         for event in events:
             body = _content_text(event.content)
-            if not body.strip() or event.content is None:
-                continue
+            if body.strip() and event.content is not None:
+                turns.append((event, body))
+        docs: list[_Doc] = []
+        for n, (event, body) in enumerate(turns):
+            assert event.content is not None
             content_json = event.content.model_dump(mode="json", exclude_none=True)
             doc_id, eid = history_ids(sid, event)
             payload = _dumps({
                 "v": 1, "src": "history", "content": content_json, "author": event.author,
                 "ts": event.timestamp, "sid": sid, "eid": eid,
             })
-            docs.append((doc_id, body, payload))
+            # the exchange a turn belongs to: the adjacent text turns of another author
+            context = tuple(
+                turns[m][1] for m in (n - 1, n + 1)
+                if 0 <= m < len(turns) and turns[m][0].author != event.author
+            )
+            docs.append(_Doc(doc_id, body, payload, _fields(event.author, event.timestamp), context))
         ttl = _ttl_override(custom_metadata, self.settings.history_ttl_hours)
-        await self._put_many(self.keys.user_memory_index(app_name, str(user_id)), docs, ttl, skip=True)
+        ik = self.keys.user_memory_index(app_name, str(user_id))
+        stored = await self._put_many(ik, docs, ttl, mode="skip")
+        # a turn indexed earlier gains the words of its new successor (re-ingestion after each turn)
+        refresh = [
+            docs[n] for n in range(len(docs) - 1)
+            if not stored[n] and stored[n + 1] and turns[n][0].author != turns[n + 1][0].author
+        ]
+        if refresh:
+            await self._put_many(ik, refresh, ttl, mode="refresh")
 
     @override
     async def add_memory(
@@ -256,7 +364,7 @@ class RedisMemoryService(BaseMemoryService):
 
         TTL ``MEMORY_TTL_HOURS`` unless ``custom_metadata={"ttl_hours": ...}``.
         """
-        docs: list[tuple[str, str, str]] = []
+        docs: list[_Doc] = []
         for entry in memories:
             body = _content_text(entry.content)
             mid = entry.id or uuid.uuid4().hex
@@ -271,9 +379,9 @@ class RedisMemoryService(BaseMemoryService):
                 "author": entry.author, "ts": ts, "meta": entry.custom_metadata,
                 "sid": entry.custom_metadata.get("session_id"), "eid": mid,
             })
-            docs.append((f"m:{escape(mid)}", body, payload))
+            docs.append(_Doc(f"m:{escape(mid)}", body, payload, _fields(entry.author, ts)))
         ttl = _ttl_override(custom_metadata, self.settings.memory_ttl_hours)
-        await self._put_many(self.keys.user_memory_index(app_name, str(user_id)), docs, ttl, skip=False)
+        await self._put_many(self.keys.user_memory_index(app_name, str(user_id)), docs, ttl)
 
     @override
     async def delete_memory(self, *, app_name: str, user_id: str, memory_id: str | None = None) -> None:

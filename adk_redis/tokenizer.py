@@ -14,8 +14,19 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections import Counter
+from collections.abc import Sequence
 
-__all__ = ["STOP_WORDS", "document_terms", "query_terms", "stem", "tokenize"]
+__all__ = [
+    "CONTEXT_WEIGHT",
+    "FIELD_WEIGHT",
+    "OWN_WEIGHT",
+    "STOP_WORDS",
+    "document_terms",
+    "index_terms",
+    "query_terms",
+    "stem",
+    "tokenize",
+]
 
 MAX_TOKEN_LENGTH = 64
 
@@ -237,6 +248,38 @@ def tokenize(text: str, *, keep_stop_words: bool = False) -> list[str]:
 def document_terms(text: str) -> Counter[str]:
     """Term -> frequency for indexing a document."""
     return Counter(tokenize(text))
+
+
+# Term frequencies of an indexed document, in half-occurrences: a word of the document itself counts 2,
+# a word of a searchable field (speaker, month and year) 2, a word of an adjacent turn 1 (chosen on
+# LoCoMo's development half; see the README's memory benchmark).
+OWN_WEIGHT = 2
+FIELD_WEIGHT = 2
+CONTEXT_WEIGHT = 1
+
+
+def index_terms(
+    text: str,
+    *,
+    fields: Sequence[str] = (),
+    context: Sequence[str] = (),
+    max_terms: int | None = None,
+) -> tuple[Counter[str], int]:
+    """Weighted term frequencies of a document and how many distinct terms were dropped.
+
+    ``fields`` (speaker, date words) count like the document's own words, ``context`` (the
+    adjacent turns) at half weight.  With ``max_terms``, only the first ``max_terms`` distinct
+    terms are kept: the document's own first, then fields, then context.
+    """
+    counts: Counter[str] = Counter()
+    for part, weight in [(text, OWN_WEIGHT), *((f, FIELD_WEIGHT) for f in fields),
+                         *((c, CONTEXT_WEIGHT) for c in context)]:
+        for term in tokenize(part):
+            counts[term] += weight
+    if max_terms is None or len(counts) <= max_terms:
+        return counts, 0
+    kept = Counter(dict(list(counts.items())[:max_terms]))  # insertion order: own, fields, context
+    return kept, len(counts) - max_terms
 
 
 def query_terms(text: str) -> list[str]:

@@ -282,7 +282,7 @@ async def test_lua_bm25_matches_python_reference(redis_client: Any, prefix: str)
 
     from adk_redis.keys import KeySchema
     from adk_redis.memory_search import SearchIndex
-    from adk_redis.tokenizer import document_terms
+    from adk_redis.tokenizer import index_terms
 
     rnd = random.Random(3)
     vocab = ["apple", "banana", "cherry", "date", "elder", "fig", "grape", "honeydew", "kiwi", "lemon"]
@@ -294,7 +294,7 @@ async def test_lua_bm25_matches_python_reference(redis_client: Any, prefix: str)
     ik = KeySchema(prefix).user_memory_index("a", "u")
     for d, body in docs.items():
         await idx.put(ik, d, body, "{}", ttl_ms=60_000)
-    counts = {d: document_terms(t) for d, t in docs.items()}
+    counts = {d: index_terms(t)[0] for d, t in docs.items()}
     n = len(docs)
     avgdl = sum(sum(c.values()) for c in counts.values()) / n
 
