@@ -1,0 +1,207 @@
+"""``adk-redis`` never shows a traceback: one test per row of the README's exit-code table.
+
+0 ok, 1 problem found, 2 usage/configuration, 3 connection/authentication/server, 4 permission,
+5 file, 6 data.  Every error is one line on stderr (and ``{"error", "exit_code"}`` with --json).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import redis
+
+from adk_redis.admin.common import EXIT_CODES, Progress
+from adk_redis.cli import main
+from tests.servers import free_port, redis_server
+
+ADK_REDIS = Path(sys.executable).parent / "adk-redis"
+
+
+@pytest.fixture(autouse=True)
+def _fast_failures(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("REDIS_RETRY_ATTEMPTS", "0")
+    monkeypatch.setenv("REDIS_CONNECT_TIMEOUT", "0.5")
+    monkeypatch.delenv("REDIS_URL", raising=False)
+    monkeypatch.delenv("REDIS_PASSWORD", raising=False)
+
+
+def _run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def _one_line_error(err: str, *fragments: str) -> None:
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("adk-redis: error: "), err
+    for fragment in fragments:
+        assert fragment in lines[0], err
+
+
+def test_the_table_is_complete() -> None:
+    assert [code for code, _ in EXIT_CODES] == [0, 1, 2, 3, 4, 5, 6]
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    for code, _ in EXIT_CODES:
+        assert f"| {code} |" in readme
+
+
+def test_0_ok(redis_url: str, prefix: str, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = _run(capsys, "--url", redis_url, "--prefix", prefix, "sessions", "list", "--app", "a")
+    assert code == 0 and out.startswith("0 sessions in app 'a'")
+
+
+def test_1_problem_found(redis_url: str, prefix: str, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = _run(
+        capsys,
+        "--url",
+        redis_url,
+        "--prefix",
+        prefix,
+        "sessions",
+        "show",
+        "--app",
+        "a",
+        "--user",
+        "u",
+        "nope",
+    )
+    assert code == 1 and "not found" in out
+
+
+@pytest.mark.parametrize(
+    ("url", "fragment"),
+    [
+        ("redis:/127.0.0.1:6379", "must be followed by '//'"),
+        ("redis://127.0.0.1:6379/abc", "database 'abc'"),
+        ("redis://127.0.0.1:6379?bogus=1", "unknown query parameter 'bogus'"),
+        ("redis://:pw@127.0.0.1:99999/0", "port '99999'"),
+        ("http://127.0.0.1:6379", "unsupported scheme"),
+    ],
+)
+def test_2_configuration(url: str, fragment: str, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = _run(capsys, "--url", url, "--json", "stats")
+    assert code == 2 and json.loads(out)["exit_code"] == 2
+    _one_line_error(err, fragment)
+    assert "pw" not in err
+
+
+def test_2_database_out_of_range(redis_url: str, capsys: pytest.CaptureFixture[str]) -> None:
+    base = redis_url.rsplit("/", 1)[0] if redis_url.count("/") > 2 else redis_url
+    code, _, err = _run(capsys, "--url", f"{base}/99999", "stats")
+    assert code == 2
+    _one_line_error(err, "no such database")
+
+
+def test_2_usage_and_settings(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main(["sessions", "frobnicate"])
+    assert exc.value.code == 2 and "invalid choice" in capsys.readouterr().err
+    monkeypatch.setenv("SESSION_TTL_HOURS", "abc")
+    code, _, err = _run(capsys, "--url", "redis://127.0.0.1:1/0", "stats")
+    assert code == 2
+    _one_line_error(err, "SESSION_TTL_HOURS")
+
+
+def test_3_unreachable(capsys: pytest.CaptureFixture[str]) -> None:
+    port = free_port()
+    code, _, err = _run(capsys, "--url", f"redis://:hunter2@127.0.0.1:{port}/0", "stats")
+    assert code == 3
+    _one_line_error(err, f"cannot reach Redis at redis://:***@127.0.0.1:{port}/0")
+    assert "hunter2" not in err
+
+
+def test_3_wrong_password_and_4_permission(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    with redis_server(
+        args=["--requirepass", "right", "--appendonly", "no"], ping_kwargs={"password": "right"}
+    ) as srv:
+        code, _, err = _run(capsys, "--url", f"redis://:wrong@127.0.0.1:{srv.port}/0", "stats")
+        assert code == 3
+        _one_line_error(err, "authentication failed")
+        assert "wrong" not in err.replace("wrong password", "")
+        admin = redis.Redis(port=srv.port, password="right")
+        admin.execute_command("ACL", "SETUSER", "viewer", "on", ">pw", "~*", "+@all", "-scan", "-keys")
+        admin.close()
+        url = f"redis://viewer:pw@127.0.0.1:{srv.port}/0"
+        code, _, err = _run(capsys, "--url", url, "stats")
+        assert code == 4
+        _one_line_error(err, "permission denied", "viewer:***@")
+
+
+def test_5_files(redis_url: str, prefix: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    common = ["--url", redis_url, "--prefix", prefix]
+    code, _, err = _run(capsys, *common, "import", "-i", str(tmp_path / "missing.jsonl"))
+    assert code == 5
+    _one_line_error(err, "cannot read", "missing.jsonl")
+    code, _, err = _run(capsys, *common, "export", "-o", str(tmp_path / "no" / "such" / "dir.jsonl"))
+    assert code == 5
+    _one_line_error(err, "cannot write")
+    code, _, err = _run(capsys, *common, "import", "--from", f"sqlite:///{tmp_path}/missing.db")
+    assert code == 5
+    _one_line_error(err, "no such database file")
+
+
+def test_6_data(redis_url: str, prefix: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    common = ["--url", redis_url, "--prefix", prefix]
+    junk = tmp_path / "junk.txt"
+    junk.write_text("hello\nworld\n")
+    code, _, err = _run(capsys, *common, "import", "-i", str(junk))
+    assert code == 6
+    _one_line_error(err, "not an adk-redis export")
+    binary = tmp_path / "image.png"
+    binary.write_bytes(b"\x89PNG\r\n\x1a\n\xff\xfe\x00")
+    code, _, err = _run(capsys, *common, "import", "-i", str(binary))
+    assert code == 6
+    _one_line_error(err, "not UTF-8")
+    not_sql = tmp_path / "not.db"
+    not_sql.write_text("plain text")
+    code, _, err = _run(capsys, *common, "import", "--from", f"sqlite:///{not_sql}")
+    assert code == 6
+    _one_line_error(err, "cannot read ADK sessions")
+
+
+@pytest.mark.parametrize(
+    ("argv", "code"),
+    [
+        (["--url", "redis://127.0.0.1:6379?bogus=1", "stats"], 2),
+        (["--url", "redis://127.0.0.1:1/0", "export"], 3),
+        (["--url", "redis://127.0.0.1:1/0", "import", "-i", "/nonexistent/file.jsonl"], 5),
+    ],
+)
+def test_the_console_script_prints_no_traceback(argv: list[str], code: int) -> None:
+    env = {**os.environ, "REDIS_RETRY_ATTEMPTS": "0", "REDIS_CONNECT_TIMEOUT": "0.5"}
+    proc = subprocess.run([str(ADK_REDIS), *argv], capture_output=True, text=True, env=env, timeout=60)
+    assert proc.returncode == code, proc.stderr
+    assert "Traceback" not in proc.stderr and proc.stderr.startswith("adk-redis: error: ")
+    assert len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_progress_bar_lines_and_silence() -> None:
+    tty = io.StringIO()
+    tty.isatty = lambda: True  # type: ignore[method-assign]
+    bar = Progress("import", 10, stream=tty, delay=0, every=0)
+    for _ in range(10):
+        bar.advance()
+    bar.finish()
+    assert "\r" in tty.getvalue() and "[" + "#" * 30 + "]" in tty.getvalue() and "10/10" in tty.getvalue()
+
+    pipe = io.StringIO()
+    lines = Progress("export", None, stream=pipe, delay=0, every=0)
+    for _ in range(3):
+        lines.advance()
+    lines.finish()
+    assert "\r" not in pipe.getvalue() and pipe.getvalue().splitlines()[-1].startswith("export: 3 (")
+
+    quiet = io.StringIO()
+    off = Progress("export", 5, stream=quiet, delay=0, enabled=False)
+    off.advance(5)
+    off.finish()
+    slow = Progress("export", 5, stream=quiet, delay=60)  # work shorter than the delay: nothing shown
+    slow.advance(5)
+    slow.finish()
+    assert quiet.getvalue() == ""
