@@ -52,6 +52,8 @@ class RedisSettings(BaseSettings):
     redis_health_check_interval: float = Field(default=5.0, gt=0)
     redis_key_prefix: str = "vana"
     session_ttl_hours: float | None = Field(default=None, gt=0)
+    # The design API's store (get_session_store()): live sessions allowed (a soft cap checked at creation).
+    store_max_sessions: int = Field(default=10_000, ge=1)
     # Stale writers (a session object behind storage): "reject" as DatabaseSessionService, or "merge"
     # appends whose state keys nobody else wrote since (adk_redis.session_service).
     session_stale_policy: Literal["reject", "merge"] = "reject"

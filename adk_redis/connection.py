@@ -212,6 +212,13 @@ async def _within(awaitable: Awaitable[T], deadline: float | None, what: str) ->
         ) from exc
 
 
+def _running_loop() -> asyncio.AbstractEventLoop | None:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
+
+
 class LoopLocalClient:
     """A redis-py asyncio client per event loop, every command and pipeline bounded by a deadline.
 
@@ -261,16 +268,31 @@ class LoopLocalClient:
         if not callable(attr):
             return attr
         deadline = self.deadline
+        loop = _running_loop()
 
         def call(*args: Any, **kwargs: Any) -> Any:
             result = attr(*args, **kwargs)
             if name == "pipeline":  # a pipeline is awaitable too, but it is awaited via execute()
                 _bound_pipeline(result, deadline)
             elif inspect.isawaitable(result):
-                return _within(result, deadline, name)
+                return self._await(result, loop, name, args, kwargs)
             return result
 
         return call
+
+    async def _await(
+        self,
+        awaitable: Awaitable[T],
+        loop: asyncio.AbstractEventLoop | None,
+        name: str,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+    ) -> T:
+        if loop is not asyncio.get_running_loop():  # made in one loop, awaited in another: redo it here
+            if inspect.iscoroutine(awaitable):
+                awaitable.close()
+            awaitable = getattr(self.current, name)(*args, **kwargs)
+        return await _within(awaitable, self.deadline, name)
 
     def register_script(self, script: str | bytes) -> Any:
         """A redis-py Script run through this proxy (on the calling loop's client, within the deadline)."""

@@ -35,29 +35,29 @@ import uuid
 import weakref
 from collections.abc import Coroutine, Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol, TypeVar, cast
-from urllib.parse import urlsplit, urlunsplit
+from typing import Any, TypeVar, cast
 
-import redis.asyncio as aioredis
 from google.adk.errors._stale_session_error import StaleSessionError
 from google.adk.errors.already_exists_error import AlreadyExistsError
 from google.adk.events.event import Event
 from google.adk.events.event_actions import EventActions
-from google.adk.sessions.base_session_service import BaseSessionService, GetSessionConfig
-from google.adk.sessions.in_memory_session_service import InMemorySessionService
+from google.adk.sessions.base_session_service import GetSessionConfig
 from google.adk.sessions.session import Session
 from google.genai import types
-from pydantic import BaseModel, ConfigDict, Field
 
-from .codec import text
 from .config import RedisSettings, load_settings
 from .connection import create_client
-from .cross_session import CrossSessionMemory
 from .errors import AdkRedisError, RedisUnavailableError
-from .keys import KeySchema, escape, unescape
 from .resilience import UNAVAILABLE_ERRORS
 from .security import access_logger, redact
-from .session_service import RedisSessionService
+from .store_backends import (
+    LocalStoreBackend,
+    RedisStoreBackend,
+    SessionStoreConfig,
+    StoreBackend,
+)
+from .store_fallback import FallbackStoreBackend
+from .url import redact_url
 
 __all__ = [
     "AppConfig",
@@ -92,7 +92,6 @@ _RESERVED = frozenset(
     {"id", "session_id", "app_name", "messages", "message_count", "created_at", "updated_at"}
 )
 _STALE_RETRIES = 32
-_FORGET_OWNER = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0"
 
 
 # -- errors --------------------------------------------------------------------
@@ -109,25 +108,6 @@ class SessionLimitError(AdkRedisError):
 
 
 # -- configuration -------------------------------------------------------------
-class SessionStoreConfig(BaseModel):
-    """Facade settings (the design's ``SessionStoreConfig``).
-
-    ``max_sessions`` is a soft cap checked when a session is created;
-    ``session_ttl_hours`` (``None``: keep forever) is a sliding TTL;
-    ``cleanup_interval_minutes`` (0: off) runs :meth:`SessionStore.cleanup_expired_sessions`
-    in the background; ``app_name`` defaults to the key prefix; a session is
-    *flagged* after ``flag_threshold`` failed (wrong-user) accesses.
-    """
-
-    model_config = ConfigDict(extra="forbid")
-
-    max_sessions: int = Field(default=10000, ge=1)
-    session_ttl_hours: float | None = Field(default=24, gt=0)
-    cleanup_interval_minutes: float = Field(default=60, ge=0)
-    app_name: str | None = Field(default=None, min_length=1)
-    flag_threshold: int = Field(default=3, ge=1)
-
-
 @dataclass(frozen=True)
 class AppConfig:
     """What :func:`get_config` returns: ``redis_config`` and ``session_store``."""
@@ -137,113 +117,13 @@ class AppConfig:
 
 
 def _store_config_for(settings: RedisSettings) -> SessionStoreConfig:
-    return SessionStoreConfig(
-        session_ttl_hours=settings.session_ttl_hours or 24, app_name=settings.redis_key_prefix
-    )
+    return SessionStoreConfig().resolved(settings)
 
 
 def get_config() -> AppConfig:
-    """Read the configuration from the environment (``SESSION_TTL_HOURS`` overrides the 24 h default)."""
+    """Read the configuration from the environment (``SESSION_TTL_HOURS``, ``STORE_MAX_SESSIONS``, ...)."""
     settings = load_settings()
     return AppConfig(redis_config=settings, session_store=_store_config_for(settings))
-
-
-# -- cross-session memory ------------------------------------------------------
-class CrossSessionAPI(Protocol):
-    """The part of :class:`CrossSessionMemory` the facade uses (memory mode has its own)."""
-
-    async def store_user_context(
-        self, user_id: str | int, context_key: str, context_data: dict[str, Any]
-    ) -> None: ...
-    async def get_user_context(self, user_id: str | int, context_key: str) -> dict[str, Any] | None: ...
-    async def store_agent_memory(
-        self, agent_id: str | int, memory_key: str, memory_data: dict[str, Any]
-    ) -> None: ...
-    async def get_agent_memory(self, agent_id: str | int, memory_key: str) -> dict[str, Any] | None: ...
-    async def record_session(
-        self,
-        user_id: str | int,
-        session_id: str,
-        summary: dict[str, Any] | None = None,
-        timestamp: float | None = None,
-    ) -> None: ...
-    async def get_session_history(self, user_id: str | int, limit: int = 10) -> list[dict[str, Any]]: ...
-    async def stats(self) -> dict[str, Any]: ...
-
-
-def _json_copy(data: Any, what: str) -> dict[str, Any]:
-    if not isinstance(data, dict):
-        raise TypeError(f"{what} must be a dict, got {type(data).__name__}")
-    return cast(dict[str, Any], json.loads(json.dumps(data)))
-
-
-class _LocalCrossSession:
-    """Process-local cross-session memory for memory mode (same records and TTLs, no search)."""
-
-    def __init__(self, settings: RedisSettings) -> None:
-        self._settings = settings
-        self._values: dict[tuple[str, str, str], tuple[float, dict[str, Any]]] = {}
-        self._history: dict[str, dict[str, tuple[float, dict[str, Any]]]] = {}
-
-    def clear(self) -> None:
-        """Forget everything (it was written back to Redis)."""
-        self._values.clear()
-        self._history.clear()
-
-    def _put(self, kind: str, owner: str, key: str, data: Any, what: str) -> None:
-        doc = _json_copy(data, what)
-        self._values[(kind, owner, key)] = (time.time() + self._settings.memory_ttl_hours * 3600, doc)
-
-    def _get(self, kind: str, owner: str, key: str) -> dict[str, Any] | None:
-        item = self._values.get((kind, owner, key))
-        if item is None or item[0] <= time.time():
-            self._values.pop((kind, owner, key), None)
-            return None
-        return _json_copy(item[1], "value")
-
-    async def store_user_context(
-        self, user_id: str | int, context_key: str, context_data: dict[str, Any]
-    ) -> None:
-        self._put("user", str(user_id), context_key, context_data, "context_data")
-
-    async def get_user_context(self, user_id: str | int, context_key: str) -> dict[str, Any] | None:
-        return self._get("user", str(user_id), context_key)
-
-    async def store_agent_memory(
-        self, agent_id: str | int, memory_key: str, memory_data: dict[str, Any]
-    ) -> None:
-        self._put("agent", str(agent_id), memory_key, memory_data, "memory_data")
-
-    async def get_agent_memory(self, agent_id: str | int, memory_key: str) -> dict[str, Any] | None:
-        return self._get("agent", str(agent_id), memory_key)
-
-    async def record_session(
-        self,
-        user_id: str | int,
-        session_id: str,
-        summary: dict[str, Any] | None = None,
-        timestamp: float | None = None,
-    ) -> None:
-        ts = time.time() if timestamp is None else float(timestamp)
-        record = {"session_id": session_id, "timestamp": ts, "summary": _json_copy(summary or {}, "summary")}
-        expiry = time.time() + self._settings.history_ttl_hours * 3600
-        self._history.setdefault(str(user_id), {})[session_id] = (expiry, record)
-
-    async def get_session_history(self, user_id: str | int, limit: int = 10) -> list[dict[str, Any]]:
-        now = time.time()
-        live = [r for exp, r in self._history.get(str(user_id), {}).values() if exp > now]
-        live.sort(key=lambda r: (r["timestamp"], r["session_id"]), reverse=True)
-        return [_json_copy(r, "record") for r in live[: max(limit, 0)]]
-
-    async def stats(self) -> dict[str, Any]:
-        now = time.time()
-        kinds = [k for (k, _, _), (exp, _) in self._values.items() if exp > now]
-        return {
-            "backend": "memory",
-            "user_contexts": kinds.count("user"),
-            "agent_memories": kinds.count("agent"),
-            "history_entries": sum(1 for h in self._history.values() for exp, _ in h.values() if exp > now),
-        }
 
 
 # -- the background loop -------------------------------------------------------
@@ -378,15 +258,6 @@ def _check_message(message: Mapping[str, Any]) -> tuple[str, str, dict[str, Any]
     return role.strip(), content, _json_dict(message.get("metadata"), "message['metadata']")
 
 
-def _redact(url: str) -> str:
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    host = parts.netloc.rpartition("@")[2]
-    user = parts.username or ""
-    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
-
-
 # -- the store -----------------------------------------------------------------
 class SessionStore:
     """The design's session store: sync methods plus ``*_async`` twins (see the module docstring).
@@ -395,12 +266,10 @@ class SessionStore:
     class is the Redis or the in-memory store (``store_type`` says which).
     """
 
-    kind: str = "abstract"
-
     @property
     def store_type(self) -> str:
         """The store serving now: ``"redis"`` or ``"memory"``."""
-        return self.kind
+        return self.backend.store_type
 
     def __init__(
         self,
@@ -409,59 +278,26 @@ class SessionStore:
         settings: RedisSettings,
         app_name: str,
         runner: _LoopThread,
-        service: BaseSessionService,
-        memory: CrossSessionAPI,
+        backend: StoreBackend,
     ) -> None:
         self.config = config
         self.settings = settings
         self.app_name = app_name
-        self.service = service
-        """The ADK session service underneath (bound to the store's loop: do not share it across loops)."""
-        self.memory = memory
+        self.backend = backend
+        """Where the records live (:mod:`adk_redis.store_backends`, :mod:`adk_redis.store_fallback`)."""
+        self.service = backend.service
+        """The ADK session service underneath (runs on the store's loop)."""
+        self.memory = backend.memory
         """Cross-session memory on the same backend (use it through the module functions)."""
         self._runner = runner
-        hours = config.session_ttl_hours
-        self._ttl_ms = max(1, int(hours * 3_600_000)) if hours else None
-        self._ttl_s = self._ttl_ms / 1000 if self._ttl_ms else None
         self._cleanup_task: asyncio.Task[None] | None = None
         self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
         if config.cleanup_interval_minutes > 0:
             self._runner.run(self._start_cleanup())
 
-    # -- backend primitives (overridden) ----------------------------------------
-    async def _owner_get(self, session_id: str) -> str | None:
-        raise NotImplementedError
-
-    async def _owner_claim(self, session_id: str, user_id: str) -> str:
-        raise NotImplementedError
-
-    async def _owner_touch(self, session_id: str) -> None:
-        raise NotImplementedError
-
-    async def _owner_forget(self, session_id: str, user_id: str) -> None:
-        raise NotImplementedError
-
-    async def _record_failure(self, session_id: str) -> None:
-        raise NotImplementedError
-
-    async def _security_stats(self) -> dict[str, Any]:
-        raise NotImplementedError
-
-    async def _total_sessions(self) -> int:
-        raise NotImplementedError
-
-    async def _cleanup(self) -> int:
-        raise NotImplementedError
-
-    async def _redis_stats(self) -> dict[str, Any]:
-        raise NotImplementedError
-
-    async def _close_backend(self) -> None:
-        return None
-
     # -- plumbing --------------------------------------------------------------
     async def _guard(self, coro: Coroutine[Any, Any, T]) -> T:
-        return await coro
+        return await self.backend.guard(coro)
 
     def _call(self, coro: Coroutine[Any, Any, T]) -> T:
         try:
@@ -483,7 +319,7 @@ class SessionStore:
         while True:
             await asyncio.sleep(interval)
             try:
-                removed = await self._guard(self._cleanup())
+                removed = await self._guard(self.backend.cleanup())
                 if removed:
                     logger.info("Background cleanup removed %d expired sessions", removed)
             except Exception as exc:  # keep the loop alive; the next round retries
@@ -505,14 +341,14 @@ class SessionStore:
             fields["session"],
             extra={"adk_redis": fields},
         )
-        await self._record_failure(session_id)
+        await self.backend.record_failure(session_id)
 
     async def _load(self, owner: str, session_id: str, config: GetSessionConfig | None = None) -> Session:
         session = await self.service.get_session(
             app_name=self.app_name, user_id=owner, session_id=session_id, config=config
         )
         if session is None:
-            await self._owner_forget(session_id, owner)
+            await self.backend.owner_forget(session_id, owner)
             raise UnknownSessionError(f"Session {session_id!r} does not exist (or has expired).")
         return session
 
@@ -546,9 +382,9 @@ class SessionStore:
         sid = _check_session_id(session_id)
         metadata = _metadata_from(extra)
         wanted = None if user_id is None else str(user_id)
-        owner = await self._owner_get(sid)
+        owner = await self.backend.owner_get(sid)
         if owner is None:
-            owner = await self._owner_claim(sid, DEFAULT_USER if wanted is None else wanted)
+            owner = await self.backend.owner_claim(sid, DEFAULT_USER if wanted is None else wanted)
         if wanted is not None and owner != wanted:
             await self._deny(sid, wanted, "ensure_session")
             raise SessionAccessError(f"Session {sid!r} belongs to another user.")
@@ -571,14 +407,15 @@ class SessionStore:
                     actions=EventActions(state_delta=delta),
                 )
                 session = await self._append(owner, sid, event, full=True)
-        await self._owner_touch(sid)
+        await self.backend.owner_touch(sid)
         return _session_dict(session)
 
     async def _create(
         self, owner: str, sid: str, title: str | None, status: str | None, metadata: dict[str, Any]
     ) -> Session:
-        if await self._total_sessions() >= self.config.max_sessions:
-            await self._owner_forget(sid, owner)
+        limit = self.config.max_sessions or self.settings.store_max_sessions
+        if await self.backend.total_sessions() >= limit:
+            await self.backend.owner_forget(sid, owner)
             raise SessionLimitError(
                 f"max_sessions={self.config.max_sessions} live sessions exist; "
                 "wait for expiry or run cleanup_expired_sessions()"
@@ -606,7 +443,7 @@ class SessionStore:
     async def _add(self, session_id: str, message: Mapping[str, Any]) -> dict[str, Any]:
         sid = _check_session_id(session_id)
         role, content, metadata = _check_message(message)
-        owner = await self._owner_get(sid)
+        owner = await self.backend.owner_get(sid)
         if owner is None:
             raise UnknownSessionError(
                 f"Session {sid!r} does not exist; create it with ensure_session() first."
@@ -620,14 +457,14 @@ class SessionStore:
             custom_metadata=metadata or None,
         )
         await self._append(owner, sid, event, full=False)
-        await self._owner_touch(sid)
+        await self.backend.owner_touch(sid)
         out = _message_dict(event)
         assert out is not None
         return out
 
     async def _get(self, session_id: str, user_id: str | int | None) -> dict[str, Any] | None:
         sid = _check_session_id(session_id)
-        owner = await self._owner_get(sid)
+        owner = await self.backend.owner_get(sid)
         if owner is None:
             return None
         if user_id is not None and str(user_id) != owner:
@@ -635,7 +472,7 @@ class SessionStore:
             return None
         session = await self.service.get_session(app_name=self.app_name, user_id=owner, session_id=sid)
         if session is None:
-            await self._owner_forget(sid, owner)
+            await self.backend.owner_forget(sid, owner)
             return None
         return _session_dict(session)
 
@@ -649,26 +486,26 @@ class SessionStore:
 
     async def _delete(self, session_id: str, user_id: str | int | None) -> bool:
         sid = _check_session_id(session_id)
-        owner = await self._owner_get(sid)
+        owner = await self.backend.owner_get(sid)
         if owner is None:
             return False
         if user_id is not None and str(user_id) != owner:
             await self._deny(sid, str(user_id), "delete_session")
             return False
         await self.service.delete_session(app_name=self.app_name, user_id=owner, session_id=sid)
-        await self._owner_forget(sid, owner)
+        await self.backend.owner_forget(sid, owner)
         return True
 
     async def _stats(self, include_memory: bool) -> dict[str, Any]:
-        redis_stats = await self._redis_stats()
+        redis_stats = await self.backend.redis_stats()
         out = {
             "store_type": self.store_type,
             "app_name": self.app_name,
-            "total_sessions": await self._total_sessions(),
+            "total_sessions": await self.backend.total_sessions(),
             "max_sessions": self.config.max_sessions,
             "session_ttl_hours": self.config.session_ttl_hours,
             "redis": redis_stats,
-            "security": await self._security_stats(),
+            "security": await self.backend.security_stats(),
         }
         if include_memory:
             out["memory"] = await self.memory.stats()
@@ -744,27 +581,27 @@ class SessionStore:
 
     def cleanup_expired_sessions(self) -> int:
         """Drop what expired sessions left behind (index entries, owner records); returns the count."""
-        return self._call(self._cleanup())
+        return self._call(self.backend.cleanup())
 
     async def cleanup_expired_sessions_async(self) -> int:
         """Async :meth:`cleanup_expired_sessions`."""
-        return await self._acall(self._cleanup())
+        return await self._acall(self.backend.cleanup())
 
     def get_redis_stats(self) -> dict[str, Any]:
         """Connection health: redis_available, ping_ms, connection_retries, pool_*, last_error."""
-        return self._call(self._redis_stats())
+        return self._call(self.backend.redis_stats())
 
     async def get_redis_stats_async(self) -> dict[str, Any]:
         """Async :meth:`get_redis_stats`."""
-        return await self._acall(self._redis_stats())
+        return await self._acall(self.backend.redis_stats())
 
     def get_security_stats(self) -> dict[str, Any]:
         """total_failed_attempts, flagged_sessions (shared by every instance on the same Redis)."""
-        return self._call(self._security_stats())
+        return self._call(self.backend.security_stats())
 
     async def get_security_stats_async(self) -> dict[str, Any]:
         """Async :meth:`get_security_stats`."""
-        return await self._acall(self._security_stats())
+        return await self._acall(self.backend.security_stats())
 
     def get_stats(self, include_memory: bool = False) -> dict[str, Any]:
         """store_type, total_sessions (from the indexes), redis and security statistics.
@@ -780,7 +617,7 @@ class SessionStore:
     async def _shutdown(self) -> None:
         if self._cleanup_task is not None:
             self._cleanup_task.cancel()
-        await self._close_backend()
+        await self.backend.close()
 
     def close(self) -> None:
         """Stop background cleanup, close the connection pool (if owned) and the loop thread."""
@@ -805,310 +642,24 @@ class SessionStore:
         return self._runner._closed
 
 
-class RedisSessionStore(SessionStore):
-    """The facade on Redis (:class:`RedisSessionService` plus a few facade keys)."""
-
-    kind = "redis"
-
-    def __init__(
-        self,
-        *,
-        config: SessionStoreConfig,
-        settings: RedisSettings,
-        app_name: str,
-        runner: _LoopThread,
-        client: Any,
-        owns_client: bool,
-    ) -> None:
-        self.client = client
-        self.keys = KeySchema(settings.redis_key_prefix)
-        self._owns_client = owns_client
-        self._errors = 0
-        self._last_error: str | None = None
-        self._available = True
-        ttl_settings = settings.model_copy(update={"session_ttl_hours": config.session_ttl_hours})
-        service = RedisSessionService(client=client, settings=ttl_settings)
-        self._forget = client.register_script(_FORGET_OWNER)
-        super().__init__(
-            config=config,
-            settings=settings,
-            app_name=app_name,
-            runner=runner,
-            service=service,
-            memory=CrossSessionMemory(client, self.keys, settings, app_name=app_name),
-        )
-
-    async def _guard(self, coro: Coroutine[Any, Any, T]) -> T:
-        try:
-            result = await coro
-        except UNAVAILABLE_ERRORS as exc:
-            self._errors += 1
-            self._available = False
-            self._last_error = f"{type(exc).__name__}: {exc}"
-            raise RedisUnavailableError(f"Redis is unavailable: {exc}") from exc
-        self._available = True
-        return result
-
-    def _owner_key(self, session_id: str) -> str:
-        return self.keys.session_owner(self.app_name, session_id)
-
-    async def _owner_get(self, session_id: str) -> str | None:
-        value = await self.client.get(self._owner_key(session_id))
-        return None if value is None else text(value)
-
-    async def _owner_claim(self, session_id: str, user_id: str) -> str:
-        key = self._owner_key(session_id)
-        for _ in range(3):
-            if await self.client.set(key, user_id, nx=True, px=self._ttl_ms):
-                return user_id
-            value = await self.client.get(key)
-            if value is not None:
-                return text(value)
-        raise AdkRedisError(f"Could not claim the owner record of session {session_id!r}")
-
-    async def _owner_touch(self, session_id: str) -> None:
-        if self._ttl_ms:
-            await self.client.pexpire(self._owner_key(session_id), self._ttl_ms)
-
-    async def _owner_forget(self, session_id: str, user_id: str) -> None:
-        await self._forget(keys=[self._owner_key(session_id)], args=[user_id])
-
-    async def _record_failure(self, session_id: str) -> None:
-        pipe = self.client.pipeline(transaction=False)
-        pipe.incr(self.keys.security_failed(self.app_name))
-        pipe.zincrby(self.keys.security_sessions(self.app_name), 1, escape(session_id))
-        await pipe.execute()
-
-    async def _security_stats(self) -> dict[str, Any]:
-        threshold = self.config.flag_threshold
-        zkey = self.keys.security_sessions(self.app_name)
-        pipe = self.client.pipeline(transaction=False)
-        pipe.get(self.keys.security_failed(self.app_name))
-        pipe.zcount(zkey, threshold, "+inf")
-        pipe.zcard(zkey)
-        pipe.zrevrangebyscore(zkey, "+inf", threshold, start=0, num=10)
-        failed, flagged, with_failures, top = await pipe.execute()
-        return {
-            "total_failed_attempts": int(failed or 0),
-            "flagged_sessions": int(flagged),
-            "sessions_with_failed_attempts": int(with_failures),
-            "flag_threshold": threshold,
-            "flagged_session_ids": [unescape(text(m)) for m in top],
-        }
-
-    async def _total_sessions(self) -> int:
-        index = self.keys.app_index(self.app_name)
-        if self._ttl_s:
-            return int(await self.client.zcount(index, time.time() - self._ttl_s, "+inf"))
-        return int(await self.client.zcard(index))
-
-    async def _cleanup(self) -> int:
-        """Index entries older than the TTL whose session key is gone (no SCAN)."""
-        index = self.keys.app_index(self.app_name)
-        cutoff: float | str = time.time() - self._ttl_s if self._ttl_s else "+inf"
-        removed = 0
-        offset = 0
-        while True:
-            batch = await self.client.zrangebyscore(index, "-inf", cutoff, start=offset, num=500)
-            if not batch:
-                return removed
-            pairs = [(text(m), self.keys.parse_app_index_member(text(m))) for m in batch]
-            pipe = self.client.pipeline(transaction=False)
-            for _, (user, sid) in pairs:
-                pipe.exists(self.keys.session(self.app_name, user, sid).meta)
-            alive = await pipe.execute()
-            gone = [(member, user, sid) for (member, (user, sid)), ok in zip(pairs, alive) if not ok]
-            if gone:
-                pipe = self.client.pipeline(transaction=False)
-                for member, user, sid in gone:
-                    pipe.zrem(index, member)
-                    pipe.zrem(self.keys.user_index(self.app_name, user), self.keys.session_member(sid))
-                    pipe.zrem(self.keys.security_sessions(self.app_name), escape(sid))
-                await pipe.execute()
-                for _, user, sid in gone:
-                    await self._owner_forget(sid, user)
-                removed += len(gone)
-            offset += len(batch) - len(gone)
-            if len(batch) < 500:
-                return removed
-
-    async def _redis_stats(self) -> dict[str, Any]:
-        start = time.perf_counter()
-        ping_ms: float | None = None
-        try:
-            await self.client.ping()
-            ping_ms = round((time.perf_counter() - start) * 1000, 3)
-            self._available = True
-        except UNAVAILABLE_ERRORS as exc:
-            self._available = False
-            self._errors += 1
-            self._last_error = f"{type(exc).__name__}: {exc}"
-        retry = self.client.get_retry() if hasattr(self.client, "get_retry") else None
-        pool = getattr(self.client, "connection_pool", None)
-        idle = len(getattr(pool, "_available_connections", ()))
-        in_use = len(getattr(pool, "_in_use_connections", ()))
-        return {
-            "store_type": self.store_type,
-            "redis_available": self._available,
-            "ping_ms": ping_ms,
-            "connection_retries": int(getattr(retry, "failures", 0)),
-            "operation_errors": self._errors,
-            "last_error": self._last_error,
-            "pool_created_connections": idle + in_use,
-            "pool_in_use_connections": in_use,
-            "pool_idle_connections": idle,
-            "pool_max_connections": getattr(pool, "max_connections", None),
-            "redis_url": _redact(self.settings.redis_url) if self._owns_client else "(injected client)",
-            "key_prefix": self.keys.prefix,
-        }
-
-    async def _close_backend(self) -> None:
-        if not self._owns_client:
-            return
-        if isinstance(self.client, aioredis.Redis):
-            # create_client passes an explicit pool, which Redis.aclose() leaves open by default
-            await self.client.aclose(close_connection_pool=True)
-        else:
-            await self.client.aclose()
-
-
-class LocalRecords:
-    """Owner records and failed-attempt counters kept in this process (memory mode, outages)."""
-
-    def __init__(self) -> None:
-        self.owners: dict[str, str] = {}
-        self.failed = 0
-        self.failures: dict[str, int] = {}
-
-    def claim(self, session_id: str, user_id: str) -> str:
-        return self.owners.setdefault(session_id, user_id)
-
-    def forget(self, session_id: str, user_id: str) -> None:
-        if self.owners.get(session_id) == user_id:
-            del self.owners[session_id]
-
-    def record_failure(self, session_id: str) -> None:
-        self.failed += 1
-        self.failures[session_id] = self.failures.get(session_id, 0) + 1
-
-    def unrecord_failure(self, session_id: str) -> None:
-        """One failed attempt of ``session_id`` was written to Redis: drop it here."""
-        self.failed = max(0, self.failed - 1)
-        left = self.failures.get(session_id, 0) - 1
-        if left > 0:
-            self.failures[session_id] = left
-        else:
-            self.failures.pop(session_id, None)
-
-    def security_stats(self, threshold: int) -> dict[str, Any]:
-        counts = self.failures
-        flagged = sorted((s for s, n in counts.items() if n >= threshold), key=counts.__getitem__)
-        return {
-            "total_failed_attempts": self.failed,
-            "flagged_sessions": len(flagged),
-            "sessions_with_failed_attempts": len(self.failures),
-            "flag_threshold": threshold,
-            "flagged_session_ids": flagged[::-1][:10],
-        }
-
-
-class MemorySessionStore(SessionStore):
-    """The same API on ADK's ``InMemorySessionService`` (one process, nothing persisted)."""
-
-    kind = "memory"
-
-    def __init__(
-        self,
-        *,
-        config: SessionStoreConfig,
-        settings: RedisSettings,
-        app_name: str,
-        runner: _LoopThread,
-        reason: str,
-    ) -> None:
-        self.reason = reason
-        self._records = LocalRecords()
-        super().__init__(
-            config=config,
-            settings=settings,
-            app_name=app_name,
-            runner=runner,
-            service=InMemorySessionService(),
-            memory=_LocalCrossSession(settings),
-        )
-
-    async def _owner_get(self, session_id: str) -> str | None:
-        return self._records.owners.get(session_id)
-
-    async def _owner_claim(self, session_id: str, user_id: str) -> str:
-        return self._records.claim(session_id, user_id)
-
-    async def _owner_touch(self, session_id: str) -> None:
-        return None
-
-    async def _owner_forget(self, session_id: str, user_id: str) -> None:
-        self._records.forget(session_id, user_id)
-
-    async def _record_failure(self, session_id: str) -> None:
-        self._records.record_failure(session_id)
-
-    async def _security_stats(self) -> dict[str, Any]:
-        return self._records.security_stats(self.config.flag_threshold)
-
-    async def _total_sessions(self) -> int:
-        resp = await self.service.list_sessions(app_name=self.app_name)
-        if not self._ttl_s:
-            return len(resp.sessions)
-        cutoff = time.time() - self._ttl_s
-        return sum(1 for s in resp.sessions if s.last_update_time > cutoff)
-
-    async def _cleanup(self) -> int:
-        """Delete sessions idle for longer than the TTL (memory has no key expiry)."""
-        if not self._ttl_s:
-            return 0
-        cutoff = time.time() - self._ttl_s
-        resp = await self.service.list_sessions(app_name=self.app_name)
-        removed = 0
-        for s in resp.sessions:
-            if s.last_update_time <= cutoff:
-                await self.service.delete_session(app_name=self.app_name, user_id=s.user_id, session_id=s.id)
-                await self._owner_forget(s.id, s.user_id)
-                self._records.failures.pop(s.id, None)
-                removed += 1
-        return removed
-
-    async def _redis_stats(self) -> dict[str, Any]:
-        return {
-            "store_type": self.store_type,
-            "redis_available": False,
-            "ping_ms": None,
-            "connection_retries": 0,
-            "operation_errors": 0,
-            "last_error": self.reason,
-            "pool_created_connections": 0,
-            "pool_in_use_connections": 0,
-            "pool_idle_connections": 0,
-            "pool_max_connections": None,
-        }
+async def _new_client(settings: RedisSettings) -> Any:
+    """A client made on the store's loop."""
+    return create_client(settings)
 
 
 # -- factory and singleton -------------------------------------------------------
 def _memory_store(
     config: SessionStoreConfig, settings: RedisSettings, app_name: str, reason: str
-) -> MemorySessionStore:
+) -> SessionStore:
     runner = _LoopThread("adk-redis-store-memory")
     try:
-        return MemorySessionStore(
-            config=config, settings=settings, app_name=app_name, runner=runner, reason=reason
+        backend = LocalStoreBackend(config=config, settings=settings, app_name=app_name, reason=reason)
+        return SessionStore(
+            config=config, settings=settings, app_name=app_name, runner=runner, backend=backend
         )
     except BaseException:
         runner.stop()
         raise
-
-
-async def _new_client(settings: RedisSettings) -> Any:
-    """A client made on the store's loop (its pool's locks belong to that loop)."""
-    return create_client(settings)
 
 
 def create_session_store(
@@ -1128,7 +679,7 @@ def create_session_store(
     and never closed by the store.
     """
     settings = settings or load_settings()
-    config = config_override or _store_config_for(settings)
+    config = (config_override or SessionStoreConfig()).resolved(settings)
     app_name = config.app_name or settings.redis_key_prefix
     if force_memory:
         return _memory_store(config, settings, app_name, "in-memory store requested (force_memory)")
@@ -1136,40 +687,35 @@ def create_session_store(
         return _memory_store(config, settings, app_name, "Redis disabled (REDIS_ENABLED=false)")
     runner = _LoopThread("adk-redis-store")
 
-    async def connect() -> Any:
-        conn = client if client is not None else create_client(settings)
-        try:
-            await conn.ping()
-        except BaseException:
-            if client is None:
-                await conn.aclose()
-            raise
-        return conn
-
+    conn = client if client is not None else runner.run(_new_client(settings))
     reachable = True
     try:
-        conn = runner.run(connect())
+        runner.run(conn.ping())
     except UNAVAILABLE_ERRORS as exc:
-        where = _redact(settings.redis_url) if client is None else "the injected client"
+        where = redact_url(settings.redis_url) if client is None else "the injected client"
         if not settings.redis_fallback_to_memory:
+            if client is None:
+                runner.run(conn.aclose())
             runner.stop()
             raise RedisUnavailableError(f"Redis at {where} is unreachable: {exc}") from exc
         logger.warning("Redis at %s is unreachable (%s); serving from memory until it answers", where, exc)
-        conn, reachable = (client if client is not None else runner.run(_new_client(settings))), False
-    kwargs: dict[str, Any] = {
-        "config": config,
-        "settings": settings,
-        "app_name": app_name,
-        "runner": runner,
-        "client": conn,
-        "owns_client": client is None,
-    }
+        reachable = False
     try:
-        if not settings.redis_fallback_to_memory:
-            return RedisSessionStore(**kwargs)
-        from .store_fallback import FallbackRedisSessionStore  # imports this module
-
-        return FallbackRedisSessionStore(start_open=not reachable, **kwargs)
+        redis = RedisStoreBackend(
+            config=config, settings=settings, app_name=app_name, client=conn, owns_client=client is None
+        )
+        backend: StoreBackend = redis
+        if settings.redis_fallback_to_memory:
+            local = LocalStoreBackend(
+                config=config, settings=settings, app_name=app_name, reason="Redis outage"
+            )
+            backend = FallbackStoreBackend(redis, local)
+        store = SessionStore(
+            config=config, settings=settings, app_name=app_name, runner=runner, backend=backend
+        )
+        if not reachable and isinstance(backend, FallbackStoreBackend):
+            runner.run(backend.open_at_start())  # the health loop runs on the store's loop
+        return store
     except BaseException:
         if client is None:
             runner.run(conn.aclose())

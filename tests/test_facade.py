@@ -447,7 +447,15 @@ def test_get_config_and_force_memory(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("SESSION_TTL_HOURS", raising=False)
     config = get_config()
     assert config.redis_config.redis_enabled is False
-    assert config.session_store.app_name == "cfgtest" and config.session_store.session_ttl_hours == 24
+    # One set of defaults (issue 11): the store's TTL is SESSION_TTL_HOURS (unset: never expires), its cap
+    # STORE_MAX_SESSIONS (10,000).
+    assert config.session_store.app_name == "cfgtest" and config.session_store.session_ttl_hours is None
+    assert config.session_store.max_sessions == 10_000
+    monkeypatch.setenv("SESSION_TTL_HOURS", "6")
+    monkeypatch.setenv("STORE_MAX_SESSIONS", "77")
+    assert (get_config().session_store.session_ttl_hours, get_config().session_store.max_sessions) == (6, 77)
+    monkeypatch.delenv("SESSION_TTL_HOURS")
+    monkeypatch.delenv("STORE_MAX_SESSIONS")
     store = create_session_store(SessionStoreConfig(max_sessions=5000, session_ttl_hours=48))
     try:
         assert store.store_type == "memory" and store.app_name == "cfgtest"
