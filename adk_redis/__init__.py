@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from .config import ConfigurationError, RedisSettings, load_settings
 from .cross_session import CrossSessionMemory
-from .embeddings import Embedder
+from .embeddings import Embedder, GenAIEmbedder, HashingEmbedder, SentenceTransformerEmbedder
 from .errors import AdkRedisError, CorruptedDataError, RedisUnavailableError
 from .facade import (
     SessionAccessError,
@@ -51,6 +51,9 @@ __all__ = [
     "AdkRedisError",
     "CrossSessionMemory",
     "Embedder",
+    "GenAIEmbedder",
+    "HashingEmbedder",
+    "SentenceTransformerEmbedder",
     "FallbackMemoryService",
     "FallbackSessionService",
     "create_memory_service",

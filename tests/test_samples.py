@@ -112,6 +112,11 @@ def test_choose_model(monkeypatch: pytest.MonkeyPatch) -> None:
     assert isinstance(_local_model.choose_model([]), _local_model.LocalModel)
     assert isinstance(hello.root_agent.model, _local_model.LocalModel)
     assert isinstance(memory.root_agent.model, _local_model.LocalModel)
+    from adk_redis.testing import ScriptedModel
+
+    assert _local_model.LocalModel is ScriptedModel  # the samples use the package's public model
+    source = (SAMPLES / "_local_model.py").read_text()
+    assert "google.adk.models._" not in source and "._" not in source.split("import", 1)[1]
 
 
 # -- hello_agent -------------------------------------------------------------------
