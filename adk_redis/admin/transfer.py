@@ -34,6 +34,7 @@ Keys are found with SCAN over the prefix: an admin tool, never a request path.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import struct
@@ -85,6 +86,9 @@ def _index_keys(ik: MemoryIndexKeys) -> list[str]:
 
 def _expires(pttl: int, now: int) -> int | None:
     return now + pttl if pttl > 0 else None
+
+
+_BATCH = 64  # import: records written concurrently
 
 
 def _dump(record: dict[str, Any]) -> str:
@@ -184,28 +188,34 @@ class Exporter:
             state = await self._state(self.svc.keys.user_state(app, user), f"user state of {user!r}")
             if state:
                 yield {"type": "user_state", "app_name": app, "user_id": user, "state": state}
-        for app, user, sid in found.sessions:
-            progress.advance()
-            sk = self.svc.keys.session(app, user, sid)
-            try:
-                session = await self.svc.get_session(app_name=app, user_id=user, session_id=sid)
-            except CorruptedDataError as exc:
-                self.errors.append(f"session {app}/{user}/{sid} not exported: {exc}")
-                continue
-            if session is None:  # deleted or expired meanwhile
-                continue
-            created = await self.client.hget(sk.meta, CREATED)
-            yield {
-                "type": "session",
-                "app_name": app,
-                "user_id": user,
-                "id": session.id,
-                "created": float(text(created)) if created is not None else session.last_update_time,
-                "last_update_time": session.last_update_time,
-                "expires_ms": await self.expiry(sk.meta),
-                "state": {k: v for k, v in session.state.items() if not k.startswith(_SCOPED)},
-                "events": [json.loads(e.model_dump_json(exclude_none=True)) for e in session.events],
-            }
+        for i in range(0, len(found.sessions), _BATCH):  # a batch of sessions read concurrently
+            batch = found.sessions[i : i + _BATCH]
+            for record in await asyncio.gather(*(self.session(*key) for key in batch)):
+                progress.advance()
+                if record is not None:
+                    yield record
+
+    async def session(self, app: str, user: str, sid: str) -> dict[str, Any] | None:
+        sk = self.svc.keys.session(app, user, sid)
+        try:
+            session = await self.svc.get_session(app_name=app, user_id=user, session_id=sid)
+        except CorruptedDataError as exc:
+            self.errors.append(f"session {app}/{user}/{sid} not exported: {exc}")
+            return None
+        if session is None:  # deleted or expired meanwhile
+            return None
+        created = await self.client.hget(sk.meta, CREATED)
+        return {
+            "type": "session",
+            "app_name": app,
+            "user_id": user,
+            "id": session.id,
+            "created": float(text(created)) if created is not None else session.last_update_time,
+            "last_update_time": session.last_update_time,
+            "expires_ms": await self.expiry(sk.meta),
+            "state": {k: v for k, v in session.state.items() if not k.startswith(_SCOPED)},
+            "events": [json.loads(e.model_dump_json(exclude_none=True)) for e in session.events],
+        }
 
     async def _vectors(self, ik: MemoryIndexKeys, docs: list[str]) -> dict[str, str]:
         if not self.vectors or not docs:
@@ -302,7 +312,13 @@ async def export_backup(
 ) -> dict[str, Any]:
     """Write the header and every record of ``scope``; return the header (with counts and errors)."""
     found = await scan_prefix(svc, scope)
-    progress.total = len(found.sessions)
+    pipe = svc.client.pipeline(transaction=False)
+    for app, user in sorted(found.user_indexes):
+        pipe.hlen(mem.keys.user_memory_index(app, user).docs)
+    for app in sorted(found.knowledge_indexes):
+        pipe.hlen(mem.keys.knowledge_index(app).docs)
+    docs = sum(int(n) for n in await pipe.execute()) if found.user_indexes or found.knowledge_indexes else 0
+    progress.total = len(found.sessions) + docs
     exporter = Exporter(svc, mem, vectors=vectors)
     counts: Counter[str] = Counter({t: 0 for t in RECORD_TYPES})
     with tempfile.TemporaryFile("w+", encoding="utf-8") as body:
@@ -340,6 +356,9 @@ async def export_backup(
 # -- import ------------------------------------------------------------------------
 class RecordError(ValueError):
     """One input line that cannot be imported; the message says why."""
+
+
+_RECORD_ERRORS = (RecordError, CorruptedDataError, ValueError, TypeError)
 
 
 def _need_id(record: dict[str, Any], name: str) -> str:
@@ -665,10 +684,32 @@ async def import_backup(
     """Import JSON Lines written by :func:`export_backup` (or version 1 exports)."""
     importer = Importer(svc, mem, scope)
     report = ImportReport()
+    pending: list[tuple[int, dict[str, Any]]] = []
+
+    def reject(lineno: int, exc: BaseException) -> None:
+        reason = str(exc) if isinstance(exc, RecordError) else f"{type(exc).__name__}: {exc}"
+        report.rejected.append({"line": lineno, "reason": reason})
+
+    async def flush() -> None:
+        # Records are independent (one key, session or document each): a batch is written concurrently.
+        outcomes = await asyncio.gather(*(importer.apply(r) for _, r in pending), return_exceptions=True)
+        for (lineno, record), outcome in zip(pending, outcomes, strict=True):
+            progress.advance()
+            if isinstance(outcome, _RECORD_ERRORS):
+                reject(lineno, outcome)
+            elif isinstance(outcome, BaseException):
+                raise outcome
+            elif outcome == "written":
+                report.written[record["type"]] += 1
+            elif outcome == "kept":
+                report.kept[record["type"]] += 1
+            elif outcome == "expired":
+                report.expired[record["type"]] += 1
+        pending.clear()
+
     for lineno, raw in enumerate(lines, 1):
         if not raw.strip():
             continue
-        progress.advance()
         try:
             record = parse_line(raw)
             if record["type"] == "header":
@@ -676,20 +717,18 @@ async def import_backup(
                     raise RecordError("a header must be the first line")
                 report.header = record
                 counts = record.get("counts") or {}
-                progress.total = sum(int(v) for v in counts.values() if isinstance(v, int)) + 1 or None
+                progress.total = sum(int(v) for v in counts.values() if isinstance(v, int)) or None
                 continue
-            report.seen[record["type"]] += 1
-            outcome = await importer.apply(record)
-        except (RecordError, CorruptedDataError, ValueError, TypeError) as exc:
-            reason = str(exc) if isinstance(exc, RecordError) else f"{type(exc).__name__}: {exc}"
-            report.rejected.append({"line": lineno, "reason": reason})
+        except _RECORD_ERRORS as exc:
+            progress.advance()
+            reject(lineno, exc)
             continue
-        if outcome == "written":
-            report.written[record["type"]] += 1
-        elif outcome == "kept":
-            report.kept[record["type"]] += 1
-        elif outcome == "expired":
-            report.expired[record["type"]] += 1
+        report.seen[record["type"]] += 1
+        pending.append((lineno, record))
+        if len(pending) >= _BATCH:
+            await flush()
+    await flush()
+    report.rejected.sort(key=lambda r: r["line"])
     if report.header is not None:
         counts = report.header.get("counts") or {}
         expected = sum(v for v in counts.values() if isinstance(v, int))
