@@ -66,6 +66,9 @@ UNAVAILABLE_ERRORS: tuple[type[BaseException], ...] = (
 #: entry is set aside (a record too big to write within the deadline must not block the others forever).
 MAX_ENTRY_ATTEMPTS = 5
 
+#: Journal entries of distinct records written back at the same time.
+REPLAY_PARALLELISM = 32
+
 
 def is_unavailable(exc: BaseException) -> bool:
     """True when ``exc`` means Redis could not be reached (or did not answer within the deadline)."""
@@ -185,8 +188,16 @@ class Journal:
         if self._keys[entry.key] <= 0:
             del self._keys[entry.key]
 
-    def first(self) -> JournalEntry:
-        return self._entries[0]
+    def head(self, limit: int) -> list[JournalEntry]:
+        """The first entries, up to ``limit``, stopping before a record already among them."""
+        batch: list[JournalEntry] = []
+        seen: set[Hashable] = set()
+        for entry in self._entries:
+            if entry.key in seen or len(batch) >= limit:
+                break
+            seen.add(entry.key)
+            batch.append(entry)
+        return batch
 
     def pending(self, key: Hashable) -> bool:
         """True while an entry of ``key`` waits."""
@@ -314,23 +325,35 @@ class Resilience:
     # -- write-back ----------------------------------------------------------------
     async def replay(self) -> None:
         """Replay the journal in order; an unavailable error stops it (the rest waits), any other error
-        sets that entry aside and the replay goes on."""
+        sets that entry aside and the replay goes on.
+
+        Entries of different records at the head of the journal are replayed together (up to
+        :data:`REPLAY_PARALLELISM`); the entries of one record always one after the other, in order.
+        """
         while self.journal:
-            entry = self.journal.first()
-            try:
-                await entry.replay()
-            except UNAVAILABLE_ERRORS as exc:
-                entry.attempts += 1
-                if entry.attempts < MAX_ENTRY_ATTEMPTS:
-                    raise
-                self._set_aside(entry, exc)
-            except Exception as exc:
-                self._set_aside(entry, exc)
-            else:
-                self.written_back += 1
-            self.journal.remove(entry)
+            batch = self.journal.head(REPLAY_PARALLELISM)
+            outcomes = await asyncio.gather(*(self._replay_one(e) for e in batch))
+            stopped = next((exc for exc in outcomes if exc is not None), None)
+            if stopped is not None:
+                raise stopped
         for callback in self._drained:  # no await since the journal emptied
             callback()
+
+    async def _replay_one(self, entry: JournalEntry) -> BaseException | None:
+        """Replay one entry; returns the unavailable error that stopped it (the entry stays queued)."""
+        try:
+            await entry.replay()
+        except UNAVAILABLE_ERRORS as exc:
+            entry.attempts += 1
+            if entry.attempts < MAX_ENTRY_ATTEMPTS:
+                return exc
+            self._set_aside(entry, exc)
+        except Exception as exc:
+            self._set_aside(entry, exc)
+        else:
+            self.written_back += 1
+        self.journal.remove(entry)
+        return None
 
     def _set_aside(self, entry: JournalEntry, exc: BaseException) -> None:
         reason = f"{type(exc).__name__}: {exc}"

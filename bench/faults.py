@@ -1,0 +1,220 @@
+"""Faults: a stalled server (DEBUG SLEEP) and a killed one, with and without fallback; write-back volume.
+
+Run: ``.venv/bin/python bench/faults.py [--deadline 1.0] [--threshold 3] [--stall 6] [--sessions 1000]``
+(``--json`` for machine-readable output).
+
+Every scenario runs against its own throw-away redis-server on a loopback port (never a shared server).
+For each fault it reports: the time from the fault until the breaker opened, latency of the calls made
+during the fault (p50 / p99 / max; a steady stream of ``get_session`` + ``append_event`` from 8 tasks,
+5 ms apart),
+with fallback (``FallbackSessionService``) and without (the bare ``RedisSessionService``, whose calls
+fail), the time from the server's return until everything was written back and the breaker closed, and
+the records written back / conflicted / failed.  Then: write-back time of ``--sessions`` sessions
+created (with two events each) while the server was down.
+
+Targets (issue 10): with fallback no call waits longer than deadline x threshold; 1,000 pending
+sessions written back in under 2 s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import statistics
+import sys
+import threading
+import time
+import uuid
+from typing import Any
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from google.adk.events.event import Event  # noqa: E402
+from google.adk.events.event_actions import EventActions  # noqa: E402
+
+from adk_redis import RedisSessionService, load_settings  # noqa: E402
+from adk_redis.fallback import BreakerState, FallbackSessionService  # noqa: E402
+from tests.servers import RedisServer  # noqa: E402
+
+APP = "bench"
+
+
+def ev(**delta: Any) -> Event:
+    return Event(author="agent", invocation_id="i", actions=EventActions(state_delta=delta))
+
+
+def pct(values: list[float], p: float) -> float:
+    if not values:
+        return 0.0
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(p / 100 * len(ordered)))]
+
+
+def settings(server: RedisServer, deadline: float) -> Any:
+    return load_settings(
+        redis_url=server.url,
+        redis_operation_timeout=deadline,
+        redis_socket_timeout=5.0,  # the defaults: the deadline is what ends a stall
+        redis_connect_timeout=2.0,
+        redis_retry_attempts=3,
+    )
+
+
+def stall(server: RedisServer, seconds: float) -> threading.Thread:
+    def run() -> None:
+        with server.client(socket_timeout=seconds + 10) as c:
+            c.execute_command("DEBUG", "SLEEP", seconds)
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    time.sleep(0.05)
+    return thread
+
+
+async def fault_run(
+    kind: str, fallback: bool, deadline: float, threshold: int, duration: float
+) -> dict[str, Any]:
+    server = RedisServer(args=["--enable-debug-command", "yes", "--appendonly", "no"]).start()
+    prefix = f"bf{uuid.uuid4().hex[:6]}"
+    redis = RedisSessionService(settings=settings(server, deadline), key_prefix=prefix)
+    svc: Any = (
+        FallbackSessionService(redis, failure_threshold=threshold, health_check_interval=0.25)
+        if fallback
+        else redis
+    )
+    sessions = [await svc.create_session(app_name=APP, user_id=f"u{i}") for i in range(8)]
+    latencies: list[float] = []
+    errors = 0
+    opened_after: float | None = None
+    t_fault = time.monotonic()
+    end = t_fault + duration
+
+    async def worker(i: int) -> None:
+        nonlocal errors
+        s = sessions[i]
+        n = 0
+        while time.monotonic() < end:
+            for call in (
+                lambda: svc.get_session(app_name=APP, user_id=s.user_id, session_id=s.id),
+                lambda n=n: svc.append_event(s, ev(n=n)),
+            ):
+                t0 = time.monotonic()
+                try:
+                    await call()
+                except Exception:
+                    errors += 1
+                    if not fallback:
+                        await asyncio.sleep(0.05)  # a caller would back off
+                latencies.append(time.monotonic() - t0)
+                await asyncio.sleep(0.005)  # a steady stream: served from memory, a call never yields
+            n += 1
+
+    async def watch() -> None:
+        nonlocal opened_after
+        while time.monotonic() < end and fallback:
+            if svc.state is BreakerState.OPEN and opened_after is None:
+                opened_after = time.monotonic() - t_fault
+            await asyncio.sleep(0.005)
+
+    thread = None
+    if kind == "stall":
+        thread = stall(server, duration)
+        t_fault = time.monotonic()
+    else:
+        server.kill()
+        t_fault = time.monotonic()
+    end = t_fault + duration
+    await asyncio.gather(*(worker(i) for i in range(8)), watch())
+    if thread is not None:
+        await asyncio.to_thread(thread.join)
+    else:
+        server.start()
+    t_back = time.monotonic()
+    result: dict[str, Any] = {
+        "calls": len(latencies),
+        "errors": errors,
+        "p50_ms": round(pct(latencies, 50) * 1000, 1),
+        "p99_ms": round(pct(latencies, 99) * 1000, 1),
+        "max_ms": round(max(latencies) * 1000, 1),
+        "mean_ms": round(statistics.fmean(latencies) * 1000, 2),
+    }
+    if fallback:
+        closed = await svc.wait_closed(30)
+        stats = svc.get_redis_stats()
+        result.update(
+            breaker_open_after_s=None if opened_after is None else round(opened_after, 3),
+            write_back_s=round(time.monotonic() - t_back, 3) if closed else None,
+            written_back=stats["written_back"],
+            conflicts=stats["conflicts"],
+            failed=stats["failed"],
+            within_target=max(latencies) <= deadline * threshold + 0.05,
+        )
+    await svc.close()
+    server.stop()
+    return result
+
+
+async def write_back_volume(sessions: int, deadline: float) -> dict[str, Any]:
+    server = RedisServer(args=["--appendonly", "no"]).start()
+    prefix = f"bw{uuid.uuid4().hex[:6]}"
+    redis = RedisSessionService(settings=settings(server, deadline), key_prefix=prefix)
+    svc = FallbackSessionService(redis, failure_threshold=1, health_check_interval=3600, start_open=True)
+    server.kill()
+    for i in range(sessions):
+        s = await svc.create_session(app_name=APP, user_id=f"u{i % 50}", state={"i": i})
+        await svc.append_event(s, ev(a=i))
+        await svc.append_event(s, ev(b=i))
+    server.start()
+    t0 = time.monotonic()
+    closed = await svc.core.check()  # one health round: PING, replay the journal, close
+    took = time.monotonic() - t0
+    stats = svc.get_redis_stats()
+    check = RedisSessionService(settings=settings(server, deadline), key_prefix=prefix)
+    listed = 0
+    for u in range(50):
+        listed += len((await check.list_sessions(app_name=APP, user_id=f"u{u}")).sessions)
+    await check.close()
+    await svc.close()
+    server.stop()
+    return {
+        "pending_sessions": sessions,
+        "write_back_s": round(took, 3),
+        "closed": closed,
+        "written_back": stats["written_back"],
+        "conflicts": stats["conflicts"],
+        "failed": stats["failed"],
+        "in_redis_after": listed,
+        "within_target": took < 2.0,
+    }
+
+
+async def main_async(a: argparse.Namespace) -> dict[str, Any]:
+    out: dict[str, Any] = {"deadline_s": a.deadline, "failure_threshold": a.threshold, "fault_s": a.stall}
+    for kind in ("stall", "kill"):
+        for fallback in (True, False):
+            name = f"{kind}_{'fallback' if fallback else 'no_fallback'}"
+            out[name] = await fault_run(kind, fallback, a.deadline, a.threshold, a.stall)
+    out["write_back"] = await write_back_volume(a.sessions, a.deadline)
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--deadline", type=float, default=1.0, help="REDIS_OPERATION_TIMEOUT for the run")
+    ap.add_argument("--threshold", type=int, default=3, help="REDIS_FAILURE_THRESHOLD for the run")
+    ap.add_argument("--stall", type=float, default=6.0, help="seconds of DEBUG SLEEP / downtime")
+    ap.add_argument("--sessions", type=int, default=1000)
+    ap.add_argument("--json", action="store_true")
+    a = ap.parse_args()
+    result = asyncio.run(main_async(a))
+    if a.json:
+        print(json.dumps(result, indent=2))
+        return
+    for k, v in result.items():
+        print(f"{k:22} {v}")
+
+
+if __name__ == "__main__":
+    main()
