@@ -2,9 +2,13 @@
 
 After :func:`register`, ``--session_service_uri`` and ``--memory_service_uri``
 accept ``redis://``, ``rediss://``, ``unix://``, ``redis+cluster://``,
-``rediss+cluster://`` and ``redis+sentinel://`` URLs.  Two query parameters
-are consumed here and never reach redis-py: ``key_prefix`` (overrides
-``REDIS_KEY_PREFIX``) and, for sessions, ``session_ttl_hours``.
+``rediss+cluster://`` and ``redis+sentinel://`` URLs, checked strictly by
+:func:`adk_redis.url.parse_redis_url` (a malformed URI stops ``adk web`` /
+``adk api_server`` with one line).  Three query parameters are consumed here
+and never reach redis-py: ``key_prefix`` (overrides ``REDIS_KEY_PREFIX``) and,
+for sessions, ``session_ttl_hours`` and ``stale_policy`` (the memory factory
+accepts and ignores them, so one URI serves both).  When the server does not
+answer at start-up, one warning names the (redacted) URL.
 """
 
 from __future__ import annotations
