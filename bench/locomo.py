@@ -156,3 +156,64 @@ def summarize(per_question: Sequence[tuple[int, dict[str, float]]]) -> dict[str,
         avg["n"] = float(len(rows))
         out[name] = avg
     return out
+
+
+@dataclass
+class Result:
+    """One service's figures: :func:`summarize` output plus search latencies (ms) and ingest time (s)."""
+
+    name: str
+    summary: dict[str, dict[str, float]]
+    latencies_ms: list[float]
+    ingest_s: float
+
+    def percentile(self, q: float) -> float:
+        s = sorted(self.latencies_ms)
+        return s[min(len(s) - 1, int(round(q * (len(s) - 1))))] if s else float("nan")
+
+
+def entry_dia_id(memory: Any) -> str:
+    """The dia_id a returned MemoryEntry stands for (``custom_metadata["event_id"]``, else its id)."""
+    return str((memory.custom_metadata or {}).get("event_id") or memory.id)
+
+
+async def run(name: str, service: Any, convs: Sequence[Conversation], app: str = "locomo") -> Result:
+    """Ingest every session through ``add_session_to_memory`` and ask every question through
+    ``search_memory`` (as ADK's ``load_memory`` tool does: the question text as the query)."""
+    import time
+
+    t0 = time.perf_counter()
+    for convo in convs:
+        for session in convo.sessions:
+            await service.add_session_to_memory(session)
+    ingest = time.perf_counter() - t0
+    rows: list[tuple[int, dict[str, float]]] = []
+    lat: list[float] = []
+    for convo in convs:
+        for q in convo.questions:
+            t = time.perf_counter()
+            res = await service.search_memory(app_name=app, user_id=q.user, query=q.text)
+            lat.append((time.perf_counter() - t) * 1000)
+            rows.append((q.category, scores([entry_dia_id(m) for m in res.memories[:10]], q.evidence)))
+    return Result(name, summarize(rows), lat, ingest)
+
+
+def table(results: Sequence[Result]) -> str:
+    """Markdown: per service, overall then each category; latency on the overall row."""
+    out = [
+        "| service | questions | recall@1 | recall@5 | recall@10 | MRR@10 | search p50 ms | search p95 ms |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    order = ["overall", *CATEGORIES.values()]
+    for r in results:
+        for group in order:
+            s = r.summary.get(group)
+            if not s:
+                continue
+            label = f"**{r.name}**" if group == "overall" else f"{r.name}: {group}"
+            lat = f"{r.percentile(0.5):.2f} | {r.percentile(0.95):.2f}" if group == "overall" else " | "
+            out.append(
+                f"| {label} | {int(s['n'])} | {s['r@1']:.3f} | {s['r@5']:.3f} | {s['r@10']:.3f} "
+                f"| {s['mrr']:.3f} | {lat} |"
+            )
+    return "\n".join(out)

