@@ -15,6 +15,7 @@ import re
 import unicodedata
 from collections import Counter
 from collections.abc import Sequence
+from functools import lru_cache
 
 __all__ = [
     "CONTEXT_WEIGHT",
@@ -258,6 +259,12 @@ FIELD_WEIGHT = 2
 CONTEXT_WEIGHT = 1
 
 
+@lru_cache(maxsize=4096)
+def _cached_tokens(text: str) -> tuple[str, ...]:
+    # a turn is tokenized for itself and again as its neighbours' context
+    return tuple(tokenize(text))
+
+
 def index_terms(
     text: str,
     *,
@@ -274,7 +281,7 @@ def index_terms(
     counts: Counter[str] = Counter()
     for part, weight in [(text, OWN_WEIGHT), *((f, FIELD_WEIGHT) for f in fields),
                          *((c, CONTEXT_WEIGHT) for c in context)]:
-        for term in tokenize(part):
+        for term in _cached_tokens(part):
             counts[term] += weight
     if max_terms is None or len(counts) <= max_terms:
         return counts, 0
