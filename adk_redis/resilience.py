@@ -280,6 +280,8 @@ class Resilience:
             else:
                 self.breaker.record_success()
                 return result
+        else:
+            self.ensure_health()  # e.g. opened at start-up outside any loop: probe from this one
         if memory_fn is None:
             raise RedisUnavailableError(f"{op} needs {self.name}; it is unreachable now, retry later")
         self.fallback_operations += 1

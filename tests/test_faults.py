@@ -245,7 +245,7 @@ async def test_write_back_meets_a_stale_session_and_goes_on(server: RedisServer,
 
 
 async def test_write_back_meets_corrupted_data_and_goes_on(server: RedisServer, prefix: str) -> None:
-    interval = 0.2
+    interval = 0.5
     svc = FallbackSessionService(
         RedisSessionService(settings=settings(server), key_prefix=prefix),
         failure_threshold=1,
@@ -266,7 +266,7 @@ async def test_write_back_meets_corrupted_data_and_goes_on(server: RedisServer, 
     only = await other.create_session(app_name=APP, user_id="w")  # exists only in Redis
     t0 = time.monotonic()
     while await svc.get_session(app_name=APP, user_id="w", session_id=only.id) is None:
-        assert time.monotonic() - t0 < 2 * interval + 2 * DEADLINE + 0.5, "Redis-only session not visible"
+        assert time.monotonic() - t0 < 2 * interval, "Redis-only session not visible within two health intervals"
         await asyncio.sleep(0.02)
     stats = svc.get_redis_stats()
     assert stats["breaker_state"] == "closed" and stats["pending_write_back"] == 0
