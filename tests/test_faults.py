@@ -266,7 +266,7 @@ async def test_write_back_meets_corrupted_data_and_goes_on(server: RedisServer, 
     only = await other.create_session(app_name=APP, user_id="w")  # exists only in Redis
     t0 = time.monotonic()
     while await svc.get_session(app_name=APP, user_id="w", session_id=only.id) is None:
-        assert time.monotonic() - t0 < 2 * interval, "Redis-only session not visible within two health intervals"
+        assert time.monotonic() - t0 < 2 * interval, "Redis-only session not visible in two health intervals"
         await asyncio.sleep(0.02)
     stats = svc.get_redis_stats()
     assert stats["breaker_state"] == "closed" and stats["pending_write_back"] == 0
