@@ -251,21 +251,37 @@ def main(argv: Sequence[str] | None = None, *, client: Any = None) -> int:
         result = asyncio.run(_run(args, client))
     except CliError as exc:
         if args.json:
-            print(json.dumps({"error": str(exc), "exit_code": exc.code}))
+            with contextlib.suppress(BrokenPipeError):
+                print(json.dumps({"error": str(exc), "exit_code": exc.code}))
         print(f"adk-redis: error: {exc}", file=sys.stderr)
         return exc.code
     except KeyboardInterrupt:
         print("adk-redis: interrupted", file=sys.stderr)
         return 130
+    finally:
+        _quiet_closed_stdout()
     # export without --output owns stdout (the records): its summary goes to stderr.
     to_stdout = args.command == "export" and getattr(args, "output", None) in (None, "-")
     stream = sys.stderr if to_stdout else sys.stdout
-    if args.json:
-        print(json.dumps(result.data, indent=2, sort_keys=True, default=str), file=stream)
-    else:
-        for line in result.lines:
-            print(line, file=stream)
+    try:
+        if args.json:
+            print(json.dumps(result.data, indent=2, sort_keys=True, default=str), file=stream)
+        else:
+            for line in result.lines:
+                print(line, file=stream)
+    except BrokenPipeError:  # `adk-redis sessions list ... | head`
+        _quiet_closed_stdout()
     return result.code
+
+
+def _quiet_closed_stdout() -> None:
+    """After ``adk-redis export | head``: no "Exception ignored ... BrokenPipeError" at interpreter exit."""
+    try:
+        sys.stdout.flush()
+    except BrokenPipeError:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        with contextlib.suppress(OSError, ValueError):
+            os.dup2(devnull, sys.stdout.fileno())
 
 
 if __name__ == "__main__":

@@ -205,3 +205,34 @@ def test_progress_bar_lines_and_silence() -> None:
     slow.advance(5)
     slow.finish()
     assert quiet.getvalue() == ""
+
+
+def test_export_into_a_closed_pipe(redis_url: str, prefix: str) -> None:
+    """``adk-redis export | head -1``: the reader goes away; no traceback, exit code 5 (file)."""
+    import asyncio
+
+    from adk_redis import RedisSessionService
+
+    async def seed() -> None:
+        svc = RedisSessionService(redis_url, key_prefix=prefix)
+        try:
+            for i in range(300):
+                await svc.create_session(
+                    app_name="a", user_id="u", session_id=f"s{i}", state={"pad": "x" * 500}
+                )
+        finally:
+            await svc.close()
+
+    asyncio.run(seed())
+    try:
+        cmd = f"'{ADK_REDIS}' --url '{redis_url}' --prefix {prefix} export | head -c 100 > /dev/null"
+        proc = subprocess.run(
+            ["bash", "-o", "pipefail", "-c", cmd], capture_output=True, text=True, timeout=120
+        )
+        assert "Traceback" not in proc.stderr and "Exception ignored" not in proc.stderr, proc.stderr
+        assert proc.returncode == 5 and "stdout was closed" in proc.stderr
+    finally:
+        with redis.Redis.from_url(redis_url) as r:
+            keys = list(r.scan_iter(match=f"{prefix}:*"))
+            if keys:
+                r.delete(*keys)

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import argparse
-from typing import Any
+from typing import IO, Any
 
 from ..memory_service import RedisMemoryService
 from ..session_service import RedisSessionService
 from .common import (
     EXIT_DATA,
+    EXIT_FILE,
     EXIT_OK,
     EXIT_PROBLEM,
     CliError,
@@ -39,20 +40,34 @@ def _counts(counts: dict[str, int]) -> str:
     return ", ".join(plural(int(counts.get(t, 0)), _NAMES[t][0]) for t in shown)
 
 
+class _Output:
+    """The export's output: a write that fails (disk full, closed pipe) is a file error (exit 5)."""
+
+    def __init__(self, stream: IO[str], name: str) -> None:
+        self.stream, self.name = stream, name
+
+    def write(self, data: str) -> int:
+        try:
+            return self.stream.write(data)
+        except BrokenPipeError:
+            raise CliError(f"{self.name} was closed before the export ended", EXIT_FILE) from None
+        except OSError as exc:
+            raise CliError(f"cannot write {self.name}: {exc.strerror or exc}", EXIT_FILE) from None
+
+
 async def cmd_export(svc: RedisSessionService, args: argparse.Namespace) -> Result:
     mem = RedisMemoryService(client=svc.client, settings=svc.settings)
     scope = Scope(app=args.app, user=args.user)
-    out = open_output(args.output)
+    stream = open_output(args.output)
+    out: Any = _Output(stream, args.output if args.output not in (None, "-") else "stdout")
     progress = Progress("export", enabled=not args.json)
     try:
         header = await export_backup(
             svc, mem, out, scope=scope, vectors=not args.no_vectors, progress=progress
         )
     finally:
-        if out is not None and args.output not in (None, "-"):
-            out.close()
-        else:
-            out.flush()
+        if args.output not in (None, "-"):
+            stream.close()
     where = f" to {args.output}" if args.output not in (None, "-") else ""
     lines = [f"exported {_counts(header['counts'])} from prefix {svc.keys.prefix!r}{where}"]
     lines += [f"error: {e}" for e in header["errors"]]
