@@ -281,3 +281,26 @@ def test_import_rejects_with_line_numbers_and_never_tracebacks(
     assert [r["line"] for r in result["rejected"]] == [3, 4]
     assert "not JSON" in result["rejected"][0]["reason"]
     assert "not a 'user_context' key" in result["rejected"][1]["reason"]
+
+
+def test_vector_sets_round_trip_on_redis8(
+    redis8_url: str, prefix: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """On Redis 8 the vectors live in vector sets: exported with VEMB, re-added with VADD, same results."""
+    asyncio.run(_populate(redis8_url, prefix))
+    copy = prefix + "c"
+    try:
+        before = asyncio.run(_searches(redis8_url, prefix))
+        dump = tmp_path / "v.jsonl"
+        assert _cli(capsys, "--url", redis8_url, "--prefix", prefix, "export", "-o", str(dump))[0] == 0
+        _, records = _records(dump)
+        docs = [json.loads(r) for r in records if json.loads(r)["type"] == "memory_doc"]
+        assert docs and all(d["vector"] for d in docs if d["index"] == "user")
+        code, out, err = _cli(capsys, "--url", redis8_url, "--prefix", copy, "import", "-i", str(dump))
+        assert code == 0, out + err
+        with redis.Redis.from_url(redis8_url) as r:
+            assert r.execute_command("VCARD", f"{copy}:memory:index:user:{{{APP}:ann}}:vset") > 0
+        assert asyncio.run(_searches(redis8_url, copy)) == before  # same ids, same order
+    finally:
+        _drop(redis8_url, prefix)
+        _drop(redis8_url, copy)
