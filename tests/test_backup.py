@@ -304,3 +304,29 @@ def test_vector_sets_round_trip_on_redis8(
     finally:
         _drop(redis8_url, prefix)
         _drop(redis8_url, copy)
+
+
+def test_round_trip_on_redis62(
+    redis62_url: str, prefix: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The oldest server we support (no PEXPIRETIME: expiries from PTTL): same searches after a restore."""
+    ids = asyncio.run(_populate(redis62_url, prefix))
+    copy = prefix + "c"
+    try:
+        before = asyncio.run(_searches(redis62_url, prefix))
+        dump = tmp_path / "old.jsonl"
+        assert _cli(capsys, "--url", redis62_url, "--prefix", prefix, "export", "-o", str(dump))[0] == 0
+        header, _ = _records(dump)
+        code, out, err = _cli(
+            capsys, "--url", redis62_url, "--prefix", copy, "--json", "import", "-i", str(dump)
+        )
+        assert code == 0, out + err
+        assert sum(json.loads(out)["written"].values()) == sum(header["counts"].values())
+        assert asyncio.run(_searches(redis62_url, copy)) == before
+        again = tmp_path / "again.jsonl"
+        assert _cli(capsys, "--url", redis62_url, "--prefix", copy, "export", "-o", str(again))[0] == 0
+        assert _records(again)[0]["counts"] == header["counts"]
+        assert ids["forgotten"] not in before["bm25/ann/birthday"]
+    finally:
+        _drop(redis62_url, prefix)
+        _drop(redis62_url, copy)
