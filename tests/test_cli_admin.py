@@ -27,10 +27,12 @@ async def _seed_dangling(svc: RedisSessionService) -> dict[str, str]:
         await svc.client.delete(sk.meta, sk.events, sk.times)  # what an expiry leaves behind
 
     mem = RedisMemoryService(client=svc.client, settings=svc.settings)
-    entry = MemoryEntry(content=types.Content(parts=[types.Part(text="tea with lemon")]), id="m1")
-    await mem.add_memory(app_name="app", user_id="ann", memories=[entry], custom_metadata={"ttl_hours": 1e-6})
+    # The long-lived memory first: the index keys then carry its TTL, and the short-lived document
+    # expires by its score alone (added first, its 3.6 ms key TTL could drop the whole index).
     keep = MemoryEntry(content=types.Content(parts=[types.Part(text="green tea")]), id="m2")
     await mem.add_memory(app_name="app", user_id="ann", memories=[keep])
+    entry = MemoryEntry(content=types.Content(parts=[types.Part(text="tea with lemon")]), id="m1")
+    await mem.add_memory(app_name="app", user_id="ann", memories=[entry], custom_metadata={"ttl_hours": 1e-6})
     hist = mem.cross_session("app")
     await hist.record_session("ann", "old")
     hk = svc.keys.history("app", "ann")
