@@ -34,10 +34,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from redis.exceptions import ResponseError
+from redis.exceptions import OutOfMemoryError, ResponseError
 
 from .codec import text
-from .errors import server_error
+from .errors import RedisOutOfMemoryError, server_error
 from .keys import MemoryIndexKeys, escape
 from .tokenizer import index_terms, query_terms
 from .vector_index import QUANTIZATIONS, vector_sets_supported
@@ -296,6 +296,16 @@ return 1
 """
 
 
+def write_error(exc: ResponseError, where: str) -> Exception:
+    """The typed error of a failed index write (:func:`adk_redis.errors.server_error`; redis-py
+    reports OOM as its own ``OutOfMemoryError`` without the ``OOM`` code)."""
+    if isinstance(exc, OutOfMemoryError):
+        return RedisOutOfMemoryError(
+            f"{where}: Redis is out of memory (maxmemory reached, nothing was written): {str(exc)[:160]}"
+        )
+    return server_error(exc, where)
+
+
 def now_ms() -> int:
     return int(time.time() * 1000)
 
@@ -405,7 +415,7 @@ class SearchIndex:
         try:
             return int(await self._put(keys=keys, args=args)) == 1
         except ResponseError as exc:
-            raise server_error(exc, f"indexing memory {doc_id!r}") from exc
+            raise write_error(exc, f"indexing memory {doc_id!r}") from exc
 
     async def vector_sets(self, ik: MemoryIndexKeys) -> bool:
         """True if vectors are kept in Redis 8 vector sets on this client's server (cached)."""

@@ -43,9 +43,9 @@ from .config import RedisSettings, load_settings
 from .connection import create_client, is_cluster
 from .cross_session import CrossSessionMemory, ttl_ms
 from .embeddings import Embedder, pack, rrf
-from .errors import CorruptedDataError, server_error
+from .errors import CorruptedDataError
 from .keys import KeySchema, MemoryIndexKeys, escape, unescape
-from .memory_search import Hit, SearchIndex, now_ms
+from .memory_search import Hit, SearchIndex, now_ms, write_error
 from .tokenizer import query_terms
 from .vector_index import rank
 
@@ -256,10 +256,10 @@ class RedisMemoryService(BaseMemoryService):
         try:
             replies = await pipe.execute(raise_on_error=False)
         except ResponseError as exc:
-            raise server_error(exc, f"indexing {len(docs)} memories") from exc
+            raise write_error(exc, f"indexing {len(docs)} memories") from exc
         for reply in replies:
             if isinstance(reply, ResponseError):
-                raise server_error(reply, f"indexing {len(docs)} memories") from reply
+                raise write_error(reply, f"indexing {len(docs)} memories") from reply
         return [int(r) == 1 for r in replies]
 
     async def _stored_events(self, session: Session) -> list[Event] | None:
