@@ -80,13 +80,17 @@ def probe(checked: RedisURL, timeout: float = 1.0) -> str | None:
     a sentinel URL its first sentinel.
     """
     import redis
+    from redis.backoff import NoBackoff
+    from redis.retry import Retry
 
     url = checked.client_url.replace("+cluster", "", 1)
     if checked.scheme == "redis+sentinel":
         host, port = checked.hosts[0]
         url = f"redis://{host}:{port}"
     try:
-        client = redis.Redis.from_url(url, socket_connect_timeout=timeout, socket_timeout=timeout)
+        client = redis.Redis.from_url(
+            url, socket_connect_timeout=timeout, socket_timeout=timeout, retry=Retry(NoBackoff(), 0)
+        )
     except (ValueError, TypeError) as exc:  # pragma: no cover - the URL was checked above
         return str(exc)
     try:
