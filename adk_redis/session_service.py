@@ -522,7 +522,6 @@ class RedisSessionService(BaseSessionService):
         """
         payloads, meta_raw, user_raw, app_raw = missed
         where = f"session {session.id!r} of app {session.app_name!r}"
-        known = {e.id for e in session.events}
         for payload in payloads:
             if payload is None:
                 logger.warning("%s: a missed event record is missing", where)
@@ -532,10 +531,9 @@ class RedisSessionService(BaseSessionService):
             except CorruptedDataError as exc:
                 logger.warning("Not adding an undecodable missed event: %s", exc)
                 continue
-            if own is not None and other.id == own.id:
-                other = own
-            if other.id not in known:
-                session.events.append(other)
+            # Events after the object's marker are never in it already; ``own`` (a retry of
+            # an append whose reply was lost) is kept as the caller's object.
+            session.events.append(own if own is not None and other.id == own.id else other)
         if self._cluster:  # app state lives in another slot: keep the object's app: values
             app_state = {
                 k[len(State.APP_PREFIX) :]: v

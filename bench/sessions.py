@@ -1,6 +1,7 @@
 """Session-service latency benchmark: adk_redis vs ADK's own services and the bare Redis round trip.
 
 Run: ``.venv/bin/python bench/sessions.py [--url redis://127.0.0.1:6379/0] [--iterations N] [--json]``
+(then the concurrent-writers scenario of ``bench/concurrency.py``; ``--no-concurrency`` skips it)
 
 Every service runs the same workload in one process against the same Redis;
 only the awaited service call is timed.  Keys live under a unique prefix and
@@ -423,9 +424,20 @@ def main() -> None:
     parser.add_argument(
         "--json", action="store_true", help="print the JSON report on stdout (the table goes to stderr)"
     )
+    parser.add_argument("--no-concurrency", action="store_true", help="skip the concurrent-writers scenario")
+    parser.add_argument("--concurrency-deadline", type=float, default=60.0, help="seconds per service")
     args = parser.parse_args()
     report = asyncio.run(main_async(args))
+    if not args.no_concurrency:  # issue 9: concurrent writers on one session (bench/concurrency.py)
+        import concurrency
+
+        kinds = [k for k in concurrency.KINDS if k.startswith("ours_") or k in args.services.split(",")]
+        report["concurrency"] = asyncio.run(
+            concurrency.run(args.url, kinds, args.iterations, args.concurrency_deadline)
+        )
     table = markdown(report)
+    if "concurrency" in report:
+        table += "\n\n" + concurrency.markdown(report["concurrency"])
     lines = [table, ""]
     for v in report["verdicts"]:
         extra = f"; {v['vs_interleaved']} against interleaved round trips" if "vs_interleaved" in v else ""
