@@ -32,6 +32,7 @@ from .admin.errors import classify
 from .config import load_settings
 from .errors import ConfigurationError
 from .session_service import RedisSessionService
+from .url import parse_redis_url
 from .url import redact_url as redact
 
 __all__ = [
@@ -190,8 +191,18 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _settings_and_service(args: argparse.Namespace, client: Any) -> tuple[str, RedisSessionService]:
     url = args.url or os.environ.get("REDIS_URL") or load_settings().redis_url
-    settings = load_settings(redis_url=url, redis_key_prefix=args.prefix)
-    return url, RedisSessionService(url, settings=settings, client=client)
+    # The same URI as adk web's service URIs works here: ?key_prefix= (unless --prefix is given),
+    # ?session_ttl_hours= and ?stale_policy= become settings; redis-py gets the rest.
+    checked = parse_redis_url(url)
+    ours = checked.ours
+    ttl = ours.get("session_ttl_hours")
+    settings = load_settings(
+        redis_url=checked.client_url,
+        redis_key_prefix=args.prefix or ours.get("key_prefix"),
+        session_ttl_hours=ttl if ttl and ttl.strip().lower() not in ("none", "0") else None,
+        session_stale_policy=ours.get("stale_policy"),
+    )
+    return url, RedisSessionService(checked.client_url, settings=settings, client=client)
 
 
 async def _dispatch(svc: RedisSessionService, args: argparse.Namespace, url: str) -> Result:

@@ -236,3 +236,44 @@ def test_export_into_a_closed_pipe(redis_url: str, prefix: str) -> None:
             keys = list(r.scan_iter(match=f"{prefix}:*"))
             if keys:
                 r.delete(*keys)
+
+
+def test_the_service_uri_works_with_the_cli(
+    redis_url: str, prefix: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``--url`` takes the same URI as ``adk web``: ?key_prefix= picks the prefix (unless --prefix)."""
+    import asyncio
+
+    from adk_redis import RedisSessionService
+
+    async def seed() -> None:
+        svc = RedisSessionService(redis_url, key_prefix=prefix)
+        try:
+            await svc.create_session(app_name="a", user_id="u", session_id="s1")
+        finally:
+            await svc.close()
+
+    asyncio.run(seed())
+    sep = "&" if "?" in redis_url else "?"
+    try:
+        code, out, _ = _run(
+            capsys, "--url", f"{redis_url}{sep}key_prefix={prefix}", "sessions", "list", "--app", "a"
+        )
+        assert code == 0 and out.startswith("1 session in app 'a'") and "s1" in out
+        code, out, _ = _run(
+            capsys,
+            "--url",
+            f"{redis_url}{sep}key_prefix={prefix}",
+            "--prefix",
+            prefix + "x",
+            "sessions",
+            "list",
+            "--app",
+            "a",
+        )
+        assert code == 0 and out.startswith("0 sessions")
+    finally:
+        with redis.Redis.from_url(redis_url) as r:
+            keys = list(r.scan_iter(match=f"{prefix}:*"))
+            if keys:
+                r.delete(*keys)
