@@ -55,6 +55,7 @@ from .resilience import (
     reachable,
 )
 from .session_service import RedisSessionService
+from .url import redact_url
 
 __all__ = [
     "UNAVAILABLE_ERRORS",
@@ -73,6 +74,7 @@ logger = logging.getLogger("adk_redis.fallback")
 T = TypeVar("T")
 _Key = tuple[str, str, str]
 _SCOPED = (State.APP_PREFIX, State.USER_PREFIX, State.TEMP_PREFIX)
+_HANDED_OVER_KEPT = 10_000  # written-back sessions whose callers' objects can still be caught up
 
 
 @dataclass
@@ -87,6 +89,21 @@ class WriteBackConflict:
     memory_session: Session = field(repr=False)
     event: Event | None = field(default=None, repr=False)
     keys: tuple[str, ...] = ()
+
+
+def _catch_up(session: Session, last_event_id: str | None, stored: Session) -> None:
+    """Bring a caller's session object that memory served up to Redis after the write-back.
+
+    The object (marker None since memory took it over) continues where memory's copy ended; it becomes
+    the Redis copy as of the hand-over (other writers' events included, conflicting events of the outage
+    excluded), with the Redis revision marker, so the next append is checked like any other."""
+    if (session.events[-1].id if session.events else None) != last_event_id:
+        return  # not the object memory's copy was built from: ADK's last-event check decides
+    temp = {k: v for k, v in session.state.items() if k.startswith(State.TEMP_PREFIX)}
+    session.events[:] = [e.model_copy(deep=True) for e in stored.events]
+    session.state = {**stored.state, **temp}
+    session.last_update_time = stored.last_update_time
+    session._storage_update_marker = stored._storage_update_marker
 
 
 def _delta_keys(event: Event) -> set[str]:
@@ -191,6 +208,8 @@ class FallbackSessionService(_Fallback, BaseSessionService):
         self._created_state: dict[_Key, dict[str, Any]] = {}
         self._base: dict[_Key, str | None] = {}
         """Redis revision marker of the session object memory took over (None: created in memory)."""
+        self._handed_over: dict[_Key, tuple[str | None, Session]] = {}
+        """Written-back sessions: memory copy's last event id, Redis copy right after the write-back."""
         self.conflicts: list[WriteBackConflict] = []
         self._init_core(failure_threshold, health_check_interval, start_open)
 
@@ -360,6 +379,9 @@ class FallbackSessionService(_Fallback, BaseSessionService):
         if event.partial:
             return event
         key = (session.app_name, session.user_id, session.id)
+        handed = self._handed_over.pop(key, None)
+        if handed is not None and session._storage_update_marker is None and not self._local(key):
+            _catch_up(session, *handed)
 
         async def in_memory() -> Event:
             self._import(session)
@@ -415,6 +437,9 @@ class FallbackSessionService(_Fallback, BaseSessionService):
                 # No await between this check and the hand-over: atomic w.r.t. the loop.
                 self.memory.sessions[app][user].pop(sid, None)
                 self._forget(key)
+                self._handed_over[key] = (events[-1].id if events else None, red)
+                if len(self._handed_over) > _HANDED_OVER_KEPT:  # objects never used again: forget
+                    self._handed_over.pop(next(iter(self._handed_over)))
                 return
 
     @staticmethod
@@ -460,6 +485,7 @@ class FallbackSessionService(_Fallback, BaseSessionService):
     def _forget(self, key: _Key) -> None:
         self._created_state.pop(key, None)
         self._base.pop(key, None)
+        self._handed_over.pop(key, None)
 
     def get_redis_stats(self) -> dict[str, Any]:
         """Breaker state, failures, retries, pool usage and write-back counters."""
@@ -670,7 +696,7 @@ async def _build(
         "failure_threshold": kw.pop("failure_threshold", settings.redis_failure_threshold),
         "health_check_interval": kw.pop("health_check_interval", settings.redis_health_check_interval),
     }
-    where = _redact(kw.get("uri") or settings.redis_url)
+    where = redact_url(kw.get("uri") or settings.redis_url)
     service = redis_cls(settings=settings, **kw)
     ok = await reachable(service.ping)  # bounded by the client's operation deadline
     if settings.redis_fallback_to_memory:
@@ -699,11 +725,6 @@ async def create_session_service(settings: RedisSettings | None = None, **kw: An
         settings, kw, RedisSessionService, FallbackSessionService, InMemorySessionService
     )
     return service
-
-
-def _redact(url: str) -> str:
-    scheme, sep, rest = url.partition("://")
-    return f"{scheme}{sep}{rest.rpartition('@')[2]}"
 
 
 async def create_memory_service(settings: RedisSettings | None = None, **kw: Any) -> BaseMemoryService:

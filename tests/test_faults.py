@@ -320,6 +320,11 @@ async def test_write_back_merges_on_top_of_other_writers(server: RedisServer, pr
         (outage[1].id, ("user:lang",))
     ]
     assert svc.state is BreakerState.CLOSED and svc.get_redis_stats()["written_back"] == 1
+    # The caller's object memory served is caught up to Redis and keeps appending (reject policy).
+    await svc.append_event(s, ev(e=5))
+    final = await other.get_session(app_name=APP, user_id="u", session_id=s.id)
+    assert final is not None and [e.id for e in s.events] == [e.id for e in final.events]
+    assert s.state == final.state and final.state["e"] == 5
     await other.close()
     await svc.close()
 
