@@ -41,9 +41,9 @@ from google.adk.sessions.session import Session
 from google.adk.sessions.state import State
 from pydantic import ValidationError
 
-from . import codec
-from .codec import text
-from .session_service import RedisSessionService
+from .. import codec
+from ..codec import text
+from ..session_service import RedisSessionService
 
 ADK_REDIS_DEFAULT_PREFIX = "adk:session:"
 

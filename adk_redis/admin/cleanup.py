@@ -1,13 +1,13 @@
-"""``adk-redis cleanup``: prune index entries of gone sessions and expired memory (adk_redis.maintenance)."""
+"""``adk-redis cleanup``: prune dead index entries and expired memory (the passes: admin.maintenance)."""
 
 from __future__ import annotations
 
 import argparse
 
-from ..maintenance import cleanup
 from ..memory_service import RedisMemoryService
 from ..session_service import RedisSessionService
 from .common import Progress, Result, plural
+from .maintenance import cleanup
 
 
 async def cmd_cleanup(svc: RedisSessionService, args: argparse.Namespace) -> Result:

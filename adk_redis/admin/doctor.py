@@ -15,12 +15,12 @@ from urllib.parse import urlsplit
 from redis.exceptions import AuthenticationError, ResponseError
 
 from ..codec import text
-from ..maintenance import check_sessions, cleanup
 from ..memory_service import RedisMemoryService
 from ..session_service import RedisSessionService
 from ..url import redact_url as redact
 from .common import EXIT_OK, EXIT_PERMISSION, EXIT_PROBLEM, Result, plural, server_info
 from .errors import classify
+from .maintenance import check_sessions, cleanup
 
 
 async def cmd_doctor(svc: RedisSessionService, args: argparse.Namespace, url: str) -> Result:

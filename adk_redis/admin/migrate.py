@@ -1,4 +1,4 @@
-"""``adk-redis migrate`` and ``import --from``: ADK's own stores into adk_redis (see adk_redis.migrate)."""
+"""``adk-redis migrate`` and ``import --from``: ADK's own stores into adk_redis (work: admin.adk_stores)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from .common import EXIT_DATA, EXIT_FILE, EXIT_OK, EXIT_PROBLEM, CliError, Progr
 async def cmd_import_from(svc: RedisSessionService, args: argparse.Namespace) -> Result:
     """``import --from``: ADK's SQL session databases or ADK's Redis integration."""
     from ..connection import create_client
-    from ..migrate import adk_redis_records, import_sessions, sql_records
+    from .adk_stores import adk_redis_records, import_sessions, sql_records
 
     url: str = args.source
     scheme = urlsplit(url).scheme
@@ -60,7 +60,7 @@ async def cmd_import_from(svc: RedisSessionService, args: argparse.Namespace) ->
 
 
 async def cmd_migrate(svc: RedisSessionService, args: argparse.Namespace) -> Result:
-    from ..migrate import migrate_adk_redis
+    from .adk_stores import migrate_adk_redis
 
     if args.limit is not None and args.limit < 1:
         raise CliError("--limit must be positive")

@@ -160,7 +160,7 @@ async def cmd_sessions_delete(svc: RedisSessionService, args: argparse.Namespace
 
 
 async def cmd_bench(svc: RedisSessionService, args: argparse.Namespace) -> Result:
-    from ..quickbench import quick_bench
+    from .quickbench import quick_bench
 
     data = await quick_bench(svc, iterations=args.iterations)
     lines = [
