@@ -87,3 +87,15 @@ def test_embedders_importable_without_their_libraries() -> None:
         "assert 'sentence_transformers' not in [m for m in sys.modules if sys.modules[m] is not None]"
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
+
+
+def test_the_dev_install_puts_no_redis_binaries_on_the_path() -> None:
+    """The Redis 6.2 of the compatibility tests comes from a cache directory, not the environment's bin."""
+    from tests.servers import redis62_binary
+
+    bin_dir = Path(sys.prefix) / "bin"
+    assert not (bin_dir / "redis-server").exists() and not (bin_dir / "redis-cli").exists()
+    binary = Path(redis62_binary())
+    assert bin_dir not in binary.parents
+    version = subprocess.run([str(binary), "--version"], capture_output=True, text=True, timeout=30).stdout
+    assert "v=6.2." in version
