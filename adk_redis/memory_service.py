@@ -21,6 +21,7 @@ the cosine ranking is computed client-side (see :mod:`adk_redis.vector_index`).
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import logging
@@ -42,7 +43,7 @@ from .codec import text
 from .config import RedisSettings, load_settings
 from .connection import create_client, is_cluster
 from .cross_session import CrossSessionMemory, ttl_ms
-from .embeddings import Embedder, pack, rrf
+from .embeddings import Embedder, QueryVectors, fuse, pack
 from .errors import CorruptedDataError
 from .keys import KeySchema, MemoryIndexKeys, escape, unescape
 from .memory_search import Hit, SearchIndex, now_ms, write_error
@@ -57,6 +58,9 @@ logger = logging.getLogger("adk_redis.memory")
 
 _UNKNOWN_SESSION_ID = "__unknown_session_id__"
 _HYBRID_POOL = 50
+# Hybrid score fusion: (1 - w) * BM25 / max BM25 + w * cosine, w chosen on LoCoMo's development half
+# with all-MiniLM-L6-v2 (README, memory benchmark).
+HYBRID_WEIGHT = 0.3
 
 
 _MONTHS = (
@@ -73,6 +77,7 @@ class _Doc(NamedTuple):
     payload: str
     fields: tuple[str, ...] = ()
     context: tuple[str, ...] = ()
+    vector_text: str = ""  # what is embedded (default: body)
 
 
 def _fields(author: str | None, ts: float | None) -> tuple[str, ...]:
@@ -169,6 +174,7 @@ class RedisMemoryService(BaseMemoryService):
       search_limit: maximum memories returned by :meth:`search_memory`.
       agents_dir: accepted and ignored (ADK's service registry passes it).
       embedder: optional :class:`~adk_redis.embeddings.Embedder` for hybrid search.
+      hybrid_weight: weight of the cosine in hybrid score fusion (BM25 gets ``1 - hybrid_weight``).
       vector_quantization: ``Q8`` (default), ``NOQUANT`` or ``BIN`` for Redis 8 vector sets
         (fixed when a vector set is created).
       read_stored_sessions: :meth:`add_session_to_memory` reads the session's events as stored by
@@ -188,11 +194,14 @@ class RedisMemoryService(BaseMemoryService):
         embedder: Embedder | None = None,
         vector_quantization: str = "Q8",
         read_stored_sessions: bool = True,
+        hybrid_weight: float = HYBRID_WEIGHT,
         **_ignored: Any,
     ) -> None:
         del agents_dir
         if search_limit <= 0:
             raise ValueError("search_limit must be positive")
+        if not 0.0 <= hybrid_weight <= 1.0:
+            raise ValueError("hybrid_weight must be within [0, 1]")
         if settings is not None:
             if key_prefix is not None:
                 settings = settings.model_copy(update={"redis_key_prefix": key_prefix})
@@ -205,6 +214,8 @@ class RedisMemoryService(BaseMemoryService):
         self._cluster = is_cluster(self.client)
         self.search_limit = search_limit
         self.embedder = embedder
+        self.hybrid_weight = hybrid_weight
+        self._queries = QueryVectors(embedder) if embedder is not None else None
         self.index = SearchIndex(
             self.client,
             quantization=vector_quantization,
@@ -238,7 +249,7 @@ class RedisMemoryService(BaseMemoryService):
             return []
         vectors: list[bytes] = [b""] * len(docs)
         if self.embedder is not None and mode != "refresh":
-            vectors = [pack(v) for v in await self.embedder.embed([d.body for d in docs])]
+            vectors = [pack(v) for v in await self.embedder.embed([d.vector_text or d.body for d in docs])]
         kw: dict[str, Any] = {"ttl_ms": ttl, "skip_existing": mode == "skip", "refresh": mode == "refresh"}
         if self._cluster:  # redis-py's cluster pipeline refuses EVALSHA; one slot, so in order
             return [
@@ -339,7 +350,14 @@ class RedisMemoryService(BaseMemoryService):
                 turns[m][1] for m in (n - 1, n + 1)
                 if 0 <= m < len(turns) and turns[m][0].author != event.author
             )
-            docs.append(_Doc(doc_id, body, payload, _fields(event.author, event.timestamp), context))
+            # embedded: the turn with its speaker, after the other party's previous turn
+            prev = turns[n - 1] if n and turns[n - 1][0].author != event.author else None
+            vector_text = f"{event.author}: {body}" if event.author else body
+            if prev is not None:
+                vector_text = f"{prev[0].author}: {prev[1]}\n{vector_text}"
+            docs.append(
+                _Doc(doc_id, body, payload, _fields(event.author, event.timestamp), context, vector_text)
+            )
         ttl = _ttl_override(custom_metadata, self.settings.history_ttl_hours)
         ik = self.keys.user_memory_index(app_name, str(user_id))
         stored = await self._put_many(ik, docs, ttl, mode="skip")
@@ -440,19 +458,37 @@ class RedisMemoryService(BaseMemoryService):
         hits.sort(key=lambda h: (-h.score, h.doc_id))
         return hits[:limit]
 
-    async def _vector_ranking(self, app_name: str, user_id: str, query: str, limit: int) -> list[Hit]:
-        """Cosine ranking over the user's and the app's vectors (VSIM on Redis 8, else client side)."""
-        assert self.embedder is not None
-        qv = (await self.embedder.embed([query]))[0]
+    async def _hybrid(self, app_name: str, user_id: str, query: str, terms: list[str]) -> list[Hit]:
+        """BM25 and cosine rankings (VSIM on Redis 8, else client side), score-fused (:func:`fuse`)."""
+        assert self._queries is not None
+        pool = max(_HYBRID_POOL, self.search_limit)
+        vector = asyncio.ensure_future(self._queries.get(query))  # embeds while BM25 runs
+        try:
+            lexical = await self._bm25(app_name, user_id, terms, pool) if terms else []
+        except BaseException:
+            vector.cancel()
+            raise
+        qv = await vector
         specs = [self.keys.user_memory_index(app_name, user_id), self.keys.knowledge_index(app_name)]
         vsets = await self.index.vector_sets(specs[0])
-        ranked = await rank(self.client, specs, qv, limit * 2, vector_sets=vsets)
-        top = [(score, n, doc, specs[n - 1]) for score, n, doc in ranked]
-        if not top:
-            return []
-        payloads = await self._alive_payloads(top)
-        hits = [Hit(n, doc, score, p) for (score, n, doc, _), p in zip(top, payloads) if p]
-        return hits[:limit]
+        ranked = await rank(self.client, specs, qv, pool, vector_sets=vsets)
+        by_key = {(h.index, h.doc_id): h for h in lexical}
+        fused = fuse(
+            [((h.index, h.doc_id), h.score) for h in lexical],
+            [((n, doc), score) for score, n, doc in ranked],
+            self.hybrid_weight,
+        )
+        # documents only the vectors found: their JSON, if still alive (expiry is not in the vectors)
+        head = fused[: self.search_limit + 10]
+        missing = [(0.0, n, doc, specs[n - 1]) for (n, doc), _ in head if (n, doc) not in by_key]
+        if missing:
+            for (_, n, doc, _), payload in zip(missing, await self._alive_payloads(missing)):
+                if payload:
+                    by_key[(n, doc)] = Hit(n, doc, 0.0, payload)
+        hits = [
+            Hit(key[0], key[1], score, by_key[key].payload) for key, score in head if key in by_key
+        ]
+        return hits[: self.search_limit]
 
     async def _alive_payloads(self, items: list[tuple[float, int, str, MemoryIndexKeys]]) -> list[str]:
         pipe = self.client.pipeline(transaction=False)
@@ -479,18 +515,7 @@ class RedisMemoryService(BaseMemoryService):
         else:
             if not (query or "").strip():
                 return SearchMemoryResponse()
-            pool = max(_HYBRID_POOL, self.search_limit)
-            lexical = await self._bm25(app_name, uid, terms, pool) if terms else []
-            semantic = await self._vector_ranking(app_name, uid, query, pool)
-            by_id = {(h.index, h.doc_id): h for h in semantic}
-            by_id.update({(h.index, h.doc_id): h for h in lexical})
-            fused = rrf([
-                [f"{h.index}|{h.doc_id}" for h in lexical], [f"{h.index}|{h.doc_id}" for h in semantic]
-            ])
-            hits = []
-            for key in fused[: self.search_limit]:
-                n, _, doc = key.partition("|")
-                hits.append(by_id[(int(n), doc)])
+            hits = await self._hybrid(app_name, uid, query, terms)
         memories: list[MemoryEntry] = []
         for hit in hits:
             try:

