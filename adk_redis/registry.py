@@ -98,7 +98,9 @@ def probe(checked: RedisURL, timeout: float = 1.0) -> str | None:
     except redis.exceptions.ResponseError as exc:
         if "NOAUTH" in str(exc) or "WRONGPASS" in str(exc):
             return f"authentication failed ({exc})"
-        return None  # it answered (e.g. PING not allowed for this ACL user)
+        if "NOPERM" in str(exc):
+            return None  # it answered; this ACL user may just not PING
+        return f"it answered with an error: {exc}"  # e.g. a database number it does not have
     except (redis.exceptions.RedisError, OSError) as exc:
         return str(exc) or type(exc).__name__
     finally:

@@ -184,3 +184,13 @@ def test_adk_api_server_refuses_a_malformed_uri(uri: str, why: str) -> None:
     assert "Traceback" not in proc.stderr + proc.stdout
     errors = [line for line in proc.stderr.splitlines() if line.startswith("Error:")]
     assert len(errors) == 1 and why in errors[0], proc.stderr[-2000:]
+
+
+def test_registry_warns_about_a_database_the_server_does_not_have(
+    redis_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    base = redis_url.rsplit("/", 1)[0] if redis_url.count("/") > 2 else redis_url
+    with caplog.at_level(logging.WARNING, logger="adk_redis.registry"):
+        session_factory(f"{base}/99999")
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1 and "DB index is out of range" in warnings[0]
