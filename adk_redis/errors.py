@@ -9,7 +9,7 @@ it means the Python process is out of memory).
 from __future__ import annotations
 
 from google.adk.errors._stale_session_error import StaleSessionError
-from redis.exceptions import ResponseError
+from redis.exceptions import NoPermissionError, OutOfMemoryError, ResponseError
 
 
 class AdkRedisError(Exception):
@@ -59,11 +59,12 @@ def server_error(exc: ResponseError, where: str) -> Exception:
     bug, ...) is returned unchanged, for the caller to re-raise.
     """
     msg = str(exc)
-    if msg.startswith("OOM") or "OOM command not allowed" in msg:
+    # redis-py strips the "OOM " / "NOPERM " prefix of the replies it maps to these classes
+    if isinstance(exc, OutOfMemoryError) or msg.startswith("OOM") or "used memory > 'maxmemory'" in msg:
         return RedisOutOfMemoryError(
             f"{where}: Redis is out of memory (maxmemory reached, nothing was written): {msg[:160]}"
         )
-    if "NOPERM" in msg:
+    if isinstance(exc, NoPermissionError) or "NOPERM" in msg:
         return RedisPermissionError(f"{where}: the Redis user may not run this command: {msg[:200]}")
     if any(marker in msg for marker in _DATA_ERRORS):
         return CorruptedDataError(f"{where}: stored data has the wrong type or layout ({msg[:160]})")
