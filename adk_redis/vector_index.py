@@ -11,6 +11,7 @@ and cached.  Scores are cosine similarities in both paths.
 
 from __future__ import annotations
 
+import importlib
 import weakref
 from collections.abc import Sequence
 from typing import Any
@@ -20,6 +21,12 @@ from redis.exceptions import ConnectionError, RedisError, TimeoutError
 from .codec import text
 from .embeddings import cosine, pack, unpack
 from .keys import MemoryIndexKeys
+
+_np: Any
+try:  # optional (it comes with the local model's extra): fast client-side cosine
+    _np = importlib.import_module("numpy")
+except ImportError:  # pragma: no cover - numpy absent
+    _np = None
 
 __all__ = ["QUANTIZATIONS", "parse_vsim", "rank", "set_support", "vector_sets_supported"]
 
@@ -64,6 +71,22 @@ def parse_vsim(raw: Any) -> list[tuple[str, float]]:
     return [(text(e), 2.0 * float(text(s) if isinstance(s, bytes) else s) - 1.0) for e, s in pairs]
 
 
+def _cosines(query: Sequence[float], vectors: dict[Any, bytes]) -> list[tuple[Any, float]]:
+    """Cosine of ``query`` with every stored float32 vector: numpy when it is installed (it comes
+    with the local model's extra), pure Python otherwise or when dimensions differ."""
+    if not vectors:
+        return []
+    raws = list(vectors.values())
+    if _np is not None and all(len(r) == 4 * len(query) for r in raws):
+        mat = _np.frombuffer(b"".join(raws), dtype="<f4").reshape(len(raws), len(query))
+        q = _np.asarray(query, dtype="<f4")
+        norms = _np.linalg.norm(mat, axis=1) * float(_np.linalg.norm(q))
+        dots = mat @ q
+        sims = _np.divide(dots, norms, out=_np.zeros_like(dots), where=norms > 0)
+        return list(zip(vectors.keys(), (float(x) for x in sims)))
+    return [(doc, cosine(query, unpack(raw))) for doc, raw in vectors.items()]
+
+
 async def rank(
     client: Any,
     indexes: Sequence[MemoryIndexKeys],
@@ -93,6 +116,6 @@ async def rank(
         if vector_sets:
             scored += [(score, n, doc) for doc, score in parse_vsim(reply or [])]
         else:
-            scored += [(cosine(query, unpack(raw)), n, text(doc)) for doc, raw in reply.items()]
+            scored += [(c, n, text(doc)) for doc, c in _cosines(query, reply)]
     scored.sort(key=lambda s: (-s[0], s[2], s[1]))
     return [s for s in scored[:count] if s[0] > 0]

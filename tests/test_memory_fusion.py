@@ -90,3 +90,18 @@ async def test_hybrid_search_end_to_end(redis_client: Any, prefix: str) -> None:
     assert texts_of(await zero.search_memory(app_name=APP, user_id="u", query=q))[: len(bm25)] == bm25
     with pytest.raises(ValueError):
         RedisMemoryService(client=redis_client, key_prefix=prefix, embedder=emb, hybrid_weight=1.5)
+
+
+def test_client_side_cosine_numpy_and_pure_python_agree(monkeypatch: pytest.MonkeyPatch) -> None:
+    from adk_redis import vector_index
+    from adk_redis.embeddings import pack
+
+    query = [0.5, -1.0, 2.0]
+    stored = {b"a": pack([1.0, 0.0, 0.0]), b"b": pack([0.5, -1.0, 2.0]), b"z": pack([0.0, 0.0, 0.0])}
+    fast = dict(vector_index._cosines(query, stored))
+    monkeypatch.setattr(vector_index, "_np", None)
+    slow = dict(vector_index._cosines(query, stored))
+    assert fast.keys() == slow.keys()
+    for k in fast:
+        assert fast[k] == pytest.approx(slow[k], abs=1e-6)
+    assert slow[b"b"] == pytest.approx(1.0) and slow[b"z"] == 0.0
