@@ -4,6 +4,7 @@ every operation under a deadline (:class:`LoopLocalClient`)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import copy
 import inspect
 from collections.abc import Awaitable, Callable
@@ -238,6 +239,7 @@ class LoopLocalClient:
         self._spare: Any = factory()  # made now: a bad URL fails at construction
         self._last: Any = self._spare
         self._clients: dict[asyncio.AbstractEventLoop, Any] = {}
+        self._closers: dict[asyncio.AbstractEventLoop, Any] = {}
 
     @property
     def current(self) -> Any:
@@ -250,14 +252,35 @@ class LoopLocalClient:
         if client is None:
             for old in [lp for lp in self._clients if lp.is_closed()]:
                 del self._clients[old]  # its loop is gone: nothing can be awaited on it any more
+                self._closers.pop(old, None)
             client, self._spare = (self._spare, None) if self._spare is not None else (self._factory(), None)
             self._clients[loop] = client
+            self._close_with(loop, client)
         self._last = client
         return client
 
     @property  # type: ignore[misc]
     def __class__(self) -> type[Any]:  # noqa: D105 - isinstance(proxy, RedisCluster / Redis) keeps working
         return type(self.current)
+
+    def _close_with(self, loop: asyncio.AbstractEventLoop, client: Any) -> None:
+        """Close ``client`` when ``loop`` shuts down (``asyncio.run``, pytest's loops and the design API's
+        loop thread finalize async generators before closing): no connection outlives its loop."""
+
+        async def closer() -> Any:
+            try:
+                yield
+            finally:
+                self._closers.pop(loop, None)
+                mine = self._clients.get(loop)
+                if mine is not None and mine is client:  # not closed (or replaced) meanwhile
+                    del self._clients[loop]
+                    with contextlib.suppress(Exception):
+                        await mine.aclose()
+
+        agen = closer()
+        self._closers[loop] = agen  # the loop keeps async generators only weakly
+        asyncio.ensure_future(agen.__anext__(), loop=loop)
 
     def loops(self) -> int:
         """How many event loops have a client now."""
@@ -315,17 +338,13 @@ class LoopLocalClient:
         return pool.get_encoder() if pool is not None else client.get_encoder()
 
     async def aclose(self, **_kw: Any) -> None:
-        """Close the running loop's client and its pool (and forget those of other loops)."""
-        try:
-            loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
-        except RuntimeError:
-            loop = None
-        mine = self._clients.pop(loop, None) if loop is not None else None
-        self._clients.clear()
-        for client in (mine, self._spare):
+        """Close the running loop's client and its pool (those of other loops close with their loop)."""
+        loop = _running_loop()
+        mine: Any = self._clients.pop(loop, None) if loop is not None else None
+        spare, self._spare = self._spare, None
+        for client in (mine, spare):
             if client is not None:
                 await client.aclose()
-        self._spare = None
 
     async def close(self) -> None:
         await self.aclose()
