@@ -277,3 +277,21 @@ def test_the_service_uri_works_with_the_cli(
             keys = list(r.scan_iter(match=f"{prefix}:*"))
             if keys:
                 r.delete(*keys)
+
+
+def test_import_from_a_terminal_does_not_wait_forever(redis_url: str) -> None:
+    import pty
+
+    primary, secondary = pty.openpty()
+    try:
+        proc = subprocess.run(
+            [str(ADK_REDIS), "--url", redis_url, "import"],
+            stdin=secondary,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    finally:
+        os.close(primary)
+        os.close(secondary)
+    assert proc.returncode == 2 and "nothing to import" in proc.stderr

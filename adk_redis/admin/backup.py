@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from typing import IO, Any
 
 from ..memory_service import RedisMemoryService
@@ -12,6 +13,7 @@ from .common import (
     EXIT_FILE,
     EXIT_OK,
     EXIT_PROBLEM,
+    EXIT_USAGE,
     CliError,
     Progress,
     Result,
@@ -81,6 +83,8 @@ async def cmd_import(svc: RedisSessionService, args: argparse.Namespace) -> Resu
         from .migrate import cmd_import_from
 
         return await cmd_import_from(svc, args)
+    if args.input in (None, "-") and sys.stdin.isatty():
+        raise CliError("nothing to import: give -i FILE or pipe an export into stdin", EXIT_USAGE)
     mem = RedisMemoryService(client=svc.client, settings=svc.settings)
     source = open_input(args.input)
     progress = Progress("import", enabled=not args.json)
