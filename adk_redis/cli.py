@@ -120,6 +120,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--app", help="import only this app's records")
     p.add_argument("--user", help="import only this user's records")
     p.add_argument(
+        "--check",
+        action="store_true",
+        help="check the file (every record, the header's counts) without writing anything",
+    )
+    p.add_argument(
         "--from",
         dest="source",
         metavar="URL",

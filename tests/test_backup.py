@@ -330,3 +330,27 @@ def test_round_trip_on_redis62(
     finally:
         _drop(redis62_url, prefix)
         _drop(redis62_url, copy)
+
+
+def test_check_verifies_a_backup_without_writing(
+    source: str, prefix: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    asyncio.run(_populate(source, prefix))
+    dump = tmp_path / "b.jsonl"
+    assert _cli(capsys, "--url", source, "--prefix", prefix, "export", "-o", str(dump))[0] == 0
+    header, records = _records(dump)
+    target = prefix + "-check"
+    code, out, _ = _cli(
+        capsys, "--url", source, "--prefix", target, "--json", "import", "--check", "-i", str(dump)
+    )
+    result = json.loads(out)
+    assert code == 0 and result["checked"] == {k: v for k, v in header["counts"].items() if v}
+    assert result["written"] == {} and result["rejected"] == []
+    with redis.Redis.from_url(source) as r:
+        assert not list(r.scan_iter(match=f"{target}:*"))  # nothing written
+    truncated = tmp_path / "t.jsonl"
+    truncated.write_text("\n".join(dump.read_text().splitlines()[:-3]) + "\n")
+    code, out, _ = _cli(
+        capsys, "--url", source, "--prefix", target, "import", "--check", "-i", str(truncated)
+    )
+    assert code == 1 and "the file has problems" in out and "truncated?" in out

@@ -92,7 +92,12 @@ async def cmd_import(svc: RedisSessionService, args: argparse.Namespace) -> Resu
         try:
             lines_in: Any = iter(source)
             report = await import_backup(
-                svc, mem, lines_in, scope=Scope(app=args.app, user=args.user), progress=progress
+                svc,
+                mem,
+                lines_in,
+                scope=Scope(app=args.app, user=args.user),
+                progress=progress,
+                check_only=args.check,
             )
         except UnicodeDecodeError as exc:
             raise CliError(f"{args.input or 'stdin'} is not UTF-8 text ({exc.reason})", EXIT_DATA) from None
@@ -105,6 +110,15 @@ async def cmd_import(svc: RedisSessionService, args: argparse.Namespace) -> Resu
             EXIT_DATA,
         )
     data = report.as_dict()
+    if args.check:
+        data["checked"] = data.pop("kept_existing")
+        state = "has problems" if report.rejected else "is complete and valid"
+        lines = [f"checked {_counts(report.kept)}: the file {state}"]
+        lines += [
+            f"rejected {'line ' + str(r['line']) if r['line'] is not None else 'file'}: {r['reason']}"
+            for r in report.rejected
+        ]
+        return Result(data, lines, EXIT_PROBLEM if report.rejected else EXIT_OK)
     lines = [f"imported {_counts(report.written)}"]
     kept = sum(report.kept.values())
     if kept:

@@ -680,8 +680,13 @@ async def import_backup(
     *,
     scope: Scope,
     progress: Progress,
+    check_only: bool = False,
 ) -> ImportReport:
-    """Import JSON Lines written by :func:`export_backup` (or version 1 exports)."""
+    """Import JSON Lines written by :func:`export_backup` (or version 1 exports).
+
+    ``check_only``: read and check every record against the format and the header's counts, write
+    nothing (valid records are counted as ``kept``).
+    """
     importer = Importer(svc, mem, scope)
     report = ImportReport()
     pending: list[tuple[int, dict[str, Any]]] = []
@@ -724,6 +729,10 @@ async def import_backup(
             reject(lineno, exc)
             continue
         report.seen[record["type"]] += 1
+        if check_only:
+            progress.advance()
+            report.kept[record["type"]] += 1
+            continue
         pending.append((lineno, record))
         if len(pending) >= _BATCH:
             await flush()
