@@ -67,7 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="adk-redis",
         parents=[common],
         description="Inspect, export, import and check the ADK data adk_redis keeps in Redis.",
-        epilog="Exit codes: " + "; ".join(f"{code} {what}" for code, what in EXIT_CODES) + ".",
+        epilog="exit codes:\n" + "\n".join(f"  {code}  {what}" for code, what in EXIT_CODES),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
