@@ -189,3 +189,61 @@ async def test_store_created_while_redis_is_down_moves_to_redis_when_it_comes_up
             other.close()
     finally:
         server.stop()
+
+
+def test_store_rides_out_a_stalled_server(prefix: str) -> None:
+    """DEBUG SLEEP longer than the socket timeout: no call of the store waits longer than the deadline,
+    the breaker opens after the threshold, and everything reaches Redis once the stall ends."""
+    import threading
+
+    server = RedisServer(args=["--enable-debug-command", "yes"]).start()
+    deadline, threshold = 0.3, 2
+    settings = RedisSettings(
+        redis_url=server.url,
+        redis_key_prefix=prefix,
+        redis_socket_timeout=5,
+        redis_operation_timeout=deadline,
+        redis_failure_threshold=threshold,
+        redis_health_check_interval=0.1,
+    )
+    store = create_session_store(NO_CLEANUP, settings=settings)
+    try:
+        store.ensure_session("s", user_id=1)
+
+        def sleep() -> None:
+            with server.client(socket_timeout=10) as c:
+                c.execute_command("DEBUG", "SLEEP", 2.5)
+
+        stall = threading.Thread(target=sleep)
+        stall.start()
+        time.sleep(0.1)
+        waits = []
+        t0 = time.monotonic()
+        store.ensure_session("new", user_id=1)  # created during the stall: served from memory
+        waits.append(time.monotonic() - t0)
+        for i in range(6):
+            t0 = time.monotonic()
+            store.add_message("new", {"role": "user", "content": f"during {i}"})
+            waits.append(time.monotonic() - t0)
+        t0 = time.monotonic()
+        assert store.get_stats()["store_type"] == "memory"
+        waits.append(time.monotonic() - t0)
+        # The first call costs at most deadline x threshold (owner lookup, owner claim), the rest nothing.
+        assert waits[0] < deadline * threshold + 0.3, waits
+        assert max(waits[1:]) < 0.2, waits
+        stall.join()
+        deadline_at = time.monotonic() + 10
+        while (
+            store.get_redis_stats()["breaker_state"] != "closed"
+            or store.get_redis_stats()["pending_write_back"]
+        ):
+            assert time.monotonic() < deadline_at
+            time.sleep(0.05)
+        got = store.get_session("new", user_id=1)
+        assert got is not None and [m["content"] for m in got["messages"]] == [
+            f"during {i}" for i in range(6)
+        ]
+        assert store.get_session("s", user_id=1) is not None and store.get_session("new", user_id=2) is None
+    finally:
+        store.close()
+        server.stop()
