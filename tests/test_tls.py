@@ -10,10 +10,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from redis.exceptions import AuthenticationError, NoPermissionError, ResponseError
+from redis.exceptions import AuthenticationError, ResponseError
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from adk_redis import RedisSessionService, load_settings
+from adk_redis.errors import RedisPermissionError
 from adk_redis.fallback import create_session_service
 
 from .servers import REDIS_SERVER, RedisServer, free_port, redis_server
@@ -188,7 +189,7 @@ async def test_acl_user_password(acl_server: RedisServer) -> None:
         await _roundtrip(svc)
     # The ACL confines the user to its own key namespace.
     async with RedisSessionService(url, settings=settings, key_prefix="other") as outside:
-        with pytest.raises(NoPermissionError):
+        with pytest.raises(RedisPermissionError, match="no permissions"):
             await outside.create_session(app_name="app", user_id="u")
     async with RedisSessionService(
         f"redis://adkapp:wrong@127.0.0.1:{acl_server.port}", settings=settings, key_prefix="appns"
