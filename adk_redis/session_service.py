@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import logging
 import secrets
+from collections import deque
 from collections.abc import Callable, Coroutine, Sequence
 from types import TracebackType
 from typing import Any, Literal, ParamSpec, TypeVar, get_args
@@ -147,6 +148,9 @@ class RedisSessionService(BaseSessionService):
             settings = load_settings(**overrides)
         self.settings = settings
         self.stale_policy: StalePolicy = settings.session_stale_policy
+        #: Records left out instead of failing a whole call (undecodable state values, unreadable
+        #: sessions and index members in listings), newest last; ``adk-redis doctor`` reports them.
+        self.skipped_records: deque[str] = deque(maxlen=1000)
         self.keys = KeySchema(settings.redis_key_prefix)
         self.codec = codec.PayloadCodec.from_settings(settings)
         self._owns_client = client is None
@@ -216,6 +220,7 @@ class RedisSessionService(BaseSessionService):
                 out[key] = self.codec.decode_value(value, where=where)
             except CorruptedDataError as exc:
                 logger.warning("Leaving out state key %r: %s", scope + key, exc)
+                self.skipped_records.append(f"state value {scope + key!r} of {where}")
         return out
 
     @staticmethod
@@ -340,6 +345,7 @@ class RedisSessionService(BaseSessionService):
                     pairs.append((user_id, self.keys.parse_session_member(text(m))))
             except (ValueError, UnicodeDecodeError):  # containment: a foreign index member
                 logger.warning("Skipping undecodable index member %r of app %r", m, app_name)
+                self.skipped_records.append(f"index member {m!r} of app {app_name!r}")
         users = sorted({u for u, _ in pairs})
         pipe = self.client.pipeline(transaction=False)
         pipe.hgetall(self.keys.app_state(app_name))
@@ -360,6 +366,7 @@ class RedisSessionService(BaseSessionService):
             where = f"session {s!r} of user {u!r}"
             if isinstance(reply, Exception):
                 logger.warning("Skipping unreadable session in listing: %s: %s", where, reply)
+                self.skipped_records.append(f"{where} ({reply})")
                 continue
             meta = self._pairs_to_dict(reply)
             if not meta:
@@ -380,6 +387,7 @@ class RedisSessionService(BaseSessionService):
                 )
             except CorruptedDataError as exc:
                 logger.warning("Skipping corrupted session in listing: %s", exc)
+                self.skipped_records.append(str(exc))
         if gone:
             await self._forget(app_name, gone)
         sessions.sort(key=lambda x: (x.last_update_time, x.user_id, x.id))

@@ -327,6 +327,7 @@ def test_doctor_checks_the_key_space(capsys: pytest.CaptureFixture[str]) -> None
         seq = next(f for f in await svc.client.hkeys(keys.events) if not f.startswith(b"#"))
         await svc.client.hset(keys.events, seq, encode_event(bad.events[0])[:-5])  # truncated JSON
         await svc.client.delete(svc.keys.session("a", "u", gone.id).meta)  # expired behind the indexes' back
+        await svc.client.hset(svc.keys.app_state("a"), "planted", "{not json")  # left out, and named
         await svc.close()
         return bad.id
 
@@ -340,6 +341,7 @@ def test_doctor_checks_the_key_space(capsys: pytest.CaptureFixture[str]) -> None
         assert detail["key space"].startswith("2 index entries of gone sessions")  # user and app index
         assert "1 of 2 sampled sessions do not decode" in detail["stored sessions"]
         assert f"a/u:2/{bad_id}" in detail["stored sessions"]  # what the operator needs for sessions show
+        assert status["stored values"] == "warn" and "'app:planted'" in detail["stored values"]
 
         assert main(["--url", srv.url, "--prefix", "dr", "cleanup"]) == 0
         capsys.readouterr()

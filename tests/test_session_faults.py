@@ -143,6 +143,9 @@ async def test_planted_records_fail_only_themselves(server: RedisServer, prefix:
     assert "app:bad" not in new.state and new.state["app:ok"] == 1
     assert await svc.get_user_state(app_name="app", user_id="u") == {"ok": 1}
     await svc.append_event(got, ev(k=2))
+    skipped = "\n".join(svc.skipped_records)  # what doctor reports
+    for name in ("'app:bad'", "'user:sealed'", "%ZZ", wrong.id):
+        assert name in skipped
     await svc.close()
 
 

@@ -122,6 +122,13 @@ async def cmd_doctor(svc: RedisSessionService, args: argparse.Namespace, url: st
         )
     else:
         check("stored sessions", "ok", f"{sessions.checked} sampled sessions decode")
+    if sessions.contained:
+        check(
+            "stored values",
+            "warn",
+            f"{len(sessions.contained)} stored values do not decode and are left out of the sessions that "
+            f"read them ({'; '.join(sessions.contained[:3])})",
+        )
 
     return _result(url, checks, EXIT_OK)
 

@@ -162,11 +162,13 @@ class SessionCheck:
 
     checked: int = 0
     corrupted: list[str] = field(default_factory=list)  # "app/user/session" of undecodable ones
+    contained: list[str] = field(default_factory=list)  # values left out (service.skipped_records)
 
 
 async def check_sessions(svc: RedisSessionService, sample: int = 500) -> SessionCheck:
     """Decode up to ``sample`` stored sessions (metadata, state, last event); SCAN-based, admin use only."""
     found = SessionCheck()
+    svc.skipped_records.clear()
     async for raw in svc.client.scan_iter(match=svc.keys.session_meta_pattern(), count=1000):
         parsed = svc.keys.parse_key(text(raw))
         if parsed is None or parsed.kind != "session":  # the session's :events / :ts keys
@@ -184,4 +186,5 @@ async def check_sessions(svc: RedisSessionService, sample: int = 500) -> Session
             found.corrupted.append(f"{app}/{user}/{session_id}")
         if found.checked >= sample:
             break
+    found.contained = list(dict.fromkeys(svc.skipped_records))
     return found
