@@ -13,8 +13,9 @@ TTLs: history entries ``HISTORY_TTL_HOURS``, explicit memories and user
 context ``MEMORY_TTL_HOURS``, knowledge ``KNOWLEDGE_TTL_HOURS`` (override per
 call with ``custom_metadata={"ttl_hours": ...}``).  Expired entries are never
 returned.  With an :class:`~adk_redis.embeddings.Embedder`, search is hybrid:
-BM25 and cosine rankings fused by reciprocal rank fusion; every document
-(history, memories, user context, knowledge) gets a vector.  On Redis 8 the
+BM25 and cosine scores fused (:func:`~adk_redis.embeddings.fuse`, weight
+``hybrid_weight``); every document (history, memories, user context, knowledge)
+gets a vector.  On Redis 8 the
 vectors live in vector sets searched with ``VSIM`` (HNSW); on other servers
 the cosine ranking is computed client-side (see :mod:`adk_redis.vector_index`).
 """
@@ -249,7 +250,13 @@ class RedisMemoryService(BaseMemoryService):
             return []
         vectors: list[bytes] = [b""] * len(docs)
         if self.embedder is not None and mode != "refresh":
-            vectors = [pack(v) for v in await self.embedder.embed([d.vector_text or d.body for d in docs])]
+            todo = list(range(len(docs)))
+            if mode == "skip":  # re-ingesting a session: embed only what the script will store
+                todo = [n for n, new in zip(todo, await self._storable(ik, docs)) if new]
+            if todo:
+                embedded = await self.embedder.embed([docs[n].vector_text or docs[n].body for n in todo])
+                for n, v in zip(todo, embedded):
+                    vectors[n] = pack(v)
         kw: dict[str, Any] = {"ttl_ms": ttl, "skip_existing": mode == "skip", "refresh": mode == "refresh"}
         if self._cluster:  # redis-py's cluster pipeline refuses EVALSHA; one slot, so in order
             return [
@@ -272,6 +279,24 @@ class RedisMemoryService(BaseMemoryService):
             if isinstance(reply, ResponseError):
                 raise write_error(reply, f"indexing {len(docs)} memories") from reply
         return [int(r) == 1 for r in replies]
+
+    async def _storable(self, ik: MemoryIndexKeys, docs: Sequence[_Doc]) -> list[bool]:
+        """Which docs a 'skip' put would store (not live, not deleted), read in one round trip.
+
+        A doc that becomes storable in between (expired meanwhile) is stored without a vector, so
+        only full text finds it.
+        """
+        pipe = self.client.pipeline(transaction=False)
+        for d in docs:
+            pipe.zscore(ik.expiry, d.doc_id)
+            pipe.hget(ik.deleted, d.doc_id)
+        res = await pipe.execute()
+        t = now_ms()
+        return [
+            not ((res[2 * n] is not None and float(res[2 * n]) > t)
+                 or (res[2 * n + 1] is not None and float(text(res[2 * n + 1])) > t))
+            for n in range(len(docs))
+        ]
 
     async def _stored_events(self, session: Session) -> list[Event] | None:
         """The session's events as a RedisSessionService on this client and prefix stored them."""

@@ -105,3 +105,20 @@ def test_client_side_cosine_numpy_and_pure_python_agree(monkeypatch: pytest.Monk
     for k in fast:
         assert fast[k] == pytest.approx(slow[k], abs=1e-6)
     assert slow[b"b"] == pytest.approx(1.0) and slow[b"z"] == 0.0
+
+
+async def test_reingestion_embeds_only_new_events(redis_client: Any, prefix: str) -> None:
+    emb = CountingEmbedder()
+    svc = RedisMemoryService(client=redis_client, key_prefix=prefix, embedder=emb)
+    session = make_session(APP, "u", "s", ["first thing", "second thing"])
+    await svc.add_session_to_memory(session)
+    assert [len(c) for c in emb.calls] == [2]
+    hit = (await svc.search_memory(app_name=APP, user_id="u", query="first")).memories[0]
+    await svc.delete_memory(app_name=APP, user_id="u", memory_id=hit.id)
+    session.events += make_session(APP, "u", "s", ["third thing"]).events
+    emb.calls.clear()
+    await svc.add_session_to_memory(session)
+    assert [c for c in emb.calls if len(c) > 0 and "thing" in c[-1]] == [["user: third thing"]]
+    assert sorted(texts_of(await svc.search_memory(app_name=APP, user_id="u", query="thing"))) == [
+        "second thing", "third thing",
+    ]
