@@ -270,11 +270,6 @@ async def migrate_adk_redis(
         return prog
     source = AdkRedisSource(svc.client, legacy_prefix)
     writer = SessionWriter(svc)
-    # our own keys, should the two prefixes overlap (e.g. REDIS_KEY_PREFIX=adk)
-    own = tuple(
-        f"{svc.keys.prefix}:{head}"
-        for head in ("session:{", "session:owner:", "migrate:", "memory:", "security:", "facade:")
-    )
     stats = prog.run
     while True:
         next_cursor, keys = await source.scan_page(prog.cursor, batch)
@@ -288,7 +283,8 @@ async def migrate_adk_redis(
                 break
             if rec is None:  # a state document, one of our own keys (overlapping prefixes), or junk
                 states = (f"{legacy_prefix}app_state:", f"{legacy_prefix}user_state:")
-                if not key.startswith((*states, *own)):
+                # our own keys (should the two prefixes overlap, e.g. REDIS_KEY_PREFIX=adk) are not junk
+                if not key.startswith(states) and svc.keys.parse_key(key) is None:
                     invalid.append(key)
                 continue
             legacy_states = await _copy_states(writer, source, rec, stats)
