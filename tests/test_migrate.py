@@ -208,3 +208,14 @@ def test_import_from_rejects_unknown_sources(cli: Cli, tmp_path: Path) -> None:
     assert code == 2 and "unsupported source" in err
     code, _, err = cli("import", "--from", "sqlite:///x.db", "-i", str(tmp_path / "a"))
     assert code == 2 and "mutually exclusive" in err
+
+
+def test_migrate_with_overlapping_prefixes_skips_our_own_keys(cli: Cli) -> None:
+    """ADK's keys under ``<prefix>:session:`` share the SCAN with ours: ours are neither migrated nor junk."""
+    legacy = f"{cli.prefix}:session:"
+    expected = _legacy_setup(cli, legacy)
+    code, data = cli.json("migrate", "--legacy-prefix", legacy, "--batch", "4")
+    assert code == 0 and data["done"] is True and data["migrated_total"] == len(expected)
+    code, data = cli.json("migrate", "--legacy-prefix", legacy, "--restart")  # rescans our new keys too
+    assert data["this_run"]["imported"] == 0 and data["this_run"]["skipped_existing"] == len(expected)
+    assert data["invalid_total"] == 2  # only the junk string and the hash
