@@ -480,7 +480,7 @@ class RedisMemoryService(BaseMemoryService):
         for n, spec in enumerate(specs):
             found = await self.index.search([spec], terms, limit)
             hits += [Hit(n + 1, h.doc_id, h.score, h.payload) for h in found]
-        hits.sort(key=lambda h: (-h.score, h.doc_id))
+        hits.sort(key=lambda h: (-h.score, h.index))  # stable: ties keep each index's insertion order
         return hits[:limit]
 
     async def _hybrid(self, app_name: str, user_id: str, query: str, terms: list[str]) -> list[Hit]:
