@@ -349,6 +349,12 @@ class LoopLocalClient:
     async def close(self) -> None:
         await self.aclose()
 
+    async def __aenter__(self) -> LoopLocalClient:
+        return self
+
+    async def __aexit__(self, *_exc: object) -> None:
+        await self.aclose()
+
     def __repr__(self) -> str:
         return f"<LoopLocalClient {self._last!r} loops={len(self._clients)} deadline={self.deadline}>"
 
