@@ -387,3 +387,30 @@ def test_services_work_from_several_event_loops(server: RedisServer, prefix: str
         await fallback.close()
 
     asyncio.run(close())
+
+
+async def test_memory_write_back_sets_a_bad_record_aside_and_goes_on(
+    server: RedisServer, prefix: str
+) -> None:
+    """A memory write that Redis refuses at write-back (a planted key of the wrong type) is set aside with
+    the reason; the other users' writes are written back and the breaker closes."""
+    svc = FallbackMemoryService(
+        RedisMemoryService(settings=settings(server), key_prefix=prefix),
+        failure_threshold=1,
+        health_check_interval=0.1,
+    )
+    with server.client() as raw:  # the bad user's index statistics are a string (persisted: AOF always)
+        raw.set(svc.redis.keys.user_memory_index(APP, "bad").stats, "garbage")
+    server.kill()
+    await svc.add_events_to_memory(app_name=APP, user_id="bad", events=[said("the quokka")], session_id="s")
+    await svc.add_events_to_memory(app_name=APP, user_id="good", events=[said("the wombat")], session_id="s")
+    assert svc.state is BreakerState.OPEN
+    server.start()
+    assert await svc.wait_closed(10)
+    stats = svc.get_redis_stats()
+    assert stats["failed"] == 1 and stats["written_back"] == 1 and stats["pending_write_back"] == 0
+    assert svc.failed[0].key == (APP, "bad") and svc.failed[0].op == "add_events_to_memory"
+    assert svc.failed[0].reason
+    hits = await svc.search_memory(app_name=APP, user_id="good", query="wombat")
+    assert len(hits.memories) == 1
+    await svc.close()
