@@ -9,6 +9,7 @@ it means the Python process is out of memory).
 from __future__ import annotations
 
 from google.adk.errors._stale_session_error import StaleSessionError
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoPermissionError, OutOfMemoryError, ResponseError
 
 
@@ -24,7 +25,7 @@ class CorruptedDataError(AdkRedisError, ValueError):
     """A stored record could not be decoded (truncated JSON, wrong type, unknown format)."""
 
 
-class RedisUnavailableError(AdkRedisError, ConnectionError):
+class RedisUnavailableError(AdkRedisError, RedisConnectionError, ConnectionError):
     """Redis could not be reached (down, or stalled past the deadline) and no fallback is allowed."""
 
 
