@@ -37,7 +37,7 @@ from google.adk.sessions.base_session_service import BaseSessionService
 from google.genai import types
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from sessions import Samples, drop_prefix, log, measure  # noqa: E402
+from sessions import Samples, drop_prefix, log, measure, open_service  # noqa: E402
 
 from adk_redis import RedisSessionService  # noqa: E402
 
@@ -72,40 +72,9 @@ async def open_kind(kind: str, url: str, run_id: str, tmp: str) -> AsyncIterator
         finally:
             await drop_prefix(svc.client, f"{prefix}:*")
             await svc.close()
-    elif kind == "memory":
-        from google.adk.sessions.in_memory_session_service import InMemorySessionService
-
-        yield InMemorySessionService()
-    elif kind == "sqlite":
-        from google.adk.sessions.sqlite_session_service import SqliteSessionService
-
-        sq = SqliteSessionService(os.path.join(tmp, f"{run_id}-c.db"))
-        try:
-            yield sq
-        finally:
-            await sq.close()
-    elif kind == "database":
-        from google.adk.sessions.database_session_service import DatabaseSessionService
-
-        db = DatabaseSessionService(f"sqlite+aiosqlite:///{os.path.join(tmp, f'{run_id}-cdb.db')}")
-        try:
-            yield db
-        finally:
-            await db.close()
-    elif kind == "adk_redis":
-        import redis.asyncio as aioredis
-        from google.adk.integrations.redis import RedisSessionService as AdkRedis
-        from google.adk.integrations.redis import RedisSessionServiceConfig
-
-        prefix = f"bench-{run_id}-adkc:"
-        client = aioredis.Redis.from_url(url, decode_responses=True)
-        try:
-            yield AdkRedis(RedisSessionServiceConfig(uri=url, key_prefix=prefix), redis_client=client)
-        finally:
-            await drop_prefix(client, f"{prefix}*")
-            await client.aclose()
-    else:
-        raise ValueError(kind)
+    else:  # ADK's services, built exactly as the latency benchmark builds them
+        async with open_service(kind, url, run_id, tmp) as svc_:
+            yield svc_
 
 
 async def scenario(svc: BaseSessionService, deadline: float) -> dict[str, Any]:

@@ -8,25 +8,13 @@ import multiprocessing as mp
 import time
 from typing import Any
 
-from google.adk.events.event import Event
-from google.adk.events.event_actions import EventActions
-from google.genai import types
-
 from adk_redis import RedisSessionService
 from adk_redis.errors import MergeConflictError
+from tests.test_session_concurrency import _event
 
 PROCESSES = 8
 APPENDS = 200
 INCREMENTS = 40
-
-
-def _event(text: str, delta: dict[str, Any]) -> Event:
-    return Event(
-        author="user",
-        invocation_id="inv",
-        content=types.Content(role="user", parts=[types.Part(text=text)]),
-        actions=EventActions(state_delta=delta),
-    )
 
 
 def disjoint_writer(url: str, prefix: str, session_id: str, wid: int, start_at: float) -> dict[str, int]:
