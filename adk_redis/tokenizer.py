@@ -167,6 +167,7 @@ def _replace(w: str, rules: tuple[tuple[str, str], ...], min_m: int) -> str:
     return w
 
 
+@lru_cache(maxsize=65536)
 def stem(word: str) -> str:
     """Porter-stem an ASCII lower-case word; other words are returned unchanged."""
     w = word
