@@ -6,7 +6,8 @@ the document length so scoring needs no extra lookup), ``t`` HASH doc -> the
 doc's ``term tf ...`` list (for deletion), ``stats`` HASH ``n``/``l`` (document
 count, total length), ``exp`` ZSET doc -> expiry (ms), ``docs`` HASH doc ->
 JSON, ``del`` HASH tombstones, ``vec`` HASH optional vectors (or, on servers with
-vector sets, the ``vset`` vector set; see :mod:`adk_redis.vector_index`).
+vector sets, the ``vset`` vector set; see :mod:`adk_redis.vector_index`), ``o`` HASH
+doc -> insertion sequence number (from ``stats`` field ``seq``; ties keep insertion order).
 
 :data:`SEARCH` scores BM25 (k1=1.2, b=0.75, Lucene idf) for the query terms
 over one or more indexes and returns the top-K documents with their JSON in a
