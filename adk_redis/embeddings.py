@@ -69,20 +69,26 @@ def fuse(
 ) -> list[tuple[K, float]]:
     """Score fusion of a BM25 and a cosine ranking (each best first) over the union of both.
 
-    ``(1 - weight) * bm25 / max bm25 + weight * cosine``.  A candidate only BM25 found gets the
-    lowest cosine the semantic list returned (it is at most that), one only the vectors found gets
-    BM25 0.  Equal scores keep the BM25 order, then the semantic order.  With no BM25 match the
-    ranking is the cosine ranking; with no vectors, the BM25 ranking.
+    ``(1 - weight) * bm25 / max bm25 + weight * cosine / max cosine`` (each normalised by the
+    query's best).  A candidate only BM25 found gets the lowest cosine the semantic list returned
+    (it is at most that), one only the vectors found gets BM25 0.  Equal scores keep the BM25
+    order, then the semantic order.  With no BM25 match the ranking is the cosine ranking; with no
+    vectors, the BM25 ranking.
     """
     top = max((s for _, s in lexical), default=0.0)
+    best = max((c for _, c in semantic), default=0.0)
     floor = min((c for _, c in semantic), default=0.0)
+
+    def norm_cos(c: float) -> float:
+        return c / best if best > 0 else 0.0
+
     cos = dict(semantic)
     fused: dict[K, float] = {}
     for key, score in lexical:
-        fused[key] = (1 - weight) * (score / top if top > 0 else 0.0) + weight * cos.get(key, floor)
+        fused[key] = (1 - weight) * (score / top if top > 0 else 0.0) + weight * norm_cos(cos.get(key, floor))
     for key, c in semantic:
         if key not in fused:
-            fused[key] = weight * c
+            fused[key] = weight * norm_cos(c)
     order = {key: n for n, key in enumerate(fused)}
     return sorted(fused.items(), key=lambda kv: (-kv[1], order[kv[0]]))
 

@@ -59,9 +59,9 @@ logger = logging.getLogger("adk_redis.memory")
 
 _UNKNOWN_SESSION_ID = "__unknown_session_id__"
 _HYBRID_POOL = 50
-# Hybrid score fusion: (1 - w) * BM25 / max BM25 + w * cosine, w chosen on LoCoMo's development half
-# with all-MiniLM-L6-v2 (README, memory benchmark).
-HYBRID_WEIGHT = 0.3
+# Hybrid score fusion: (1 - w) * BM25 / max BM25 + w * cosine / max cosine, w chosen on LoCoMo's
+# development half with all-MiniLM-L6-v2 (README, memory benchmark).
+HYBRID_WEIGHT = 0.4
 
 
 _MONTHS = (

@@ -16,13 +16,13 @@ APP = "app"
 
 def test_fuse_by_hand() -> None:
     lexical = [("a", 4.0), ("b", 2.0), ("c", 1.0)]
-    semantic = [("d", 0.9), ("b", 0.8), ("e", 0.5)]
+    semantic = [("d", 0.8), ("b", 0.6), ("e", 0.4)]
     got = dict(fuse(lexical, semantic, 0.5))
-    # a: bm25 1.0, cosine unknown -> the lowest returned (0.5); b: 0.5 and 0.8; d: only cosine
+    # bm25 / 4, cosine / 0.8; a and c: cosine unknown -> the lowest returned (0.4); d, e: bm25 0
     assert got["a"] == pytest.approx(0.5 * 1.0 + 0.5 * 0.5)
-    assert got["b"] == pytest.approx(0.5 * 0.5 + 0.5 * 0.8)
+    assert got["b"] == pytest.approx(0.5 * 0.5 + 0.5 * 0.75)
     assert got["c"] == pytest.approx(0.5 * 0.25 + 0.5 * 0.5)
-    assert got["d"] == pytest.approx(0.5 * 0.9)
+    assert got["d"] == pytest.approx(0.5 * 1.0)
     assert got["e"] == pytest.approx(0.5 * 0.5)
     assert [k for k, _ in fuse(lexical, semantic, 0.5)] == ["a", "b", "d", "c", "e"]
 
