@@ -49,7 +49,7 @@ from .errors import CorruptedDataError
 from .keys import KeySchema, MemoryIndexKeys, escape, unescape
 from .memory_search import Hit, SearchIndex, now_ms, write_error
 from .tokenizer import query_terms
-from .vector_index import rank
+from .vector_index import fetch_vectors, rank, rank_fetched
 
 if TYPE_CHECKING:
     from google.adk.events.event import Event
@@ -487,16 +487,23 @@ class RedisMemoryService(BaseMemoryService):
         """BM25 and cosine rankings (VSIM on Redis 8, else client side), score-fused (:func:`fuse`)."""
         assert self._queries is not None
         pool = max(_HYBRID_POOL, self.search_limit)
-        vector = asyncio.ensure_future(self._queries.get(query))  # embeds while BM25 runs
-        try:
-            lexical = await self._bm25(app_name, user_id, terms, pool) if terms else []
-        except BaseException:
-            vector.cancel()
-            raise
-        qv = await vector
         specs = [self.keys.user_memory_index(app_name, user_id), self.keys.knowledge_index(app_name)]
         vsets = await self.index.vector_sets(specs[0])
-        ranked = await rank(self.client, specs, qv, pool, vector_sets=vsets)
+        # the query embeds while BM25 runs and (without vector sets) the stored vectors are read
+        vector = asyncio.ensure_future(self._queries.get(query))
+        stored = None if vsets else asyncio.ensure_future(fetch_vectors(self.client, specs))
+        try:
+            lexical = await self._bm25(app_name, user_id, terms, pool) if terms else []
+            qv = await vector
+            if stored is None:
+                ranked = await rank(self.client, specs, qv, pool, vector_sets=True)
+            else:
+                ranked = rank_fetched(qv, await stored, pool)
+        except BaseException:
+            for task in (vector, stored):
+                if task is not None:
+                    task.cancel()
+            raise
         by_key = {(h.index, h.doc_id): h for h in lexical}
         fused = fuse(
             [((h.index, h.doc_id), h.score) for h in lexical],

@@ -28,7 +28,15 @@ try:  # optional (it comes with the local model's extra): fast client-side cosin
 except ImportError:  # pragma: no cover - numpy absent
     _np = None
 
-__all__ = ["QUANTIZATIONS", "parse_vsim", "rank", "set_support", "vector_sets_supported"]
+__all__ = [
+    "QUANTIZATIONS",
+    "fetch_vectors",
+    "parse_vsim",
+    "rank",
+    "rank_fetched",
+    "set_support",
+    "vector_sets_supported",
+]
 
 QUANTIZATIONS = ("Q8", "NOQUANT", "BIN")
 _MIN_EF = 100
@@ -87,6 +95,26 @@ def _cosines(query: Sequence[float], vectors: dict[Any, bytes]) -> list[tuple[An
     return [(doc, cosine(query, unpack(raw))) for doc, raw in vectors.items()]
 
 
+async def fetch_vectors(client: Any, indexes: Sequence[MemoryIndexKeys]) -> list[dict[Any, bytes]]:
+    """Every stored vector of ``indexes`` (the HASH layout, servers without vector sets): one
+    pipelined ``HGETALL`` per index, which a caller can start before the query vector is ready."""
+    pipe = client.pipeline(transaction=False)
+    for ik in indexes:
+        pipe.hgetall(ik.vectors)
+    return list(await pipe.execute())
+
+
+def rank_fetched(
+    query: Sequence[float], fetched: Sequence[dict[Any, bytes]], count: int
+) -> list[tuple[float, int, str]]:
+    """:func:`rank` over vectors read by :func:`fetch_vectors` (exact cosine, client side)."""
+    scored: list[tuple[float, int, str]] = []
+    for n, reply in enumerate(fetched, start=1):
+        scored += [(c, n, text(doc)) for doc, c in _cosines(query, reply)]
+    scored.sort(key=lambda s: (-s[0], s[2], s[1]))
+    return [s for s in scored[:count] if s[0] > 0]
+
+
 async def rank(
     client: Any,
     indexes: Sequence[MemoryIndexKeys],
@@ -101,21 +129,16 @@ async def rank(
     """
     if count <= 0 or not indexes:
         return []
+    if not vector_sets:
+        return rank_fetched(query, await fetch_vectors(client, indexes), count)
     pipe = client.pipeline(transaction=False)
-    if vector_sets:
-        blob = pack(query)
-        ef = max(_MIN_EF, count)
-        for ik in indexes:
-            pipe.execute_command("VSIM", ik.vector_set, "FP32", blob, "COUNT", count, "EF", ef, "WITHSCORES")
-    else:
-        for ik in indexes:
-            pipe.hgetall(ik.vectors)
+    blob = pack(query)
+    ef = max(_MIN_EF, count)
+    for ik in indexes:
+        pipe.execute_command("VSIM", ik.vector_set, "FP32", blob, "COUNT", count, "EF", ef, "WITHSCORES")
     replies = await pipe.execute()
     scored: list[tuple[float, int, str]] = []
     for n, reply in enumerate(replies, start=1):
-        if vector_sets:
-            scored += [(score, n, doc) for doc, score in parse_vsim(reply or [])]
-        else:
-            scored += [(c, n, text(doc)) for doc, c in _cosines(query, reply)]
+        scored += [(score, n, doc) for doc, score in parse_vsim(reply or [])]
     scored.sort(key=lambda s: (-s[0], s[2], s[1]))
     return [s for s in scored[:count] if s[0] > 0]
