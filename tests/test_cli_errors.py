@@ -6,15 +6,21 @@
 
 from __future__ import annotations
 
+import contextlib
+import http.server
+import inspect
 import io
 import json
 import os
 import subprocess
 import sys
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import redis
+import redis.exceptions
 
 from adk_redis.admin.common import EXIT_CODES, Progress
 from adk_redis.cli import main
@@ -295,3 +301,85 @@ def test_import_from_a_terminal_does_not_wait_forever(redis_url: str) -> None:
         os.close(primary)
         os.close(secondary)
     assert proc.returncode == 2 and "nothing to import" in proc.stderr
+
+
+@contextlib.contextmanager
+def _http_server() -> Iterator[int]:
+    """An HTTP server on a loopback port: something that answers, but not in the Redis protocol."""
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), Quiet)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield int(server.server_address[1])
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_3_a_server_that_is_not_redis(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    backup = tmp_path / "f.jsonl"
+    header = {"type": "header", "format": "adk-redis-export", "version": 2, "counts": {"session": 1}}
+    session = {"type": "session", "app_name": "a", "user_id": "u", "id": "s1", "state": {}, "events": []}
+    backup.write_text(json.dumps(header) + "\n" + json.dumps(session) + "\n")
+    with _http_server() as port:
+        url = f"redis://127.0.0.1:{port}/0"
+        for argv in (
+            ["sessions", "list", "--app", "x"],
+            ["export", "-o", str(tmp_path / "x.jsonl")],
+            ["stats"],
+            ["import", "-i", str(backup)],
+        ):
+            code, _, err = _run(capsys, "--url", url, *argv)
+            assert code == 3, (argv, err)
+            _one_line_error(err, "does not speak the Redis protocol", f"127.0.0.1:{port}")
+        code, out, err = _run(capsys, "--url", url, "doctor")
+        assert code == 3 and "Traceback" not in err
+        rows = {line.split()[1]: line.split()[0] for line in out.splitlines()[:-1]}
+        assert rows["connectivity"] == "FAIL" and "does not speak the Redis protocol" in out
+        assert rows["auth"] == "SKIP" and rows["tls"] == "OK"
+        env = {**os.environ, "REDIS_RETRY_ATTEMPTS": "0", "REDIS_CONNECT_TIMEOUT": "0.5"}
+        proc = subprocess.run(
+            [str(ADK_REDIS), "--url", url, "stats"], capture_output=True, text=True, env=env, timeout=60
+        )
+        assert proc.returncode == 3 and "Traceback" not in proc.stderr, proc.stderr
+        assert len(proc.stderr.strip().splitlines()) == 1
+
+
+def _redis_py_error_classes() -> list[type[BaseException]]:
+    return sorted(
+        (
+            cls
+            for _, cls in inspect.getmembers(redis.exceptions, inspect.isclass)
+            if issubclass(cls, BaseException) and cls.__module__.startswith("redis")
+        ),
+        key=lambda c: c.__name__,
+    )
+
+
+@pytest.mark.parametrize("cls", _redis_py_error_classes(), ids=lambda c: c.__name__)
+def test_every_redis_py_error_has_an_exit_code(cls: type[BaseException]) -> None:
+    """The one exception -> exit code mapping covers every redis-py error class (no traceback)."""
+    from adk_redis.admin.errors import classify
+
+    try:
+        exc = cls("something went wrong")
+    except (TypeError, ValueError):  # MovedError / AskError parse "slot host:port"
+        exc = cls("1 127.0.0.1:7000")
+    error = classify(exc, "redis://:secret@127.0.0.1:6379/0")
+    assert error is not None, cls
+    assert error.code in (2, 3, 4, 5, 6) and "secret" not in str(error)
+    expected = {
+        "InvalidResponse": 3,
+        "DataError": 6,
+        "NoPermissionError": 4,
+        "AuthenticationError": 3,
+        "ConnectionError": 3,
+        "TimeoutError": 3,
+        "ResponseError": 3,
+    }
+    if cls.__name__ in expected:
+        assert error.code == expected[cls.__name__]

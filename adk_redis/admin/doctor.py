@@ -168,7 +168,8 @@ def _unreachable(exc: Exception, url: str, checks: list[dict[str, str]], check: 
     error = classify(exc, url)
     if error is None:
         raise exc
-    answered = "authentication failed" in str(error) or error.code == EXIT_PERMISSION
+    said = str(error)
+    answered = "authentication failed" in said or "needs a password" in said or error.code == EXIT_PERMISSION
     if isinstance(exc, AuthenticationError) or answered:
         check("connectivity", "ok", f"{redact(url)} answered")
         check("auth", "fail", str(error))

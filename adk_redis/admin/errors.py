@@ -1,8 +1,26 @@
-"""How the CLI classifies an exception into an exit code (the README's table)."""
+"""How the CLI classifies an exception into an exit code (the README's table).
+
+:func:`classify` is the one place that maps an exception to an exit code.  Every
+exception class of redis-py (``redis.exceptions``) maps to a row of the table
+(``tests/test_cli_errors.py`` checks each one); anything else is a bug and is
+re-raised with its traceback.
+"""
 
 from __future__ import annotations
 
-from redis.exceptions import AuthenticationError, NoPermissionError, ResponseError
+from redis.exceptions import (
+    AuthenticationError,
+    AuthenticationWrongNumberOfArgsError,
+    AuthorizationError,
+    BusyLoadingError,
+    DataError,
+    InvalidResponse,
+    NoPermissionError,
+    ReadOnlyError,
+    RedisClusterException,
+    RedisError,
+    ResponseError,
+)
 
 from ..errors import (
     ConfigurationError,
@@ -23,6 +41,14 @@ from .common import (
 __all__ = ["UNAVAILABLE_ERRORS", "classify"]
 
 _AUTH_MARKERS = ("NOAUTH", "WRONGPASS", "authenticated", "invalid password", "invalid username")
+# A server that requires a password, reached without one: NOAUTH to a command, or to HELLO (RESP3).
+_NEEDS_PASSWORD = ("NOAUTH", "Authentication required", "HELLO must be called with the client already")
+_REFUSALS = ("READONLY", "LOADING", "MASTERDOWN", "BUSY", "OOM", "CLUSTERDOWN", "TRYAGAIN", "MOVED", "ASK")
+
+
+def _is_redis_py(exc: BaseException) -> bool:
+    """An exception class defined by redis-py (``redis.exceptions`` and friends)."""
+    return any(cls.__module__.split(".")[0] == "redis" for cls in type(exc).__mro__[:-2])
 
 
 def classify(exc: BaseException, url: str) -> CliError | None:
@@ -33,7 +59,23 @@ def classify(exc: BaseException, url: str) -> CliError | None:
         return exc
     if isinstance(exc, ConfigurationError):
         return CliError(message, EXIT_USAGE)
-    if isinstance(exc, AuthenticationError) or any(m in message for m in _AUTH_MARKERS):
+    if isinstance(exc, InvalidResponse):
+        # e.g. an HTTP server on the port: 'Protocol error, got "<" as reply type byte'
+        return CliError(
+            f"the server at {where} does not speak the Redis protocol ({message}); "
+            "is this the right host and port?",
+            EXIT_CONNECTION,
+        )
+    if any(m in message for m in _NEEDS_PASSWORD) and "WRONGPASS" not in message:
+        return CliError(
+            f"the server at {where} needs a password: put it in the URL "
+            f"(redis://[user]:password@host:port/db) or in REDIS_PASSWORD ({message})",
+            EXIT_CONNECTION,
+        )
+    if (
+        isinstance(exc, (AuthenticationError, AuthorizationError, AuthenticationWrongNumberOfArgsError))
+        or any(m in message for m in _AUTH_MARKERS)
+    ):
         return CliError(f"authentication failed at {where}: {message}", EXIT_CONNECTION)
     if isinstance(exc, (NoPermissionError, RedisPermissionError)) or "NOPERM" in message:
         return CliError(f"permission denied at {where}: {message}", EXIT_PERMISSION)
@@ -41,12 +83,20 @@ def classify(exc: BaseException, url: str) -> CliError | None:
         return CliError(f"corrupted data: {message}", EXIT_DATA)
     if isinstance(exc, RedisOutOfMemoryError):
         return CliError(message, EXIT_CONNECTION)
+    if isinstance(exc, DataError):
+        # redis-py refused to encode an argument or decode a reply: the data handled was not what it expects
+        return CliError(f"invalid data for Redis at {where}: {message}", EXIT_DATA)
+    if isinstance(exc, (BusyLoadingError, ReadOnlyError)):
+        return CliError(f"{where} refused the command: {message}", EXIT_CONNECTION)
     if isinstance(exc, ResponseError):
         if "DB index is out of range" in message or "invalid DB index" in message:
             return CliError(f"{where}: the server has no such database ({message})", EXIT_USAGE)
-        if message.startswith(("READONLY", "LOADING", "MASTERDOWN", "BUSY", "OOM", "CLUSTERDOWN")):
+        if message.startswith(_REFUSALS):
             return CliError(f"{where} refused the command: {message}", EXIT_CONNECTION)
         return CliError(f"{where} answered with an error: {message}", EXIT_CONNECTION)
     if isinstance(exc, UNAVAILABLE_ERRORS):
         return CliError(f"cannot reach Redis at {where}: {message}", EXIT_CONNECTION)
+    if isinstance(exc, (RedisError, RedisClusterException)) or _is_redis_py(exc):
+        # every other redis-py error (WatchError, PubSubError, LockError, ClusterError, ...)
+        return CliError(f"Redis at {where} failed: {type(exc).__name__}: {message}", EXIT_CONNECTION)
     return None
