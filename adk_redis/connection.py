@@ -109,10 +109,10 @@ def _sentinel_client(url: str, settings: RedisSettings, common: dict[str, Any]) 
         raise ValueError("redis+sentinel:// URLs need a service name: redis+sentinel://host:port/mymaster")
     if parsed.password:
         common["password"] = parsed.password
-    if len(path) > 1:
-        common["db"] = int(path[1])
-    elif settings.redis_db is not None:
+    if settings.redis_db is not None:  # REDIS_DB overrides the URL's database
         common["db"] = settings.redis_db
+    elif len(path) > 1:
+        common["db"] = int(path[1])
     sentinel = Sentinel(  # type: ignore[no-untyped-call]
         sentinels,
         sentinel_kwargs={
@@ -160,7 +160,7 @@ def new_client(settings: RedisSettings, uri: str | None = None) -> Any:
         "retry": make_retry(settings.redis_retry_attempts),
         "decode_responses": False,
     }
-    if settings.redis_password and "@" not in url:
+    if settings.redis_password and not urlparse(url).password:  # REDIS_PASSWORD: when the URL has none
         common["password"] = settings.redis_password
     if scheme == "redis+sentinel":
         return _sentinel_client(url, settings, common)
@@ -169,8 +169,6 @@ def new_client(settings: RedisSettings, uri: str | None = None) -> Any:
 
         real = url.replace("+cluster", "", 1)
         return RedisCluster.from_url(real, max_connections=settings.redis_max_connections, **common)
-    if settings.redis_db is not None and scheme != "unix":
-        common["db"] = settings.redis_db
     pool = aioredis.BlockingConnectionPool.from_url(
         url,
         max_connections=settings.redis_max_connections,
@@ -178,6 +176,8 @@ def new_client(settings: RedisSettings, uri: str | None = None) -> Any:
         health_check_interval=30,
         **common,
     )
+    if settings.redis_db is not None:  # REDIS_DB overrides the URL's database (from_url lets the URL win)
+        pool.connection_kwargs["db"] = settings.redis_db
     pool.connection_class = _fast_packing(pool.connection_class)
     return aioredis.Redis.from_pool(pool)  # the client owns (and closes) its pool
 

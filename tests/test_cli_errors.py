@@ -306,6 +306,7 @@ def test_import_from_a_terminal_does_not_wait_forever(redis_url: str) -> None:
 @contextlib.contextmanager
 def _http_server() -> Iterator[int]:
     """An HTTP server on a loopback port: something that answers, but not in the Redis protocol."""
+
     class Quiet(http.server.SimpleHTTPRequestHandler):
         def log_message(self, *args: object) -> None:
             pass

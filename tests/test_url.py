@@ -194,3 +194,55 @@ def test_registry_warns_about_a_database_the_server_does_not_have(
         session_factory(f"{base}/99999")
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert len(warnings) == 1 and "DB index is out of range" in warnings[0]
+
+
+def test_redis_db_overrides_the_urls_database(monkeypatch: pytest.MonkeyPatch) -> None:
+    """README: REDIS_DB "overrides the URL's" database (redis-py's from_url lets the URL win)."""
+    import asyncio
+
+    from tests.servers import redis_server
+
+    async def create(uri: str | None) -> None:
+        svc = RedisSessionService(uri, key_prefix="dbtest")
+        try:
+            await svc.create_session(app_name="a", user_id="u", session_id=uri or "env")
+        finally:
+            await svc.close()
+
+    with redis_server(args=["--appendonly", "no"]) as srv:
+        monkeypatch.setenv("REDIS_URL", f"redis://127.0.0.1:{srv.port}/2")
+        monkeypatch.setenv("REDIS_DB", "3")
+        asyncio.run(create(None))  # REDIS_URL
+        asyncio.run(create(f"redis://127.0.0.1:{srv.port}/4"))  # a constructor URI
+        with srv.client(db=2) as two, srv.client(db=3) as three, srv.client(db=4) as four:
+            assert two.dbsize() == 0 and four.dbsize() == 0
+            assert three.exists("dbtest:session:{a:u}:s:env")
+            assert len(three.keys("dbtest:session:{a:u}:s:redis*")) == 1
+
+
+def test_redis_password_completes_a_url_with_a_user_name(monkeypatch: pytest.MonkeyPatch) -> None:
+    """README: REDIS_PASSWORD is the password "when the URL carries none", also for ``redis://alice@host``."""
+    import asyncio
+
+    from tests.servers import redis_server
+
+    async def whoami(uri: str) -> str:
+        svc = RedisSessionService(uri, key_prefix="pwtest")
+        try:
+            await svc.create_session(app_name="a", user_id="u")
+            return adk_redis.codec.text(await svc.client.execute_command("ACL", "WHOAMI"))
+        finally:
+            await svc.close()
+
+    with redis_server(args=["--appendonly", "no"]) as srv:
+        with srv.client() as admin:
+            admin.execute_command("ACL", "SETUSER", "alice", "on", ">pw", "~*", "+@all")
+            admin.execute_command("ACL", "SETUSER", "default", "off")
+        monkeypatch.setenv("REDIS_PASSWORD", "pw")
+        assert asyncio.run(whoami(f"redis://alice@127.0.0.1:{srv.port}/0")) == "alice"
+        monkeypatch.setenv("REDIS_URL", f"redis://alice@127.0.0.1:{srv.port}/0")
+        settings = load_settings()
+        assert settings.redis_password == "pw"
+        # a password in the URL still wins over REDIS_PASSWORD
+        monkeypatch.setenv("REDIS_PASSWORD", "wrong")
+        assert asyncio.run(whoami(f"redis://alice:pw@127.0.0.1:{srv.port}/0")) == "alice"

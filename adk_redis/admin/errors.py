@@ -72,10 +72,9 @@ def classify(exc: BaseException, url: str) -> CliError | None:
             f"(redis://[user]:password@host:port/db) or in REDIS_PASSWORD ({message})",
             EXIT_CONNECTION,
         )
-    if (
-        isinstance(exc, (AuthenticationError, AuthorizationError, AuthenticationWrongNumberOfArgsError))
-        or any(m in message for m in _AUTH_MARKERS)
-    ):
+    if isinstance(
+        exc, (AuthenticationError, AuthorizationError, AuthenticationWrongNumberOfArgsError)
+    ) or any(m in message for m in _AUTH_MARKERS):
         return CliError(f"authentication failed at {where}: {message}", EXIT_CONNECTION)
     if isinstance(exc, (NoPermissionError, RedisPermissionError)) or "NOPERM" in message:
         return CliError(f"permission denied at {where}: {message}", EXIT_PERMISSION)
