@@ -15,6 +15,7 @@ import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialWithJitterBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from .config import RedisSettings
@@ -360,15 +361,39 @@ class LoopLocalClient:
 
 
 def _bound_pipeline(pipe: Any, deadline: float | None) -> None:
-    """Bound ``pipe.execute()`` by the deadline (the pipeline object stays redis-py's own)."""
+    """Bound ``pipe.execute()`` by the deadline and release its connection when it fails.
+
+    redis-py's ``Pipeline.execute`` loads the pipeline's scripts (``SCRIPT EXISTS`` / ``SCRIPT
+    LOAD``) on a pooled connection *before* the ``try`` whose ``finally`` resets the pipeline: when
+    that step fails (server down, the deadline cuts it) the pipeline keeps the connection, the pool
+    counts it in use for ever and the garbage collector reports "Unclosed Pipeline client".  So a
+    failed ``execute`` (any exception, a cancellation too) ends with the pipeline reset here.  The
+    pipeline object stays redis-py's own.
+    """
     execute = getattr(pipe, "execute", None)
-    if execute is None or not deadline:
+    if execute is None:
         return
 
-    def bounded(*args: Any, **kwargs: Any) -> Awaitable[Any]:
-        return _within(execute(*args, **kwargs), deadline, "a pipeline")
+    async def bounded(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return await _within(execute(*args, **kwargs), deadline, "a pipeline")
+        except BaseException as exc:
+            await _release_pipeline(pipe, exc)
+            raise
 
     pipe.execute = bounded
+
+
+async def _release_pipeline(pipe: Any, error: BaseException) -> None:
+    """Give a failed pipeline's connection back to its pool (dropped first unless Redis answered)."""
+    conn = getattr(pipe, "connection", None)
+    if conn is None:  # redis-py's own ``finally`` already reset it (or a cluster pipeline: none held)
+        return
+    with contextlib.suppress(Exception):
+        if not isinstance(error, ResponseError):  # cut mid-command: never reuse it with an unread reply
+            await asyncio.shield(conn.disconnect(nowait=True))
+    with contextlib.suppress(Exception):
+        await asyncio.shield(pipe.reset())  # releases the connection (a second cancel cannot cut it short)
 
 
 def pool_stats(client: Any) -> dict[str, int | None]:
