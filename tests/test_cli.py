@@ -285,6 +285,10 @@ def test_doctor_auth(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.Mon
         code = main(["--url", srv.url, "doctor"])
         out, err = capsys.readouterr()
         assert code == 3 and "FAIL  auth" in out and "authentication" in out.lower()
+        assert "needs a password" in out and "HELLO must be called" not in out.partition("(")[0]
+        assert main(["--url", srv.url, "stats"]) == 3  # one line: the server needs a password
+        err = capsys.readouterr().err
+        assert err.startswith("adk-redis: error: authentication required") and "needs a password" in err
         url = f"redis://:s3cret@127.0.0.1:{srv.port}"
         code, data = _doctor(url, capsys)
         assert _status(data)["auth"] == "ok" and data["url"] == redact(url) and "s3cret" not in data["url"]

@@ -159,6 +159,13 @@ def test_6_data(redis_url: str, prefix: str, tmp_path: Path, capsys: pytest.Capt
     code, _, err = _run(capsys, *common, "import", "-i", str(junk))
     assert code == 6
     _one_line_error(err, "not an adk-redis export")
+    for name, content in (("zero.jsonl", ""), ("blank.jsonl", "\n  \n\n")):
+        empty = tmp_path / name
+        empty.write_text(content)
+        for check in ([], ["--check"]):
+            code, out, err = _run(capsys, *common, "--json", "import", *check, "-i", str(empty))
+            assert code == 6 and json.loads(out)["exit_code"] == 6, (name, check, err)
+            _one_line_error(err, f"{name} is empty: not an adk-redis export")
     binary = tmp_path / "image.png"
     binary.write_bytes(b"\x89PNG\r\n\x1a\n\xff\xfe\x00")
     code, _, err = _run(capsys, *common, "import", "-i", str(binary))

@@ -104,10 +104,17 @@ async def cmd_import(svc: RedisSessionService, args: argparse.Namespace) -> Resu
     finally:
         if args.input not in (None, "-"):
             source.close()
-    if report.header is None and not report.seen and report.rejected:
+    if report.header is None and not report.seen:
+        # Nothing that reads as an export: empty (0 bytes, blank lines) or not one valid record.
+        name = args.input if args.input not in (None, "-") else "stdin"
+        if not report.rejected:
+            raise CliError(
+                f"{name} is empty: not an adk-redis export (an export starts with its header line)",
+                EXIT_DATA,
+            )
+        first = report.rejected[0]
         raise CliError(
-            f"{args.input or 'stdin'} is not an adk-redis export (line 1: {report.rejected[0]['reason']})",
-            EXIT_DATA,
+            f"{name} is not an adk-redis export (line {first['line']}: {first['reason']})", EXIT_DATA
         )
     data = report.as_dict()
     if args.check:

@@ -68,8 +68,8 @@ def classify(exc: BaseException, url: str) -> CliError | None:
         )
     if any(m in message for m in _NEEDS_PASSWORD) and "WRONGPASS" not in message:
         return CliError(
-            f"the server at {where} needs a password: put it in the URL "
-            f"(redis://[user]:password@host:port/db) or in REDIS_PASSWORD ({message})",
+            f"authentication required: the server at {where} needs a password; put it in the URL "
+            "(redis://[user]:password@host:port/db) or in REDIS_PASSWORD",
             EXIT_CONNECTION,
         )
     if isinstance(
