@@ -103,6 +103,15 @@ class RedisSettings(BaseSettings):
         return value
 
 
+#: Setting -> the constructor argument that overrides it (named in errors about an explicit value).
+_ARGUMENT_NAMES = {
+    "redis_key_prefix": "key_prefix",
+    "session_stale_policy": "stale_policy",
+    "session_ttl_hours": "session_ttl_hours",
+    "redis_url": "uri",
+}
+
+
 def load_settings(**overrides: Any) -> RedisSettings:
     """Build settings from the environment plus explicit overrides.
 
@@ -115,9 +124,12 @@ def load_settings(**overrides: Any) -> RedisSettings:
     except ValidationError as exc:
         parts = []
         for err in exc.errors():
-            name = ".".join(str(p) for p in err["loc"]).upper() or "settings"
+            field = ".".join(str(p) for p in err["loc"])
+            name = field.upper() or "settings"
             got = "<redacted>" if name in _SECRET_FIELDS else repr(err.get("input"))
             if name == "REDIS_URL":
                 got = repr(redact_url(str(err.get("input"))))
+            if field in clean:  # an explicit argument, not the environment variable
+                name = f"{_ARGUMENT_NAMES.get(field, field)} ({name})"
             parts.append(f"{name}: {err['msg']} (got {got})")
         raise ConfigurationError("Invalid adk_redis configuration: " + "; ".join(parts)) from None

@@ -246,3 +246,15 @@ def test_redis_password_completes_a_url_with_a_user_name(monkeypatch: pytest.Mon
         # a password in the URL still wins over REDIS_PASSWORD
         monkeypatch.setenv("REDIS_PASSWORD", "wrong")
         assert asyncio.run(whoami(f"redis://alice:pw@127.0.0.1:{srv.port}/0")) == "alice"
+
+
+def test_an_explicit_argument_is_named_as_such(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A bad constructor argument is reported as the argument, a bad variable as the variable."""
+    monkeypatch.delenv("SESSION_STALE_POLICY", raising=False)
+    with pytest.raises(ConfigurationError, match=r"stale_policy \(SESSION_STALE_POLICY\): .*'Merge'"):
+        RedisSessionService("redis://127.0.0.1:6411/0", stale_policy="Merge")  # type: ignore[arg-type]
+    with pytest.raises(ConfigurationError, match=r"key_prefix \(REDIS_KEY_PREFIX\)"):
+        RedisSessionService("redis://127.0.0.1:6411/0", key_prefix="a b")
+    monkeypatch.setenv("SESSION_STALE_POLICY", "Merge")
+    with pytest.raises(ConfigurationError, match=r"configuration: SESSION_STALE_POLICY: "):
+        RedisSessionService("redis://127.0.0.1:6411/0")
