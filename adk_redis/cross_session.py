@@ -6,11 +6,11 @@ The design's cross-session API, scoped to one app.  Values are JSON documents
 User context and knowledge are also indexed for full-text search, so
 :class:`adk_redis.memory_service.RedisMemoryService` finds them.  Knowledge is
 shared by every user of the app (scoped per app, never across apps).
+Document ids, payloads and stored values: :mod:`adk_redis.memory_docs`.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from typing import Any
@@ -20,6 +20,18 @@ from .config import RedisSettings
 from .embeddings import Embedder, pack
 from .errors import CorruptedDataError
 from .keys import KeySchema, escape, unescape
+from .memory_docs import (
+    context_id,
+    context_payload,
+    dump_value,
+    history_record,
+    knowledge_filter,
+    knowledge_id,
+    knowledge_member,
+    knowledge_payload,
+    knowledge_result,
+    load_object,
+)
 from .memory_search import SearchIndex, now_ms
 
 logger = logging.getLogger("adk_redis.memory")
@@ -80,20 +92,6 @@ return redis.call('ZRANGE', KEYS[1], 0, -1)
 def ttl_ms(hours: float) -> int:
     """Hours (fractional allowed) to whole milliseconds, at least 1."""
     return max(1, int(round(hours * 3_600_000)))
-
-
-def _dumps(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), sort_keys=True)
-
-
-def _load_dict(raw: bytes | str, where: str) -> dict[str, Any]:
-    try:
-        value = json.loads(raw)
-    except (ValueError, TypeError):
-        raise CorruptedDataError(f"{where}: stored value is not JSON") from None
-    if not isinstance(value, dict):
-        raise CorruptedDataError(f"{where}: stored value is not a JSON object")
-    return value
 
 
 def flatten_text(value: Any) -> str:
@@ -168,7 +166,7 @@ class CrossSessionMemory:
 
     async def _get_json(self, key: str, where: str) -> dict[str, Any] | None:
         raw = await self.client.get(key)
-        return None if raw is None else _load_dict(raw, where)
+        return None if raw is None else load_object(raw, where)
 
     async def _list(self, zset: str, key_of: Any, where: str) -> dict[str, dict[str, Any]]:
         members = await self._live_members(zset)
@@ -181,7 +179,7 @@ class CrossSessionMemory:
             if raw is None:
                 continue
             try:
-                out[name] = _load_dict(raw, f"{where} {name!r}")
+                out[name] = load_object(raw, f"{where} {name!r}")
             except CorruptedDataError as exc:
                 logger.warning("skipping corrupted record: %s", exc)
         return out
@@ -193,18 +191,14 @@ class CrossSessionMemory:
         """Store (replace) one user-context document; TTL ``MEMORY_TTL_HOURS``; searchable."""
         uid = str(user_id)
         data = _check_data(context_data, "context_data")
-        value = _dumps(data)
+        value = dump_value(data)
         now = now_ms()
         ttl = self._memory_ttl
-        body = f"{context_key}: {value}"
-        payload = _dumps({
-            "v": 1, "src": "context", "key": context_key, "data": data, "ts": now / 1000,
-            "author": "user", "content": {"role": "user", "parts": [{"text": body}]},
-        })
+        payload = context_payload(context_key, data, value, now / 1000)
         indexed = f"{context_key.replace('_', ' ')} {flatten_text(data)}"
         await self.index.put(
             self.keys.user_memory_index(self.app_name, uid),
-            "c:" + escape(context_key),
+            context_id(context_key),
             indexed,
             payload,
             ttl_ms=ttl,
@@ -239,7 +233,7 @@ class CrossSessionMemory:
         existed = await self.client.delete(self.keys.user_context(self.app_name, uid, context_key))
         await self.client.zrem(self.keys.user_context_index(self.app_name, uid), escape(context_key))
         indexed = await self.index.delete(
-            self.keys.user_memory_index(self.app_name, uid), "c:" + escape(context_key)
+            self.keys.user_memory_index(self.app_name, uid), context_id(context_key)
         )
         return bool(existed) or indexed
 
@@ -249,7 +243,7 @@ class CrossSessionMemory:
     ) -> None:
         """Store (replace) one agent-memory document; TTL ``MEMORY_TTL_HOURS``."""
         aid = str(agent_id)
-        value = _dumps(_check_data(memory_data, "memory_data"))
+        value = dump_value(_check_data(memory_data, "memory_data"))
         ttl = self._memory_ttl
         zset = self.keys.agent_memory_index(self.app_name, aid)
         doc = self.keys.agent_memory(self.app_name, aid, memory_key)
@@ -275,20 +269,14 @@ class CrossSessionMemory:
     # -- shared knowledge ------------------------------------------------------
     async def store_knowledge(self, category: str, knowledge_key: str, data: dict[str, Any]) -> None:
         """Store (replace) one app-wide knowledge document; TTL ``KNOWLEDGE_TTL_HOURS``; searchable."""
-        value = _dumps(_check_data(data, "data"))
+        value = dump_value(_check_data(data, "data"))
         now = now_ms()
         ttl = ttl_ms(self.settings.knowledge_ttl_hours)
-        member = f"{escape(category)}:{escape(knowledge_key)}"
-        body = f"{category} {knowledge_key}: {value}"
-        payload = _dumps({
-            "v": 1, "src": "knowledge", "category": category, "key": knowledge_key, "data": data,
-            "ts": now / 1000, "author": "knowledge",
-            "content": {"role": "model", "parts": [{"text": body}]},
-        })
+        payload = knowledge_payload(category, knowledge_key, data, value, now / 1000)
         indexed = f"{category.replace('_', ' ')} {knowledge_key.replace('_', ' ')} {flatten_text(data)}"
         await self.index.put(
             self.keys.knowledge_index(self.app_name),
-            "k:" + member,
+            knowledge_id(category, knowledge_key),
             indexed,
             payload,
             ttl_ms=ttl,
@@ -296,7 +284,8 @@ class CrossSessionMemory:
             vector=await self._vector(indexed),
             side=(
                 self.keys.knowledge(self.app_name, category, knowledge_key), value,
-                self.keys.memory_registry(self.app_name, "knowledge"), member,
+                self.keys.memory_registry(self.app_name, "knowledge"),
+                knowledge_member(category, knowledge_key),
             ),
         )
 
@@ -314,15 +303,12 @@ class CrossSessionMemory:
 
         Returns dicts ``{"category", "key", "data", "score"}``, best first.
         """
-        flt = "k:" if category is None else f"k:{escape(category)}:"
+        flt = knowledge_filter(category)
         hits = await self.index.search([(self.keys.knowledge_index(self.app_name), flt)], query, limit)
         out: list[dict[str, Any]] = []
         for hit in hits:
             try:
-                doc = _load_dict(hit.payload, f"knowledge {hit.doc_id!r}")
-                out.append({
-                    "category": doc["category"], "key": doc["key"], "data": doc["data"], "score": hit.score,
-                })
+                out.append({**knowledge_result(hit.payload, f"knowledge {hit.doc_id!r}"), "score": hit.score})
             except (CorruptedDataError, KeyError) as exc:
                 logger.warning("skipping corrupted knowledge record %r: %s", hit.doc_id, exc)
         return out
@@ -338,7 +324,7 @@ class CrossSessionMemory:
         """Record (or update) a session in the user's history; entry TTL ``HISTORY_TTL_HOURS``."""
         uid = str(user_id)
         ts = time.time() if timestamp is None else float(timestamp)
-        record = _dumps({"session_id": session_id, "timestamp": ts, "summary": summary or {}})
+        record = dump_value(history_record(session_id, ts, summary or {}))
         hk = self.keys.history(self.app_name, uid)
         ttl = ttl_ms(self.settings.history_ttl_hours)
         now = now_ms()
@@ -359,7 +345,7 @@ class CrossSessionMemory:
             if raw is None:
                 continue
             try:
-                out.append(_load_dict(raw, "session history"))
+                out.append(load_object(raw, "session history"))
             except CorruptedDataError as exc:
                 logger.warning("skipping corrupted history record: %s", exc)
         return out

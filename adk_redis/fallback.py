@@ -44,8 +44,8 @@ from . import telemetry
 from .config import RedisSettings, load_settings
 from .connection import client_stats
 from .errors import MergeConflictError, RedisUnavailableError
-from .keys import escape, unescape
-from .memory_service import RedisMemoryService, history_ids, memory_text
+from .memory_docs import UNKNOWN_SESSION_ID, content_text, history_ids, memory_id, parse_id
+from .memory_service import RedisMemoryService
 from .resilience import (
     UNAVAILABLE_ERRORS,
     BreakerState,
@@ -570,7 +570,7 @@ class FallbackMemoryService(_Fallback, BaseMemoryService):
             "session_id": session_id,
             "custom_metadata": custom_metadata,
         }
-        copies = [e.model_copy(deep=True) for e in events if memory_text(e.content)]
+        copies = [e.model_copy(deep=True) for e in events if content_text(e.content)]
 
         async def remember() -> None:
             # Memory's copy, each event renamed to the id Redis gives it.
@@ -579,7 +579,7 @@ class FallbackMemoryService(_Fallback, BaseMemoryService):
                 app_name=app_name,
                 user_id=user_id,
                 events=renamed,
-                session_id=session_id or "__unknown_session_id__",
+                session_id=session_id or UNKNOWN_SESSION_ID,
             )
 
         await self._write(
@@ -607,7 +607,7 @@ class FallbackMemoryService(_Fallback, BaseMemoryService):
         async def remember() -> None:
             events = [
                 Event(
-                    id=f"m:{escape(str(m.id))}",
+                    id=memory_id(str(m.id)),
                     author=m.author or "user",
                     content=m.content,
                     timestamp=_parse_iso(m.timestamp),
@@ -671,14 +671,10 @@ def _parse_iso(value: str | None) -> float:
 
 def _with_metadata(entry: MemoryEntry) -> MemoryEntry:
     """Memory's search result with the metadata Redis results carry (from the id)."""
-    kind, _, rest = (entry.id or "").partition(":")
-    if kind == "h":
-        sid, _, eid = rest.partition(":")
-        meta = {"source": "history", "session_id": unescape(sid), "event_id": unescape(eid)}
-    elif kind == "m":
-        meta = {"source": "memory", "event_id": unescape(rest)}
-    else:
+    ref = parse_id(entry.id or "")
+    if ref is None or ref.source not in ("history", "memory"):
         return entry
+    meta = ref.metadata()
     return entry.model_copy(update={"custom_metadata": {**meta, **entry.custom_metadata}})
 
 

@@ -7,7 +7,8 @@ and the app's shared knowledge (per app, visible to all its users, never
 deletable through a user's :meth:`delete_memory`).  Memory ids returned by
 :meth:`search_memory` are ``h:<session>:<event>`` (history), ``m:<id>``
 (explicit memories), ``c:<context key>`` (user context) and
-``k:<category>:<key>`` (knowledge), components escaped.
+``k:<category>:<key>`` (knowledge), components escaped; ids and stored payloads
+are built and parsed by :mod:`adk_redis.memory_docs`.
 
 TTLs: history entries ``HISTORY_TTL_HOURS``, explicit memories and user
 context ``MEMORY_TTL_HOURS``, knowledge ``KNOWLEDGE_TTL_HOURS`` (override per
@@ -23,8 +24,6 @@ the cosine ranking is computed client-side (see :mod:`adk_redis.vector_index`).
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import json
 import logging
 import uuid
 from collections.abc import Mapping, Sequence
@@ -35,7 +34,6 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 from google.adk.memory.base_memory_service import BaseMemoryService, SearchMemoryResponse
 from google.adk.memory.memory_entry import MemoryEntry
 from google.genai import types
-from pydantic import ValidationError
 from redis.exceptions import ResponseError
 from typing_extensions import override
 
@@ -47,6 +45,18 @@ from .cross_session import CrossSessionMemory, ttl_ms
 from .embeddings import Embedder, QueryVectors, fuse, pack
 from .errors import CorruptedDataError
 from .keys import KeySchema, MemoryIndexKeys, escape, unescape
+from .memory_docs import (
+    UNKNOWN_SESSION_ID,
+    content_text,
+    decode_entry,
+    history_ids,
+    history_payload,
+    knowledge_filter,
+    memory_payload,
+    parse_id,
+    source_of,
+)
+from .memory_docs import memory_id as memory_doc_id
 from .memory_search import Hit, SearchIndex, now_ms, write_error
 from .tokenizer import query_terms
 from .vector_index import fetch_vectors, rank, rank_fetched
@@ -57,7 +67,8 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("adk_redis.memory")
 
-_UNKNOWN_SESSION_ID = "__unknown_session_id__"
+# Re-exported: they were defined here before adk_redis.memory_docs.
+__all__ = ["HYBRID_WEIGHT", "RedisMemoryService", "decode_entry", "history_ids", "memory_text"]
 _HYBRID_POOL = 50
 # Hybrid score fusion: (1 - w) * BM25 / max BM25 + w * cosine / max cosine, w chosen on LoCoMo's
 # development half with all-MiniLM-L6-v2 (README, memory benchmark).
@@ -93,16 +104,6 @@ def _fields(author: str | None, ts: float | None) -> tuple[str, ...]:
     return tuple(out)
 
 
-def _iso(ts: float | None) -> str | None:
-    return None if ts is None else datetime.fromtimestamp(ts, tz=timezone.utc).isoformat()
-
-
-def _content_text(content: types.Content | None) -> str:
-    if content is None or not content.parts:
-        return ""
-    return " ".join(p.text for p in content.parts if p.text and not p.thought)
-
-
 def _ttl_override(custom_metadata: Mapping[str, object] | None, default_hours: float) -> int:
     hours = (custom_metadata or {}).get("ttl_hours")
     if isinstance(hours, (int, float)) and not isinstance(hours, bool) and hours > 0:
@@ -110,58 +111,9 @@ def _ttl_override(custom_metadata: Mapping[str, object] | None, default_hours: f
     return ttl_ms(default_hours)
 
 
-def _dumps(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
-
-
-def history_ids(session_id: str | None, event: Event) -> tuple[str, str]:
-    """``(memory id, event id)`` of an ingested event: ``h:<session>:<event>``, components escaped.
-
-    An event without an id gets a stable hash of its author, timestamp and content.
-    """
-    sid = session_id or _UNKNOWN_SESSION_ID
-    eid = event.id
-    if not eid:
-        content = event.content.model_dump(mode="json", exclude_none=True) if event.content else None
-        eid = hashlib.sha256(f"{event.author}:{event.timestamp}:{_dumps(content)}".encode()).hexdigest()[:32]
-    return f"h:{escape(sid)}:{escape(eid)}", eid
-
-
 def memory_text(content: types.Content | None) -> str:
     """The searchable text of a content (text parts, thoughts excluded)."""
-    return _content_text(content)
-
-
-def decode_entry(doc_id: str, payload: str) -> MemoryEntry:
-    """Build a MemoryEntry from a stored document; CorruptedDataError if it is not valid."""
-    where = f"memory {doc_id!r}"
-    try:
-        doc = json.loads(payload)
-        if not isinstance(doc, dict):
-            raise CorruptedDataError(f"{where}: not a JSON object")
-        content = types.Content.model_validate(doc["content"])
-        meta: dict[str, Any] = dict(doc.get("meta") or {})
-        src = doc.get("src", "history")
-        meta["source"] = src
-        if src in ("history", "memory"):
-            meta.setdefault("session_id", doc.get("sid"))
-            meta.setdefault("event_id", doc.get("eid"))
-        elif src == "context":
-            meta["context_key"] = doc.get("key")
-        elif src == "knowledge":
-            meta["category"] = doc.get("category")
-            meta["knowledge_key"] = doc.get("key")
-        return MemoryEntry(
-            id=doc_id,
-            content=content,
-            author=doc.get("author"),
-            timestamp=_iso(doc.get("ts")),
-            custom_metadata=meta,
-        )
-    except (ValueError, TypeError, KeyError, ValidationError) as exc:
-        if isinstance(exc, CorruptedDataError):
-            raise
-        raise CorruptedDataError(f"{where}: stored document is not valid") from None
+    return content_text(content)
 
 
 class RedisMemoryService(BaseMemoryService):
@@ -330,7 +282,7 @@ class RedisMemoryService(BaseMemoryService):
             if stored is not None:
                 seen = {e.id for e in stored if e.id}
                 events = stored + [e for e in events if not e.id or e.id not in seen]
-        if not any(_content_text(e.content).strip() for e in events):
+        if not any(content_text(e.content).strip() for e in events):
             logger.warning(
                 "add_session_to_memory: session %r of user %r has no text events, nothing to index "
                 "(a stale session object? pass the session returned by get_session)",
@@ -355,21 +307,16 @@ class RedisMemoryService(BaseMemoryService):
 
         ``custom_metadata``: ``ttl_hours`` overrides ``HISTORY_TTL_HOURS``.
         """
-        sid = session_id or _UNKNOWN_SESSION_ID
+        sid = session_id or UNKNOWN_SESSION_ID
         turns: list[tuple[Event, str]] = []
         for event in events:
-            body = _content_text(event.content)
+            body = content_text(event.content)
             if body.strip() and event.content is not None:
                 turns.append((event, body))
         docs: list[_Doc] = []
         for n, (event, body) in enumerate(turns):
-            assert event.content is not None
-            content_json = event.content.model_dump(mode="json", exclude_none=True)
             doc_id, eid = history_ids(sid, event)
-            payload = _dumps({
-                "v": 1, "src": "history", "content": content_json, "author": event.author,
-                "ts": event.timestamp, "sid": sid, "eid": eid,
-            })
+            payload = history_payload(event, sid, eid)
             # the exchange a turn belongs to: the adjacent text turns of another author
             context = tuple(
                 turns[m][1] for m in (n - 1, n + 1)
@@ -409,7 +356,7 @@ class RedisMemoryService(BaseMemoryService):
         """
         docs: list[_Doc] = []
         for entry in memories:
-            body = _content_text(entry.content)
+            body = content_text(entry.content)
             mid = entry.id or uuid.uuid4().hex
             ts: float | None = None
             if entry.timestamp:
@@ -417,12 +364,8 @@ class RedisMemoryService(BaseMemoryService):
                     ts = datetime.fromisoformat(entry.timestamp).timestamp()
                 except ValueError:
                     ts = None
-            payload = _dumps({
-                "v": 1, "src": "memory", "content": entry.content.model_dump(mode="json", exclude_none=True),
-                "author": entry.author, "ts": ts, "meta": entry.custom_metadata,
-                "sid": entry.custom_metadata.get("session_id"), "eid": mid,
-            })
-            docs.append(_Doc(f"m:{escape(mid)}", body, payload, _fields(entry.author, ts)))
+            payload = memory_payload(entry, mid, ts)
+            docs.append(_Doc(memory_doc_id(mid), body, payload, _fields(entry.author, ts)))
         ttl = _ttl_override(custom_metadata, self.settings.memory_ttl_hours)
         await self._put_many(self.keys.user_memory_index(app_name, str(user_id)), docs, ttl)
 
@@ -437,10 +380,12 @@ class RedisMemoryService(BaseMemoryService):
         if not memory_id:
             return
         uid = str(user_id)
-        kind, _, rest = memory_id.partition(":")
-        if kind == "c":
-            await self.cross_session(app_name).delete_user_context(uid, unescape(rest))
-        elif kind in ("h", "m"):
+        source = source_of(memory_id)
+        if source == "context":
+            ref = parse_id(memory_id)
+            assert ref is not None
+            await self.cross_session(app_name).delete_user_context(uid, ref.parts[0])
+        elif source in ("history", "memory"):
             await self.index.delete(
                 self.keys.user_memory_index(app_name, uid),
                 memory_id,
@@ -472,7 +417,7 @@ class RedisMemoryService(BaseMemoryService):
     async def _bm25(self, app_name: str, user_id: str, terms: list[str], limit: int) -> list[Hit]:
         specs = [
             (self.keys.user_memory_index(app_name, user_id), ""),
-            (self.keys.knowledge_index(app_name), "k:"),
+            (self.keys.knowledge_index(app_name), knowledge_filter()),
         ]
         if not self._cluster:
             return await self.index.search(specs, terms, limit)

@@ -27,6 +27,7 @@ from .config import RedisSettings
 from .cross_session import CrossSessionMemory
 from .errors import AdkRedisError, RedisUnavailableError
 from .keys import KeySchema, escape, unescape
+from .memory_docs import history_record
 from .resilience import UNAVAILABLE_ERRORS
 from .session_service import RedisSessionService
 from .url import redact_url
@@ -165,7 +166,7 @@ class LocalCrossSession:
         timestamp: float | None = None,
     ) -> None:
         ts = time.time() if timestamp is None else float(timestamp)
-        record = {"session_id": session_id, "timestamp": ts, "summary": _json_copy(summary or {}, "summary")}
+        record = history_record(session_id, ts, _json_copy(summary or {}, "summary"))
         expiry = time.time() + self._settings.history_ttl_hours * 3600
         self._history.setdefault(str(user_id), {})[session_id] = (expiry, record)
 
