@@ -22,7 +22,7 @@ from google.adk.cli.service_registry import ServiceRegistry, get_service_registr
 from google.adk.memory.base_memory_service import BaseMemoryService
 from google.adk.sessions.base_session_service import BaseSessionService
 
-from .errors import ConfigurationError
+from .errors import AdkRedisError, ConfigurationError
 from .url import SCHEMES, RedisURL, parse_redis_url
 
 logger = logging.getLogger("adk_redis.registry")
@@ -42,13 +42,19 @@ def split_uri(uri: str) -> tuple[str, dict[str, str]]:
     return checked.client_url, dict(checked.ours)
 
 
-class _CliConfigurationError(ConfigurationError, click.ClickException):
-    """A ConfigurationError that ``adk web`` / ``adk api_server`` (click) print as one line, exit code 2."""
+class _CliConfigurationError(AdkRedisError, click.ClickException):
+    """A malformed URI under ``adk web`` / ``adk api_server``: click prints it as one line, exit code 2.
+
+    Deliberately *not* a ``ValueError`` (unlike :class:`ConfigurationError`): ADK's ``fast_api.py``
+    catches ``ValueError`` from the memory factory and re-raises a plain ``click.ClickException``
+    (exit code 1), so a malformed ``--memory_service_uri`` would exit 1 where the same
+    ``--session_service_uri`` exits 2.
+    """
 
     exit_code = 2
 
     def __init__(self, message: str) -> None:
-        ConfigurationError.__init__(self, message)
+        AdkRedisError.__init__(self, message)
         click.ClickException.__init__(self, message)
 
 

@@ -174,11 +174,13 @@ def test_registry_is_quiet_when_redis_answers(redis_url: str, caplog: pytest.Log
         ("redis://127.0.0.1:6411?session_ttl_hours=abc", "session_ttl_hours='abc'"),
     ],
 )
-def test_adk_api_server_refuses_a_malformed_uri(uri: str, why: str) -> None:
+@pytest.mark.parametrize("option", ["--session_service_uri", "--memory_service_uri"])
+def test_adk_api_server_refuses_a_malformed_uri(option: str, uri: str, why: str) -> None:
+    """Exit code 2 for a malformed URI, whether it is the session or the memory service's."""
     env = {k: v for k, v in os.environ.items() if k not in ("GOOGLE_API_KEY", "REDIS_URL")}
     env["ADK_REDIS_LOCAL_MODEL"] = "1"
     cmd = [str(ADK), "api_server", "--host", "127.0.0.1", "--port", str(free_port()), "--no-reload"]
-    cmd += ["--session_service_uri", uri, str(SAMPLES)]
+    cmd += [option, uri, str(SAMPLES)]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2, proc.stderr[-2000:]
     assert "Traceback" not in proc.stderr + proc.stdout
