@@ -7,6 +7,11 @@ User context and knowledge are also indexed for full-text search, so
 :class:`adk_redis.memory_service.RedisMemoryService` finds them.  Knowledge is
 shared by every user of the app (scoped per app, never across apps).
 Document ids, payloads and stored values: :mod:`adk_redis.memory_docs`.
+
+Every write respects ``maxmemory``: with Redis at its limit under
+``noeviction`` a store or record raises
+:class:`~adk_redis.errors.RedisOutOfMemoryError` and writes nothing (other
+error replies map as :func:`adk_redis.errors.server_error` says).
 """
 
 from __future__ import annotations
@@ -15,10 +20,12 @@ import logging
 import time
 from typing import Any
 
+from redis.exceptions import ResponseError
+
 from .codec import text
 from .config import RedisSettings
 from .embeddings import Embedder, pack
-from .errors import CorruptedDataError
+from .errors import CorruptedDataError, server_error
 from .keys import KeySchema, escape, unescape
 from .memory_docs import (
     context_id,
@@ -38,15 +45,21 @@ logger = logging.getLogger("adk_redis.memory")
 
 __all__ = ["CrossSessionMemory", "ttl_ms"]
 
+# Out of memory: Redis checks maxmemory in a script only until its first write, so every script
+# here that may grow memory starts writing with a deny-oom command (ZADD, SET); under maxmemory with
+# noeviction it stops there with an OOM error and writes nothing.
+
 # KEYS: order, data, expiry   ARGV: member, timestamp, record, expires_ms, ttl_ms, now_ms
+# The entry is written first (deny-oom ZADD), then up to 256 expired entries are pruned (the new
+# entry expires in the future, so it is never among them).
 _HISTORY_PUT = r"""
+redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
+redis.call('HSET', KEYS[2], ARGV[1], ARGV[3])
+redis.call('ZADD', KEYS[3], ARGV[4], ARGV[1])
 local dead = redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', ARGV[6], 'LIMIT', 0, 256)
 for _, m in ipairs(dead) do
   redis.call('ZREM', KEYS[1], m); redis.call('HDEL', KEYS[2], m); redis.call('ZREM', KEYS[3], m)
 end
-redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
-redis.call('HSET', KEYS[2], ARGV[1], ARGV[3])
-redis.call('ZADD', KEYS[3], ARGV[4], ARGV[1])
 local ttl = tonumber(ARGV[5])
 for k = 1, 3 do
   local cur = redis.call('PTTL', KEYS[k])
@@ -152,9 +165,24 @@ class CrossSessionMemory:
     def _memory_ttl(self) -> int:
         return ttl_ms(self.settings.memory_ttl_hours)
 
+    @staticmethod
+    async def _write(script: Any, keys: list[str], args: list[Any], where: str) -> Any:
+        """Run a writing script; a Redis error reply becomes its typed error
+        (:func:`~adk_redis.errors.server_error`: out of memory, no permission, corrupted data)."""
+        try:
+            return await script(keys=keys, args=args)
+        except ResponseError as exc:
+            err = server_error(exc, where)
+            if err is exc:
+                raise
+            raise err from exc
+
     async def _register(self, kind: str, member: str, ttl: int) -> None:
         key = self.keys.memory_registry(self.app_name, kind)
-        await self._index_put(keys=[key], args=[now_ms() + ttl, member, ttl, "1"])
+        await self._write(
+            self._index_put, [key], [now_ms() + ttl, member, ttl, "1"],
+            f"registering {unescape(member)!r} in the {kind} registry of app {self.app_name!r}",
+        )
 
     async def _live_members(self, zset: str) -> list[str]:
         return [text(m) for m in await self._live(keys=[zset], args=[now_ms()])]
@@ -247,7 +275,10 @@ class CrossSessionMemory:
         ttl = self._memory_ttl
         zset = self.keys.agent_memory_index(self.app_name, aid)
         doc = self.keys.agent_memory(self.app_name, aid, memory_key)
-        await self._index_put(keys=[zset, doc], args=[now_ms() + ttl, escape(memory_key), ttl, "0", value])
+        await self._write(
+            self._index_put, [zset, doc], [now_ms() + ttl, escape(memory_key), ttl, "0", value],
+            f"storing agent memory {memory_key!r} of agent {aid!r} in app {self.app_name!r}",
+        )
         await self._register("agents", escape(aid), ttl)
 
     async def get_agent_memory(self, agent_id: str | int, memory_key: str) -> dict[str, Any] | None:
@@ -328,9 +359,11 @@ class CrossSessionMemory:
         hk = self.keys.history(self.app_name, uid)
         ttl = ttl_ms(self.settings.history_ttl_hours)
         now = now_ms()
-        await self._history_put(
-            keys=[hk.order, hk.data, hk.expiry],
-            args=[escape(session_id), repr(ts), record, now + ttl, ttl, now],
+        await self._write(
+            self._history_put,
+            [hk.order, hk.data, hk.expiry],
+            [escape(session_id), repr(ts), record, now + ttl, ttl, now],
+            f"recording session {session_id!r} in the history of user {uid!r} in app {self.app_name!r}",
         )
         await self._register("users", escape(uid), ttl)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Iterator
 from typing import Any
@@ -15,6 +16,7 @@ from google.adk.sessions.session import Session
 from google.genai import types
 
 from adk_redis import RedisMemoryService, RedisSessionService
+from adk_redis.cross_session import CrossSessionMemory
 from adk_redis.errors import RedisOutOfMemoryError
 from tests.memory_helpers import make_event, settings_for, texts_of
 from tests.servers import RedisServer
@@ -216,3 +218,36 @@ async def test_memory_writes_respect_maxmemory(full_server: RedisServer, prefix:
         # deleting still works (it frees memory)
         await svc.delete_memory(app_name=APP, user_id="u", memory_id="m:old")
         assert await _search(svc, "tulips") == []
+
+
+async def test_cross_session_writes_respect_maxmemory(full_server: RedisServer, prefix: str) -> None:
+    """User context, agent memory, knowledge and session history are refused (typed error) and write
+    nothing, also when the history script has expired entries to prune first (a write that is not
+    deny-oom would lift the server's OOM check for the rest of the script)."""
+    async with RedisMemoryService(full_server.url, key_prefix=prefix) as svc:
+        cs = svc.cross_session(APP)
+        await cs.record_session("u", "kept", {"title": "kept"})
+        short = CrossSessionMemory(  # its history entries live 0.1 s (the keys live on)
+            svc.client, svc.keys, settings_for(prefix, history_ttl_hours=0.1 / 3600), APP
+        )
+        await short.record_session("u", "old", {"title": "old"})
+        await cs.store_agent_memory("agent", "plan", {"step": 1})
+        await cs.store_knowledge("faq", "hours", {"open": "9-17"})
+        await asyncio.sleep(0.2)  # the "old" history entry expired: the next record prunes it first
+        _fill(full_server)
+        before = await svc.client.dbsize()
+        for write in (
+            cs.record_session("u", "new", {"title": "new"}),
+            cs.store_agent_memory("agent", "plan", {"step": 2}),
+            cs.store_agent_memory("agent2", "plan", {"step": 1}),
+            cs.store_knowledge("faq", "hours", {"open": "always"}),
+            cs.store_user_context("u", "garden", {"flower": "iris"}),
+        ):
+            with pytest.raises(RedisOutOfMemoryError, match="out of memory"):
+                await write
+        assert await svc.client.dbsize() == before
+        assert await cs.get_agent_memory("agent", "plan") == {"step": 1}
+        assert await cs.get_agent_memory("agent2", "plan") is None
+        assert await cs.get_knowledge("faq", "hours") == {"open": "9-17"}
+        assert await cs.get_user_context("u", "garden") is None
+        assert [h["session_id"] for h in await cs.get_session_history("u")] == ["kept"]
