@@ -350,8 +350,12 @@ class MemoryIndexKeys:
     base: str
 
     @property
-    def stats(self) -> str:  # HASH: n (documents), l (total length)
+    def stats(self) -> str:  # HASH: n (documents), l (total length), seq (last insertion number)
         return f"{self.base}:stats"
+
+    @property
+    def sequence(self) -> str:  # HASH: doc id -> insertion sequence number (ties keep insertion order)
+        return f"{self.base}:o"
 
     @property
     def terms(self) -> str:  # HASH: doc id -> "term tf term tf ..." (escaped terms)

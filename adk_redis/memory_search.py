@@ -297,6 +297,21 @@ return 1
 """
 
 
+# KEYS: stats, sequence   ARGV: doc, seq ('' = none)
+# A restored document's insertion sequence number (admin import): set (or removed: a document indexed
+# before sequences existed), and the counter raised past it so later documents come after it.
+SET_SEQUENCE = r"""
+if ARGV[2] == '' then
+  redis.call('HDEL', KEYS[2], ARGV[1])
+  return 0
+end
+local seq = tonumber(ARGV[2])
+redis.call('HSET', KEYS[2], ARGV[1], seq)
+if tonumber(redis.call('HGET', KEYS[1], 'seq') or '0') < seq then redis.call('HSET', KEYS[1], 'seq', seq) end
+return 1
+"""
+
+
 def write_error(exc: ResponseError, where: str) -> Exception:
     """The typed error of a failed index write (:func:`adk_redis.errors.server_error`; redis-py
     reports OOM as its own ``OutOfMemoryError`` without the ``OOM`` code)."""
@@ -355,6 +370,7 @@ class SearchIndex:
         )
         self._cleanup = client.register_script(CLEANUP)
         self._drop = client.register_script(DROP)
+        self._set_sequence = client.register_script(SET_SEQUENCE)
 
     async def put(
         self,
@@ -417,6 +433,15 @@ class SearchIndex:
             return int(await self._put(keys=keys, args=args)) == 1
         except ResponseError as exc:
             raise write_error(exc, f"indexing memory {doc_id!r}") from exc
+
+    async def set_sequence(self, ik: MemoryIndexKeys, doc_id: str, seq: int | None) -> None:
+        """Give a stored ``doc_id`` the insertion sequence number ``seq`` (None: none, it ties first),
+        raising the index's counter past it (restoring a backup keeps the order of equal scores)."""
+        await self._set_sequence(keys=[ik.stats, ik.sequence], args=[doc_id, "" if seq is None else seq])
+
+    async def sequences(self, ik: MemoryIndexKeys) -> dict[str, int]:
+        """Every document's insertion sequence number (documents indexed before sequences: absent)."""
+        return {text(d): int(n) for d, n in (await self.client.hgetall(ik.sequence)).items()}
 
     async def vector_sets(self, ik: MemoryIndexKeys) -> bool:
         """True if vectors are kept in Redis 8 vector sets on this client's server (cached)."""

@@ -354,3 +354,44 @@ def test_check_verifies_a_backup_without_writing(
         capsys, "--url", source, "--prefix", target, "import", "--check", "-i", str(truncated)
     )
     assert code == 1 and "the file has problems" in out and "truncated?" in out
+
+
+def test_equal_scores_keep_their_order_after_a_round_trip(
+    source: str, prefix: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Ties rank in insertion order (a sequence number per document): the backup carries the numbers,
+    so equal scores come back in the same order (not the export's id order), and a document added
+    after the import ranks after them."""
+
+    def walk(mid: str) -> MemoryEntry:
+        return MemoryEntry(id=mid, content=types.Content(parts=[types.Part(text="walk the dog")]))
+
+    async def add(key_prefix: str, *mids: str) -> None:
+        async with RedisMemoryService(source, key_prefix=key_prefix) as memory:
+            for mid in mids:  # one call each: one sequence number each, in this order
+                await memory.add_memory(app_name=APP, user_id="ann", memories=[walk(mid)])
+            if "gone" in mids:  # the counter runs ahead of the number of documents
+                await memory.delete_memory(app_name=APP, user_id="ann", memory_id="m:gone")
+
+    async def order(key_prefix: str) -> list[str | None]:
+        async with RedisMemoryService(source, key_prefix=key_prefix) as memory:
+            found = await memory.search_memory(app_name=APP, user_id="ann", query="dog")
+            return [m.id for m in found.memories]
+
+    copy = prefix + "c"
+    try:
+        asyncio.run(add(prefix, "gone", "zeta", "alpha", "mid"))  # ids sort the other way round
+        before = asyncio.run(order(prefix))
+        assert before == ["m:zeta", "m:alpha", "m:mid"]
+        dump = tmp_path / "ties.jsonl"
+        assert _cli(capsys, "--url", source, "--prefix", prefix, "export", "-o", str(dump))[0] == 0
+        code, out, err = _cli(capsys, "--url", source, "--prefix", copy, "import", "-i", str(dump))
+        assert code == 0, out + err
+        assert asyncio.run(order(copy)) == before
+        again = tmp_path / "again.jsonl"  # the same records, sequence numbers included
+        assert _cli(capsys, "--url", source, "--prefix", copy, "export", "-o", str(again))[0] == 0
+        assert _records(again)[1] == _records(dump)[1]
+        asyncio.run(add(copy, "late"))  # "m:late" sorts before "m:mid": only its number puts it last
+        assert asyncio.run(order(copy)) == before + ["m:late"]
+    finally:
+        _drop(source, copy)

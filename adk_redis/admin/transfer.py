@@ -11,10 +11,12 @@ number of records of each type; then one record per line:
     the ``app:`` / ``user:`` state (keys without their prefix).
 ``memory_doc``
     one document of a memory search index (``index`` = ``user`` or
-    ``knowledge``): its id, stored JSON, index terms, absolute expiry and
-    vector (base64 FP32; null with ``--no-vectors``); restored through the
-    index's own Lua writer (:data:`adk_redis.memory_search.INDEX_PUT`), so ids
-    and BM25 scores are the same after a restore.
+    ``knowledge``): its id, stored JSON, index terms, absolute expiry,
+    vector (base64 FP32; null with ``--no-vectors``) and ``seq``, its insertion
+    sequence number (null: none); restored through the index's own Lua writer
+    (:data:`adk_redis.memory_search.INDEX_PUT`), so ids and BM25 scores are the
+    same after a restore, and equal scores keep their order (documents of an
+    export without ``seq`` are numbered as they are written).
 ``memory_tombstone``
     a deleted memory's tombstone (ingestion does not bring it back).
 ``key``
@@ -242,6 +244,7 @@ class Exporter:
         terms = {text(k): text(v) for k, v in (await self.client.hgetall(ik.terms)).items()}
         expiry = {text(m): int(s) for m, s in await self.client.zrange(ik.expiry, 0, -1, withscores=True)}
         vectors = await self._vectors(ik, sorted(docs))
+        seqs = await self.mem.index.sequences(ik)
         for doc in sorted(docs):
             progress.advance()
             if expiry.get(doc, now + 1) <= now:
@@ -254,6 +257,7 @@ class Exporter:
                 "terms": terms.get(doc, ""),
                 "expires_ms": expiry.get(doc),
                 "vector": vectors.get(doc),
+                "seq": seqs.get(doc),
             }
         for doc, exp in sorted((await self.client.hgetall(ik.deleted)).items()):
             if int(exp) > now:
@@ -476,6 +480,9 @@ def parse_line(raw: str) -> dict[str, Any]:
                 json.loads(record["doc"])
             except json.JSONDecodeError:
                 raise RecordError("doc is not JSON") from None
+            seq = record.get("seq")
+            if seq is not None and (isinstance(seq, bool) or not isinstance(seq, int) or seq < 0):
+                raise RecordError("seq must be a non-negative integer or null")
             if record.get("vector") is not None:
                 try:
                     record["vector"] = base64.b64decode(record["vector"], validate=True)
@@ -587,7 +594,11 @@ class Importer:
             quant,
             *(dl * 1024 + tf for _, tf in pairs),
         ]
-        return "written" if int(await self._put(keys=keys, args=args)) == 1 else "kept"
+        if int(await self._put(keys=keys, args=args)) != 1:
+            return "kept"
+        if "seq" in record:  # exports before insertion numbers: the order of the file
+            await self.mem.index.set_sequence(ik, record["id"], record["seq"])
+        return "written"
 
     async def tombstone(self, record: dict[str, Any], now: int) -> str:
         expires = int(record["expires_ms"])
