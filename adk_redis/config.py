@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Any, Literal
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, PrivateAttr, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from .errors import ConfigurationError
@@ -15,9 +15,12 @@ __all__ = [
     "ConfigurationError",
     "RedisSettings",
     "RedisURL",
+    "client_url",
     "load_settings",
     "parse_redis_url",
     "redact_url",
+    "resolve_settings",
+    "url_settings",
 ]
 
 _PREFIX_RE = re.compile(r"^[A-Za-z0-9_.\-:]{1,64}$")
@@ -68,6 +71,8 @@ class RedisSettings(BaseSettings):
     redis_encryption_keys: SecretStr | None = None
     # zlib-compress event / state payloads of at least this many bytes (None/0: never).
     redis_compress_min_bytes: int | None = Field(default=None, ge=1)
+    # The URL whose adk_redis query parameters (key_prefix, ...) these settings already include.
+    _url_applied: str | None = PrivateAttr(default=None)
 
     @field_validator("redis_url")
     @classmethod
@@ -103,6 +108,78 @@ class RedisSettings(BaseSettings):
         return value
 
 
+#: adk_redis' URL query parameter -> the setting it overrides.
+_URL_SETTINGS = {
+    "key_prefix": "redis_key_prefix",
+    "session_ttl_hours": "session_ttl_hours",
+    "stale_policy": "session_stale_policy",
+}
+
+
+def url_settings(url: str | None) -> dict[str, Any]:
+    """The settings ``url``'s adk_redis query parameters override (``?key_prefix=`` -> redis_key_prefix).
+
+    As the ``adk web`` registry reads them: ``session_ttl_hours=none`` (or 0) sets nothing.
+
+    Raises:
+      ConfigurationError: a malformed URL.
+    """
+    if not url:
+        return {}
+    out: dict[str, Any] = {}
+    for name, value in parse_redis_url(url).ours.items():
+        if name == "session_ttl_hours" and value.strip().lower() in ("", "none", "0"):
+            continue
+        out[_URL_SETTINGS[name]] = float(value) if name == "session_ttl_hours" else value
+    return out
+
+
+def resolve_settings(
+    settings: RedisSettings | None, uri: str | None = None, **overrides: Any
+) -> RedisSettings:
+    """The settings of a service built from ``settings`` (or the environment), ``uri`` and arguments.
+
+    Precedence, lowest first: the environment (``REDIS_KEY_PREFIX``, ...) or ``settings``; the
+    adk_redis query parameters of ``REDIS_URL`` / ``uri`` (``?key_prefix=``, ``?session_ttl_hours=``,
+    ``?stale_policy=``); explicit ``overrides`` (constructor arguments; None = not given).
+
+    Raises:
+      ConfigurationError: naming the offending argument, variable or part of the URL.
+    """
+    explicit = {k: v for k, v in overrides.items() if v is not None}
+    from_uri = {k: v for k, v in url_settings(uri).items() if k not in explicit}
+    if settings is None:
+        resolved = load_settings(**from_uri, **explicit)
+    else:
+        update = {**from_uri, **explicit}
+        resolved = settings.model_copy(update=update) if update else settings.model_copy()
+        resolved._url_applied = settings._url_applied
+    if uri is not None:
+        resolved._url_applied = uri
+    return resolved
+
+
+def client_url(settings: RedisSettings, url: str) -> str:
+    """``url`` without adk_redis' query parameters: what redis-py gets (``connection.new_client``).
+
+    Its ``key_prefix`` must be the one ``settings`` use unless ``settings`` were resolved with this URL
+    (:func:`resolve_settings`, ``REDIS_URL`` in :func:`load_settings`): a service must not use one prefix
+    while its URL names another.
+
+    Raises:
+      ConfigurationError: a malformed URL, or a ``key_prefix`` the settings do not use.
+    """
+    checked = parse_redis_url(url)
+    prefix = checked.ours.get("key_prefix")
+    if prefix is not None and settings._url_applied != url and prefix != settings.redis_key_prefix:
+        raise ConfigurationError(
+            f"Invalid Redis URL {checked.redacted!r}: key_prefix={prefix!r} differs from the key prefix "
+            f"{settings.redis_key_prefix!r} this service uses; give the prefix once (in the URL, or as "
+            "key_prefix= / REDIS_KEY_PREFIX)"
+        )
+    return checked.client_url
+
+
 #: Setting -> the constructor argument that overrides it (named in errors about an explicit value).
 _ARGUMENT_NAMES = {
     "redis_key_prefix": "key_prefix",
@@ -120,7 +197,14 @@ def load_settings(**overrides: Any) -> RedisSettings:
     """
     clean = {k: v for k, v in overrides.items() if v is not None}
     try:
-        return RedisSettings(**clean)
+        settings = RedisSettings(**clean)
+        # REDIS_URL's own query parameters (?key_prefix=...) override the other variables, as on adk web
+        # service URIs; explicit overrides still win.
+        from_url = {k: v for k, v in url_settings(settings.redis_url).items() if k not in clean}
+        if from_url:
+            settings = RedisSettings(**clean, **from_url)
+        settings._url_applied = settings.redis_url
+        return settings
     except ValidationError as exc:
         parts = []
         for err in exc.errors():

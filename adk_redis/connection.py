@@ -18,9 +18,8 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from .config import RedisSettings
-from .errors import ConfigurationError, RedisUnavailableError
-from .url import parse_redis_url
+from .config import RedisSettings, client_url
+from .errors import RedisUnavailableError
 
 T = TypeVar("T")
 _timeout: Any = getattr(asyncio, "timeout", None)  # Python 3.11+; 3.10 uses wait_for
@@ -143,13 +142,9 @@ def new_client(settings: RedisSettings, uri: str | None = None) -> Any:
     other scheme a pooled
     ``redis.asyncio.Redis``.
     """
-    url = uri or settings.redis_url
-    checked = parse_redis_url(url)  # ConfigurationError naming the offending part (adk_redis.url)
-    if checked.ours:
-        raise ConfigurationError(
-            f"Invalid Redis URL {checked.redacted!r}: {', '.join(sorted(checked.ours))} is read from "
-            "adk web / adk api_server service URIs only; pass it as a constructor argument or setting"
-        )
+    # Checked (ConfigurationError naming the offending part) and without adk_redis' own parameters
+    # (?key_prefix=..., already part of the settings: adk_redis.config.resolve_settings).
+    url = client_url(settings, uri or settings.redis_url)
     scheme = urlparse(url).scheme
     if scheme not in SUPPORTED_SCHEMES:
         raise ValueError(

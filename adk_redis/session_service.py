@@ -29,7 +29,7 @@ from typing_extensions import override
 from . import codec, scripts, telemetry
 from . import session_layout as layout
 from .codec import text
-from .config import RedisSettings, load_settings
+from .config import RedisSettings, resolve_settings
 from .connection import create_client, is_cluster
 from .errors import CorruptedDataError, MergeConflictError, server_error
 from .keys import KeySchema, SessionKeys
@@ -142,10 +142,8 @@ class RedisSessionService(BaseSessionService):
             "session_ttl_hours": session_ttl_hours,
             "session_stale_policy": stale_policy,
         }
-        if settings is not None:
-            settings = settings.model_copy(update={k: v for k, v in overrides.items() if v is not None})
-        else:
-            settings = load_settings(**overrides)
+        # the environment (or settings), then REDIS_URL's / uri's ?key_prefix= etc., then the arguments
+        settings = resolve_settings(settings, uri, **overrides)
         self.settings = settings
         self.stale_policy: StalePolicy = settings.session_stale_policy
         #: Records left out instead of failing a whole call (undecodable state values, unreadable

@@ -59,7 +59,12 @@ async def _open_service() -> tuple[BaseSessionService, Any]:
     else:
         print(f"Using the Redis server from REDIS_URL: {url}")
     if url:
-        service = RedisSessionService(url)
+        try:
+            service = RedisSessionService(url)  # a malformed URL or setting: ConfigurationError
+        except Exception:
+            if server is not None:
+                server.stop()
+            raise
         try:
             await service.ping()
             return service, server
@@ -97,5 +102,16 @@ async def main() -> int:
     return 0
 
 
+def run() -> int:
+    """``main()``; a configuration error (a malformed REDIS_URL, a bad setting) is one line, exit code 2."""
+    from adk_redis import ConfigurationError
+
+    try:
+        return asyncio.run(main())
+    except ConfigurationError as exc:
+        print(f"quickstart: configuration error: {exc}", file=sys.stderr)
+        return 2
+
+
 if __name__ == "__main__":
-    sys.exit(asyncio.run(main()))
+    sys.exit(run())

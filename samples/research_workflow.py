@@ -58,6 +58,12 @@ async def research_workflow_example():
     # Cleanup
     await shutdown_session_store()
 
-# Run the example
+# Run the example (a configuration error, e.g. a malformed REDIS_URL, is one line and exit code 2)
 if __name__ == "__main__":
-    asyncio.run(research_workflow_example())
+    import sys
+    from adk_redis import ConfigurationError
+    try:
+        asyncio.run(research_workflow_example())
+    except ConfigurationError as exc:
+        print(f"research_workflow: configuration error: {exc}", file=sys.stderr)
+        sys.exit(2)

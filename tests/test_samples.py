@@ -239,6 +239,48 @@ async def test_quickstart_with_redis_url(redis_url: str, prefix: str, tmp_path: 
         await svc.close()
 
 
+async def test_quickstart_with_key_prefix_in_redis_url(redis_url: str, prefix: str, tmp_path: Path) -> None:
+    """REDIS_URL=...?key_prefix=P works in the library as in the CLI (no traceback): data under P."""
+    sep = "&" if "?" in redis_url else "?"
+    try:
+        out, n = _quickstart({"REDIS_URL": f"{redis_url}{sep}key_prefix={prefix}"}, tmp_path)
+        assert n == 1
+        svc = RedisSessionService(redis_url, key_prefix=prefix)
+        listed = await svc.list_sessions(app_name="hello_agent", user_id="quickstart-user")
+        assert len(listed.sessions) == 1
+        await svc.close()
+    finally:
+        svc = RedisSessionService(redis_url, key_prefix=prefix)
+        await _drop(svc.client, prefix)
+        await svc.close()
+
+
+@pytest.mark.parametrize(
+    ("sample", "env", "fragment"),
+    [
+        ("quickstart.py", {"REDIS_URL": "redis:/127.0.0.1:6379/0"}, "must be followed by '//'"),
+        ("quickstart.py", {"REDIS_URL": "redis://127.0.0.1:6379/0?bogus=1"}, "bogus"),
+        ("research_workflow.py", {"REDIS_URL": "redis:/127.0.0.1:6379/0"}, "must be followed by '//'"),
+    ],
+)
+def test_samples_report_a_configuration_error_in_one_line(
+    sample: str, env: dict[str, str], fragment: str, tmp_path: Path
+) -> None:
+    base = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "GOOGLE_API_KEY")}
+    proc = subprocess.run(
+        [sys.executable, str(SAMPLES / sample)],
+        env={**base, **env},
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert "Traceback" not in proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "configuration error" in lines[0] and fragment in lines[0], proc.stderr
+
+
 def test_quickstart_embedded_server_persists_between_runs(tmp_path: Path) -> None:
     out, n = _quickstart({}, tmp_path)
     assert "started an embedded Valkey server" in out and n == 1

@@ -138,8 +138,6 @@ def test_every_entry_point_uses_the_parser(monkeypatch: pytest.MonkeyPatch) -> N
         session_factory("redis://127.0.0.1:6411?bogus=1")
     with pytest.raises(ConfigurationError, match="bogus"):
         memory_factory("redis://127.0.0.1:6411?bogus=1")
-    with pytest.raises(ConfigurationError, match="read from adk web"):
-        RedisSessionService("redis://127.0.0.1:6411?key_prefix=x")
 
 
 def test_memory_factory_accepts_the_session_uri(redis_url: str, prefix: str) -> None:
@@ -260,3 +258,39 @@ def test_an_explicit_argument_is_named_as_such(monkeypatch: pytest.MonkeyPatch) 
     monkeypatch.setenv("SESSION_STALE_POLICY", "Merge")
     with pytest.raises(ConfigurationError, match=r"configuration: SESSION_STALE_POLICY: "):
         RedisSessionService("redis://127.0.0.1:6411/0")
+
+
+def test_adk_redis_parameters_in_constructor_urls_and_redis_url(monkeypatch: pytest.MonkeyPatch) -> None:
+    """?key_prefix=, ?session_ttl_hours=, ?stale_policy= work everywhere a URL does, as on adk web URIs:
+    they override the environment; explicit constructor arguments still win."""
+    for name in ("REDIS_URL", "REDIS_KEY_PREFIX", "SESSION_TTL_HOURS", "SESSION_STALE_POLICY"):
+        monkeypatch.delenv(name, raising=False)
+    url = "redis://127.0.0.1:6411/0?key_prefix=trial123&session_ttl_hours=2&stale_policy=merge"
+    svc = RedisSessionService(url)
+    assert svc.keys.prefix == "trial123" and svc.stale_policy == "merge"
+    assert svc.settings.session_ttl_hours == 2
+    svc = RedisSessionService(url, key_prefix="mine", stale_policy="reject", session_ttl_hours=5)
+    assert svc.keys.prefix == "mine" and svc.stale_policy == "reject"
+    assert svc.settings.session_ttl_hours == 5
+    svc = RedisSessionService(url, settings=load_settings(redis_key_prefix="other"))
+    assert svc.keys.prefix == "trial123"
+
+    monkeypatch.setenv("REDIS_KEY_PREFIX", "fromenv")
+    monkeypatch.setenv("REDIS_URL", url)
+    settings = load_settings()
+    assert settings.redis_key_prefix == "trial123" and settings.session_stale_policy == "merge"
+    assert load_settings(redis_key_prefix="explicit").redis_key_prefix == "explicit"
+    assert RedisSessionService().keys.prefix == "trial123"
+    assert RedisMemoryService().keys.prefix == "trial123"
+    assert RedisSessionService(os.environ["REDIS_URL"]).keys.prefix == "trial123"
+    assert RedisSessionService(key_prefix="explicit").keys.prefix == "explicit"
+    # none / 0 leave SESSION_TTL_HOURS in charge, as on adk web URIs
+    monkeypatch.setenv("SESSION_TTL_HOURS", "3")
+    monkeypatch.setenv("REDIS_URL", "redis://127.0.0.1:6411/0?session_ttl_hours=none")
+    assert load_settings().session_ttl_hours == 3
+    monkeypatch.delenv("REDIS_URL")
+    monkeypatch.delenv("REDIS_KEY_PREFIX")
+    # a memory service whose URL names a prefix it would not use says so instead of using another
+    with pytest.raises(ConfigurationError, match="key_prefix='trial123' differs"):
+        RedisMemoryService(url)
+    assert RedisMemoryService(url, key_prefix="trial123").keys.prefix == "trial123"
