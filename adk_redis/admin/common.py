@@ -8,10 +8,10 @@ code  class                        examples
 0     ok
 1     problem found                doctor warnings, a missing session, rejected import records
 2     usage or configuration       unknown option, malformed ``--url``, bad setting, db out of range
-3     connection or server         Redis unreachable, wrong password, OOM / read-only replica
+3     connection or server         Redis unreachable, wrong/no password, not Redis, OOM / read-only
 4     permission                   the ACL user may not run a command (NOPERM)
 5     file                         missing input file, unwritable output, unreadable ``--from`` database
-6     data                         input that is not an export, corrupted stored records
+6     data                         input that is not an export (also empty), corrupted records
 ====  ===========================  ======================================================
 """
 
