@@ -39,7 +39,7 @@ from typing_extensions import override
 
 from . import telemetry
 from .codec import text
-from .config import RedisSettings, load_settings
+from .config import RedisSettings, resolve_settings
 from .connection import create_client, is_cluster
 from .cross_session import CrossSessionMemory, ttl_ms
 from .embeddings import Embedder, QueryVectors, fuse, pack
@@ -155,11 +155,7 @@ class RedisMemoryService(BaseMemoryService):
             raise ValueError("search_limit must be positive")
         if not 0.0 <= hybrid_weight <= 1.0:
             raise ValueError("hybrid_weight must be within [0, 1]")
-        if settings is not None:
-            if key_prefix is not None:
-                settings = settings.model_copy(update={"redis_key_prefix": key_prefix})
-        else:
-            settings = load_settings(redis_key_prefix=key_prefix)
+        settings = resolve_settings(settings, uri, redis_key_prefix=key_prefix)
         self.settings = settings
         self.keys = KeySchema(settings.redis_key_prefix)
         self._owns_client = client is None
