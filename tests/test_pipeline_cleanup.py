@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
-import threading
 import time
 import warnings
 from collections.abc import AsyncIterator, Iterator
@@ -29,6 +28,7 @@ from adk_redis import FallbackMemoryService, RedisMemoryService, RedisSessionSer
 from adk_redis.connection import pool_stats
 
 from .servers import RedisServer
+from .test_faults import stall
 
 APP = "app"
 DEADLINE = 0.4
@@ -76,20 +76,6 @@ async def no_unclosed(caplog: pytest.LogCaptureFixture) -> AsyncIterator[None]:
 def in_use(service: Any) -> int:
     """Connections the service's pool counts as in use (all of them given back between calls)."""
     return int(pool_stats(service.client)["in_use"] or 0)
-
-
-def stall(server: RedisServer, seconds: float) -> threading.Thread:
-    """DEBUG SLEEP ``server`` for ``seconds`` from another thread (a throw-away server only)."""
-    client = server.client(socket_timeout=seconds + 5)
-
-    def run() -> None:
-        with client:
-            client.execute_command("DEBUG", "SLEEP", seconds)
-
-    thread = threading.Thread(target=run)
-    thread.start()
-    time.sleep(0.1)  # the server is inside the sleep now
-    return thread
 
 
 async def test_fallback_memory_outage_leaves_no_unclosed_pipeline(

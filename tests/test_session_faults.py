@@ -4,7 +4,6 @@ reply, a full server, a forbidden command, planted records of the wrong type or 
 from __future__ import annotations
 
 import asyncio
-import threading
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -18,6 +17,7 @@ from adk_redis import RedisSessionService, load_settings
 from adk_redis.errors import CorruptedDataError, RedisOutOfMemoryError, RedisPermissionError
 
 from .servers import RedisServer
+from .test_faults import stall
 
 
 def ev(**delta: Any) -> Event:
@@ -30,17 +30,6 @@ def server() -> Iterator[RedisServer]:
     srv.start()
     yield srv
     srv.stop()
-
-
-def sleep_server(server: RedisServer, seconds: float) -> threading.Thread:
-    def run() -> None:
-        with server.client(socket_timeout=seconds + 5) as c:
-            c.execute_command("DEBUG", "SLEEP", seconds)
-
-    t = threading.Thread(target=run)
-    t.start()
-    time.sleep(0.1)
-    return t
 
 
 def _script_calls(server: RedisServer) -> int:
@@ -64,7 +53,7 @@ async def test_create_retried_after_a_lost_reply_returns_its_session(
     svc = RedisSessionService(settings=settings, key_prefix=prefix)
     await svc.ping()
     before = _script_calls(server)
-    t = sleep_server(server, 1.0)
+    t = stall(server, 1.0)
     try:
         s = await svc.create_session(
             app_name="app", user_id="u", session_id="mine" if given_id else None, state={"k": 1}
