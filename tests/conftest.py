@@ -107,3 +107,22 @@ async def redis_session_service(
     yield svc
     await _drop_prefix(svc.client, prefix)
     await svc.close()
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--server-tests-only",
+        action="store_true",
+        help="run only the tests that use the configured server (redis_url); CI's second pass",
+    )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """``--server-tests-only``: deselect tests that never touch REDIS_URL's server (fakeredis, ADK's
+    in-memory reference, throw-away servers): a second pass on another server would repeat them as is."""
+    if not config.getoption("--server-tests-only"):
+        return
+    keep = [i for i in items if "redis_url" in getattr(i, "fixturenames", ())]
+    kept = {id(i) for i in keep}
+    config.hook.pytest_deselected(items=[i for i in items if id(i) not in kept])
+    items[:] = keep
