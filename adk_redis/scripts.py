@@ -63,14 +63,21 @@ if not meta[1] then return {-1} end
 local rev, upd, n, last = meta[1], meta[2], tonumber(meta[3]), meta[4] or ''
 local since = meta[5]
 local merge = ARGV[13] == 'merge'
+local function hmget(key, fields)  -- HMGET in chunks (Lua's unpack has a stack limit)
+  local out = {}
+  for c = 1, #fields, 4000 do
+    local part = redis.call('HMGET', key, unpack(fields, c, math.min(c + 3999, #fields)))
+    for _, v in ipairs(part) do out[#out + 1] = v end
+  end
+  return out
+end
 local ns, nu, na = tonumber(ARGV[10]), tonumber(ARGV[11]), tonumber(ARGV[12])
 local function missed()
   local m = tonumber(ARGV[1])
   local first = n - (tonumber(rev) - m)
   local seqs = {}
   for s = math.max(first, 0), n - 1 do seqs[#seqs + 1] = tostring(s) end
-  local payloads = {}
-  if #seqs > 0 then payloads = redis.call('HMGET', KEYS[2], unpack(seqs)) end
+  local payloads = hmget(KEYS[2], seqs)
   local app = {}
   if #KEYS >= 7 then app = redis.call('HGETALL', KEYS[6]) end
   return {payloads, redis.call('HGETALL', KEYS[1]), redis.call('HGETALL', KEYS[4]), app}
@@ -99,7 +106,7 @@ if stale then
   if #keys > 0 then
     local fields = {}
     for j, k in ipairs(keys) do fields[j] = P_WRITE .. k end
-    local revs = redis.call('HMGET', KEYS[1], unpack(fields))
+    local revs = hmget(KEYS[1], fields)
     local bad = {-3}
     for j, r in ipairs(revs) do
       if r and tonumber(r) > m then bad[#bad + 1] = keys[j] end
@@ -114,12 +121,16 @@ local report = nil
 if stale then report = missed() end
 redis.call('HSET', KEYS[2], seq, ARGV[5], '#' .. ARGV[4], seq)
 redis.call('ZADD', KEYS[3], ts, seq)
-redis.call('HSET', KEYS[1], F_U, ts, F_R, newrev, F_N, tostring(n + 1), F_L, ARGV[4])
-if not since then redis.call('HSET', KEYS[1], F_M, rev) end
+-- the record's fields, session state and write revisions: one HSET (in chunks for huge deltas)
+local fields = {F_U, ts, F_R, newrev, F_N, tostring(n + 1), F_L, ARGV[4]}
+if not since then fields[#fields + 1] = F_M; fields[#fields + 1] = rev end
 i = 14
-for _ = 1, ns do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]); i = i + 2 end
+for _ = 1, ns do fields[#fields + 1] = ARGV[i]; fields[#fields + 1] = ARGV[i + 1]; i = i + 2 end
+for _, k in ipairs(keys) do fields[#fields + 1] = P_WRITE .. k; fields[#fields + 1] = newrev end
+for c = 1, #fields, 4000 do
+  redis.call('HSET', KEYS[1], unpack(fields, c, math.min(c + 3999, #fields)))
+end
 for _ = 1, nu do redis.call('HSET', KEYS[4], ARGV[i], ARGV[i + 1]); i = i + 2 end
-for _, k in ipairs(keys) do redis.call('HSET', KEYS[1], P_WRITE .. k, newrev) end
 redis.call('ZADD', KEYS[5], ts, ARGV[8])
 if ttl > 0 then
   for k = 1, 3 do redis.call('PEXPIRE', KEYS[k], ttl) end

@@ -234,3 +234,23 @@ async def _run_property(steps: list[tuple[int, list[str], bool]], svc: RedisSess
     for e in final.events:  # final state = the stored events applied in storage order
         replay.update(e.actions.state_delta or {})
     assert final.state == replay
+
+
+async def test_huge_deltas_and_many_missed_events(merge_service: RedisSessionService) -> None:
+    """Beyond Lua's unpack limit (~8,000 values): a 9,000-key stale delta and 8,500 missed events."""
+    svc = merge_service
+    s = await svc.create_session(app_name="app", user_id="u")
+    a, b = copy.deepcopy(s), copy.deepcopy(s)
+    await svc.append_event(a, ev("a", {"z": 1}))
+    await svc.append_event(b, ev("b", {f"k{i}": i for i in range(9000)}))
+    same(b, await stored(svc, s))
+    # 8,500 events stored at once (restore), tracked from revision 0: an object at marker 0 merges
+    many = Session(id="many", app_name="app", user_id="u", events=[ev(f"m{i}") for i in range(8500)])
+    many.last_update_time = many.events[-1].timestamp
+    assert await svc.restore_session(many)
+    await svc.client.hset(svc.keys.session("app", "u", "many").meta, "_m", "0")
+    behind = await stored(svc, many)
+    behind.events, behind._storage_update_marker = [], "0"
+    await svc.append_event(behind, ev("late", {"q": 1}))
+    same(behind, await stored(svc, many))
+    assert len(behind.events) == 8501
