@@ -26,6 +26,7 @@ from google.adk.sessions import _session_util
 from pydantic import ValidationError
 
 from .errors import CorruptedDataError
+from .event_decode import fast_decode_event
 
 if TYPE_CHECKING:
     from .config import RedisSettings
@@ -58,6 +59,11 @@ def decode_event(payload: bytes | str, *, where: str) -> Event:
 
 
 def _parse_event(body: str | bytes, where: str) -> Event:
+    # Common shapes are built directly (same result, several times faster); anything else,
+    # malformed bodies included, is validated by pydantic.
+    event = fast_decode_event(body)
+    if event is not None:
+        return event
     try:
         return Event.model_validate_json(body)
     except ValidationError as exc:

@@ -1,0 +1,600 @@
+"""The fast event decoder gives exactly what ``Event.model_validate_json`` gives."""
+
+from __future__ import annotations
+
+import enum
+import json
+import typing
+from typing import Any, Literal, Union
+
+import pytest
+from google.adk.events.event import Event, NodeInfo
+from google.adk.events.event_actions import EventActions, EventCompaction
+from google.adk.tools.tool_confirmation import ToolConfirmation
+from google.genai import types
+from hypothesis import HealthCheck, given, reject, settings
+from hypothesis import strategies as st
+from pydantic import BaseModel, ValidationError
+
+from adk_redis import codec
+from adk_redis.codec import PayloadCodec
+from adk_redis.errors import CorruptedDataError
+from adk_redis.event_decode import fast_decode_event, plan_coverage
+
+
+def _slow(body: str | bytes) -> Event:
+    """The decoder before the fast path (codec._parse_event as it was)."""
+    try:
+        return Event.model_validate_json(body)
+    except ValidationError:
+        pass
+    try:
+        return Event.model_validate(json.loads(body))
+    except (ValueError, TypeError, RecursionError):
+        raise CorruptedDataError("slow: invalid") from None
+
+
+def _assert_same(fast: Any, slow: Any, path: str = "event") -> None:
+    """Same types, values, fields_set, private/extra and __dict__ order at every level."""
+    assert type(fast) is type(slow), path
+    if isinstance(slow, BaseModel):
+        assert fast.model_fields_set == slow.model_fields_set, path
+        assert fast.__pydantic_private__ == slow.__pydantic_private__, path
+        assert fast.__pydantic_extra__ == slow.__pydantic_extra__, path
+        assert list(fast.__dict__) == list(slow.__dict__), path
+        for name in slow.__dict__:
+            _assert_same(fast.__dict__[name], slow.__dict__[name], f"{path}.{name}")
+    elif isinstance(slow, dict):
+        assert list(fast) == list(slow), path
+        for key in slow:
+            _assert_same(fast[key], slow[key], f"{path}[{key!r}]")
+    elif isinstance(slow, list):
+        assert len(fast) == len(slow), path
+        for i, (a, b) in enumerate(zip(fast, slow)):
+            _assert_same(a, b, f"{path}[{i}]")
+    else:
+        assert fast == slow or (fast != fast and slow != slow), path  # NaN equals NaN here
+        assert repr(fast) == repr(slow), path
+
+
+def _check(body: str, *, fast_expected: bool = True) -> Event:
+    slow = _slow(body)
+    fast = fast_decode_event(body)
+    if fast_expected:
+        assert fast is not None, body[:300]
+    if fast is None:
+        fast = codec.decode_event("1:" + body, where="t")
+    _assert_same(fast, slow)
+    assert fast == slow
+    assert fast.model_dump() == slow.model_dump()
+    assert fast.model_dump_json(exclude_none=True) == slow.model_dump_json(exclude_none=True)
+    assert fast.model_dump_json() == slow.model_dump_json()
+    assert repr(fast) == repr(slow)
+    return fast
+
+
+def _fc(name: str, args: dict[str, Any], call_id: str) -> types.Part:
+    return types.Part(function_call=types.FunctionCall(name=name, args=args, id=call_id))
+
+
+def _fr(name: str, response: dict[str, Any], call_id: str) -> types.Part:
+    return types.Part(function_response=types.FunctionResponse(name=name, response=response, id=call_id))
+
+
+CORPUS: list[Event] = [
+    Event(
+        invocation_id="i1",
+        author="user",
+        content=types.Content(role="user", parts=[types.Part(text="Hello")]),
+    ),
+    Event(
+        invocation_id="i1",
+        author="agent",
+        content=types.Content(role="model", parts=[types.Part(text='Hi! Ünïcode ✓ 😀 "quoted" \n\t\\')]),
+        partial=False,
+        turn_complete=True,
+        finish_reason=types.FinishReason.STOP,
+        model_version="gemini-2.5-flash",
+        avg_logprobs=-0.25,
+    ),
+    Event(
+        invocation_id="i2",
+        author="agent",
+        content=types.Content(
+            role="model",
+            parts=[
+                types.Part(text="thinking...", thought=True, thought_signature=b"\x00\x01\xfe\xff sig"),
+                _fc(
+                    "lookup",
+                    {"q": "x", "n": 3, "f": 1.5, "deep": {"a": [1, {"b": None}, [True, False]]}},
+                    "c1",
+                ),
+                _fc("noargs", {}, "c2"),
+            ],
+        ),
+        long_running_tool_ids={"c1", "c2", "c3"},
+    ),
+    Event(
+        invocation_id="i2",
+        author="user",
+        content=types.Content(
+            role="user", parts=[_fr("lookup", {"result": {"rows": [1, 2, 3], "ok": True}}, "c1")]
+        ),
+        actions=EventActions(skip_summarization=True),
+    ),
+    Event(
+        invocation_id="i3",
+        author="user",
+        content=types.Content(
+            role="user",
+            parts=[
+                types.Part(
+                    inline_data=types.Blob(data=bytes(range(256)), mime_type="image/png", display_name="p")
+                ),
+                types.Part(inline_data=types.Blob(data=b"", mime_type="audio/wav")),
+                types.Part(inline_data=types.Blob(data=b"x", mime_type="a/b")),
+                types.Part(inline_data=types.Blob(data=b"xy", mime_type="a/b")),
+                types.Part(file_data=types.FileData(file_uri="gs://b/f.pdf", mime_type="application/pdf")),
+            ],
+        ),
+    ),
+    Event(
+        invocation_id="i4",
+        author="agent",
+        actions=EventActions(
+            state_delta={
+                "count": 3,
+                "ratio": 0.5,
+                "big": 2**70,
+                "nested": {"a": [1, 2, {"b": "c"}], "e": {}, "l": []},
+                "app:theme": "dark",
+                "user:tier": "pro",
+                "temp:scratch": [None, True, -0.0],
+                "none": None,
+            },
+            artifact_delta={"report.pdf": 2, "img.png": 0},
+        ),
+    ),
+    Event(
+        invocation_id="i5",
+        author="router",
+        actions=EventActions(transfer_to_agent="billing", transfer_reason="why"),
+    ),
+    Event(invocation_id="i5", author="billing", actions=EventActions(escalate=True, end_of_agent=True)),
+    Event(
+        invocation_id="i6",
+        author="agent",
+        branch="root.child.grandchild",
+        error_code="RESOURCE_EXHAUSTED",
+        error_message="quota exceeded",
+        interrupted=True,
+    ),
+    Event(
+        invocation_id="i7",
+        author="agent",
+        content=types.Content(role="model", parts=[types.Part(text="ok")]),
+        usage_metadata=types.GenerateContentResponseUsageMetadata(
+            prompt_token_count=10,
+            candidates_token_count=5,
+            total_token_count=15,
+            thoughts_token_count=2,
+            prompt_tokens_details=[
+                types.ModalityTokenCount(modality=types.MediaModality.TEXT, token_count=10)
+            ],
+            traffic_type=types.TrafficType.ON_DEMAND,
+        ),
+        custom_metadata={"k": "v", "n": [1, 2], "m": {"x": None}},
+    ),
+    Event(
+        invocation_id="i8",
+        author="agent",
+        content=types.Content(role="model", parts=[types.Part(text="grounded")]),
+        grounding_metadata=types.GroundingMetadata(
+            web_search_queries=["adk redis"],
+            grounding_chunks=[types.GroundingChunk(web=types.GroundingChunkWeb(uri="https://x", title="X"))],
+            grounding_supports=[
+                types.GroundingSupport(
+                    segment=types.Segment(start_index=0, end_index=8, text="grounded"),
+                    grounding_chunk_indices=[0],
+                    confidence_scores=[0.9],
+                )
+            ],
+            search_entry_point=types.SearchEntryPoint(rendered_content="<div/>", sdk_blob=b"\x01\x02"),
+        ),
+    ),
+    Event(
+        invocation_id="i9",
+        author="agent",
+        partial=True,
+        content=types.Content(role="model", parts=[types.Part(text="pa")]),
+    ),
+    Event(invocation_id="i9", author="agent", turn_complete=True),
+    Event(
+        invocation_id="i10",
+        author="wf",
+        node_info=NodeInfo(path="wf/A@1/B@2", output_for=["wf/A@1"], message_as_output=True),
+    ),
+    Event(invocation_id="i10", author="wf", output={"answer": 42, "items": ["a", None]}),
+    Event(invocation_id="i10", author="wf", output="plain string output"),
+    Event(invocation_id="i10", author="wf", output=[1, 2.5, "x"]),
+    Event(invocation_id="i11", author="agent", content=types.Content(role="model", parts=[])),
+    Event(invocation_id="i11", author="agent", content=types.Content(role="model")),
+    Event(invocation_id="i11", author="agent", content=types.Content()),
+    Event(invocation_id="", author=""),
+    Event(
+        invocation_id="i12",
+        author="agent",
+        actions=EventActions(
+            agent_state={"step": 2, "queue": ["a"]},
+            rewind_before_invocation_id="i3",
+            requested_tool_confirmations={"c1": ToolConfirmation(hint="ok?", payload={"a": 1})},
+            compaction=EventCompaction(
+                start_timestamp=1.0,
+                end_timestamp=2.0,
+                compacted_content=types.Content(role="model", parts=[types.Part(text="summary")]),
+            ),
+            set_model_response={"x": 1},
+        ),
+        timestamp=1700000000,
+    ),
+    Event(
+        invocation_id="i13",
+        author="agent",
+        content=types.Content(
+            role="model",
+            parts=[
+                types.Part(
+                    executable_code=types.ExecutableCode(code="print(1)", language=types.Language.PYTHON)
+                ),
+                types.Part(
+                    code_execution_result=types.CodeExecutionResult(
+                        outcome=types.Outcome.OUTCOME_OK, output="1\n"
+                    )
+                ),
+                types.Part(text="", thought=False),
+                types.Part(text="meta", part_metadata={"src": "f.txt"}),
+                types.Part(video_metadata=types.VideoMetadata(fps=2, start_offset="1s")),
+            ],
+        ),
+        input_transcription=types.Transcription(text="hello", finished=True),
+        isolation_scope="c1",
+    ),
+    Event(
+        invocation_id="i14",
+        author="user",
+        content=types.Content(
+            role="user",
+            parts=[
+                types.Part(
+                    function_response=types.FunctionResponse(
+                        name="img",
+                        id="c9",
+                        response={"ok": True},
+                        parts=[
+                            types.FunctionResponsePart(
+                                inline_data=types.FunctionResponseBlob(data=b"\x89PNG", mime_type="image/png")
+                            )
+                        ],
+                        scheduling=types.FunctionResponseScheduling.SILENT,
+                        will_continue=False,
+                    )
+                )
+            ],
+        ),
+    ),
+]
+
+# Shapes known to take the validating path: they must still decode identically.
+FALLBACK_CORPUS: list[Event] = [
+    Event(invocation_id="r", author="a", actions=EventActions(route="next")),
+    Event(invocation_id="r", author="a", actions=EventActions(route=["a", 1, True])),
+    Event(
+        invocation_id="c",
+        author="a",
+        citation_metadata=types.CitationMetadata(citations=[types.Citation(uri="https://c", start_index=1)]),
+    ),
+]
+
+
+def _body(event: Event) -> str:
+    return event.model_dump_json(exclude_none=True)
+
+
+@pytest.mark.parametrize("index", range(len(CORPUS)))
+def test_corpus_fast_equals_slow(index: int) -> None:
+    _check(_body(CORPUS[index]))
+
+
+@pytest.mark.parametrize("index", range(len(FALLBACK_CORPUS)))
+def test_fallback_shapes_still_identical(index: int) -> None:
+    body = _body(FALLBACK_CORPUS[index])
+    assert fast_decode_event(body) is None
+    _check(body, fast_expected=False)
+
+
+def test_bench_events_take_fast_path() -> None:
+    import sys
+
+    sys.path.insert(0, "bench")
+    from sessions import make_event  # type: ignore[import-not-found]
+
+    for i in range(4):
+        _check(_body(make_event(i)))
+
+
+def test_long_running_tool_ids_is_a_set() -> None:
+    ev = _check(_body(CORPUS[2]))
+    assert isinstance(ev.long_running_tool_ids, set)
+    assert ev.long_running_tool_ids == {"c1", "c2", "c3"}
+
+
+def test_bytes_decoded() -> None:
+    ev = _check(_body(CORPUS[4]))
+    assert ev.content is not None and ev.content.parts is not None
+    blob = ev.content.parts[0].inline_data
+    assert blob is not None and blob.data == bytes(range(256))
+
+
+def test_missing_or_empty_id_gets_fresh_id_like_validation() -> None:
+    for body in ('{"author":"a"}', '{"author":"a","id":""}', "{}"):
+        fast, slow = fast_decode_event(body), Event.model_validate_json(body)
+        assert fast is not None
+        assert fast.id and fast.id != slow.id
+        assert fast.model_fields_set == slow.model_fields_set
+        assert fast.model_copy(update={"id": "x", "timestamp": 0.0}) == slow.model_copy(
+            update={"id": "x", "timestamp": 0.0}
+        )
+
+
+def test_int_timestamp_becomes_float() -> None:
+    ev = _check('{"id":"e","timestamp":5}')
+    assert type(ev.timestamp) is float
+
+
+def test_mutation_is_isolated() -> None:
+    body = _body(CORPUS[5])
+    a, b = fast_decode_event(body), fast_decode_event(body)
+    assert a is not None and b is not None
+    a.actions.state_delta["x"] = 1
+    a.actions.state_delta["nested"]["a"].append("z")
+    a.actions.artifact_delta["y"] = 1
+    a.actions.requested_auth_configs["k"] = None  # type: ignore[assignment]
+    a.node_info.path = "changed"
+    assert b == Event.model_validate_json(body)
+    # Defaults (factories) are fresh per instance.
+    c, d = fast_decode_event('{"id":"1"}'), fast_decode_event('{"id":"2"}')
+    assert c is not None and d is not None
+    c.actions.state_delta["x"] = 1
+    c.node_info.path = "p"
+    assert d.actions.state_delta == {} and d.node_info.path == ""
+    assert Event(id="3").actions.state_delta == {} and EventActions().state_delta == {}
+    body = _body(CORPUS[0])
+    e, f = fast_decode_event(body), fast_decode_event(body)
+    assert e is not None and f is not None and e.content is not None and e.content.parts is not None
+    e.content.parts.append(types.Part(text="more"))
+    e.content.parts[0].text = "changed"
+    assert f == Event.model_validate_json(body)
+
+
+def test_plans_cover_common_classes() -> None:
+    fast_decode_event(_body(CORPUS[0]))
+    coverage = plan_coverage()
+    for name in (
+        "google.adk.events.event.Event",
+        "google.adk.events.event.NodeInfo",
+        "google.adk.events.event_actions.EventActions",
+        "google.genai.types.Content",
+        "google.genai.types.Part",
+        "google.genai.types.FunctionCall",
+        "google.genai.types.FunctionResponse",
+        "google.genai.types.Blob",
+        "google.genai.types.GenerateContentResponseUsageMetadata",
+        "google.genai.types.GroundingMetadata",
+    ):
+        assert coverage[name][0], name
+
+
+def test_deep_nesting_matches_json_fallback() -> None:
+    deep: Any = "leaf"
+    for _ in range(230):  # pydantic's parser gives up at ~200; the codec re-parses with json
+        deep = [deep]
+    body = json.dumps({"id": "d", "timestamp": 1.5, "author": "a", "actions": {"state_delta": {"k": deep}}})
+    _check(body)
+
+
+# -- malformed payloads ---------------------------------------------------------------------
+
+_GOOD = _body(CORPUS[2])
+MALFORMED = [
+    '{"id":"e","content":{"parts":[{"text":5}]}}',
+    '{"id":"e","timestamp":"x"}',
+    '{"id":"e","timestamp":"5"}',
+    '{"id":"e","timestamp":true}',
+    '{"id":"e","timestamp":1e400}',
+    '{"id":"e","timestamp":NaN}',
+    '{"id":"e","timestamp":123456789012345678901234567890}',
+    '{"id":"e","author":null}',
+    '{"id":"e","author":5}',
+    '{"id":"e","partial":1}',
+    '{"id":"e","partial":"true"}',
+    '{"id":"e","content":null}',
+    '{"id":"e","content":{"parts":[{"text":null}]}}',
+    '{"id":"e","content":{"parts":[{"text":"a","thought":null}]}}',
+    '{"id":"e","content":{"parts":[{"bogus":1}]}}',
+    '{"id":"e","content":{"parts":[{"inline_data":{"data":"not base64!"}}]}}',
+    '{"id":"e","content":{"parts":[{"inline_data":{"data":"/w=="}}]}}',
+    '{"id":"e","content":{"parts":[{"inline_data":{"data":"_w"}}]}}',
+    '{"id":"e","content":{"parts":[{"function_call":{"args":[1]}}]}}',
+    '{"id":"e","content":{"parts":"x"}}',
+    '{"id":"e","content":{"role":"model","parts":[{"text":"a"}],"extra":1}}',
+    '{"id":"e","actions":{"unknown":1}}',
+    '{"id":"e","actions":{"artifact_delta":{"f":1.5}}}',
+    '{"id":"e","actions":{"artifact_delta":{"f":true}}}',
+    '{"id":"e","actions":{"requested_auth_configs":{"c":{}}}}',
+    '{"id":"e","long_running_tool_ids":["a",1]}',
+    '{"id":"e","long_running_tool_ids":"a"}',
+    '{"id":"e","finish_reason":"NOT_A_REASON"}',
+    '{"id":"e","finish_reason":"stop"}',
+    '{"id":"e","unknown_key":1}',
+    '{"id":"e","invocationId":"camel"}',
+    '{"id":"e","message":"hello"}',
+    '{"id":"e","state":{"a":1}}',
+    '{"id":"e","node_path":"a/b"}',
+    '{"id":"e","output":"\\ud800"}',
+    '{"id":"e","output":NaN}',
+    '{"id":"e","output":Infinity}',
+    '{"id":"e","id":"twice"}',
+    '\ufeff{"id":"e"}',
+    "[]",
+    "null",
+    '"string"',
+    "",
+    "{",
+    _GOOD[: len(_GOOD) // 2],
+    _GOOD + "x",
+    _GOOD.replace('"author"', '"author" ', 1),
+    "  " + _GOOD + "\n",
+]
+
+
+def _outcome(call: Any) -> tuple[str, Any]:
+    try:
+        return "ok", call()
+    except CorruptedDataError:
+        return "error", None
+
+
+@pytest.mark.parametrize("body", MALFORMED)
+def test_malformed_same_as_slow(body: str) -> None:
+    kind, slow = _outcome(lambda: _slow(body))
+    got_kind, got = _outcome(lambda: codec.decode_event("1:" + body, where="t"))
+    assert got_kind == kind
+    if kind == "ok" and body.count("NaN") == 0:
+        same = {"id": "x", "timestamp": 1.0}  # generated by validation when missing
+        _assert_same(got.model_copy(update=same), slow.model_copy(update=same))
+        assert got.model_copy(update=same).model_dump() == slow.model_copy(update=same).model_dump()
+
+
+def test_non_utf8_payloads() -> None:
+    with pytest.raises(CorruptedDataError):
+        codec.decode_event(b"1:\xff\xfe{}", where="t")
+    assert fast_decode_event(b'{"id":"\xff"}') is None
+    body = _body(CORPUS[1]).encode("utf-8")
+    _assert_same(codec.decode_event(b"1:" + body, where="t"), Event.model_validate_json(body))
+
+
+def test_payload_codec_compressed() -> None:
+    pc = PayloadCodec(compress_min_bytes=1)
+    for event in [*CORPUS, *FALLBACK_CORPUS]:
+        stored = pc.encode_event(event)
+        assert stored.startswith("2:z:")
+        got = pc.decode_event(stored, where="t")
+        _assert_same(got, Event.model_validate_json(_body(event)))
+        got_bytes = pc.decode_event(stored.encode(), where="t")
+        assert got_bytes == got
+    for bad in ("2:z::AAAA", "2:z::!!", "2:q::AAAA", "2:z:"):
+        with pytest.raises(CorruptedDataError):
+            pc.decode_event(bad, where="t")
+    import base64
+    import zlib
+
+    for body in MALFORMED:
+        stored = "2:z::" + base64.urlsafe_b64encode(zlib.compress(body.encode("utf-8"))).decode()
+        kind, _ = _outcome(lambda b=body: _slow(b.encode("utf-8")))  # json.loads(bytes) skips a BOM
+        got_kind, _ = _outcome(lambda s=stored: pc.decode_event(s, where="t"))
+        assert got_kind == kind, body
+
+
+# -- property tests -------------------------------------------------------------------------
+
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=8),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner, max_size=3),
+    max_leaves=12,
+)
+_SKIP_FIELDS = {"requested_auth_configs"}
+
+
+def _for_annotation(annotation: Any, depth: int) -> st.SearchStrategy[Any] | None:
+    """A strategy for python values of ``annotation`` (None: no generator)."""
+    simple: dict[Any, st.SearchStrategy[Any]] = {
+        Any: _JSON,
+        str: st.text(max_size=10),
+        bool: st.booleans(),
+        int: st.integers(min_value=-(2**40), max_value=2**40),
+        float: st.floats(allow_nan=False, allow_infinity=False) | st.integers(-(2**40), 2**40),
+        bytes: st.binary(max_size=12),
+    }
+    if annotation in simple:
+        return simple[annotation]
+    origin, args = typing.get_origin(annotation), typing.get_args(annotation)
+    if origin is Union or str(origin) == "<class 'types.UnionType'>":
+        options = [
+            s for a in args if a is not type(None) for s in [_for_annotation(a, depth)] if s is not None
+        ]
+        return st.one_of(*options) if options else None
+    if origin in (list, set) and args:
+        item = _for_annotation(args[0], depth)
+        return None if item is None else st.lists(item, max_size=2).map(origin)
+    if origin is dict and args and args[0] is str:
+        item = _for_annotation(args[1], depth)
+        return None if item is None else st.dictionaries(st.text(max_size=5), item, max_size=2)
+    if origin is Literal:
+        return st.sampled_from(args)
+    if isinstance(annotation, type) and issubclass(annotation, enum.Enum):
+        return st.sampled_from(list(annotation))
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return _model_dict(annotation, depth + 1)
+    return None
+
+
+def _model_dict(cls: type[BaseModel], depth: int) -> st.SearchStrategy[Any]:
+    if depth > 4:
+        return st.just({})
+    optional: dict[str, st.SearchStrategy[Any]] = {}
+    for name, info in cls.model_fields.items():
+        if name in _SKIP_FIELDS or not info.is_required() and depth > 3:
+            continue
+        strat = _for_annotation(info.annotation, depth)
+        if strat is not None:
+            optional[name] = strat
+    return st.fixed_dictionaries({}, optional=optional)
+
+
+_TEXT_EVENTS = st.builds(
+    lambda author, text, delta, role: Event(
+        invocation_id="inv",
+        author=author,
+        content=types.Content(role=role, parts=[types.Part(text=t) for t in text]),
+        actions=EventActions(state_delta=delta),
+    ),
+    st.text(max_size=8),
+    st.lists(st.text(), max_size=3),
+    st.dictionaries(
+        st.sampled_from(["a", "app:a", "user:b", "temp:c"]) | st.text(max_size=5), _JSON, max_size=4
+    ),
+    st.sampled_from(["user", "model"]),
+)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(_TEXT_EVENTS)
+def test_property_text_events(event: Event) -> None:
+    _check(_body(event))
+
+
+@settings(
+    max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much]
+)
+@given(_model_dict(Event, 0))
+def test_property_any_event_shape(data: dict[str, Any]) -> None:
+    try:
+        event = Event.model_validate(data)
+        body = _body(event)
+    except (ValidationError, ValueError, TypeError):
+        reject()
+    fast = fast_decode_event(body)
+    slow = _slow(body)
+    got = fast if fast is not None else codec.decode_event("1:" + body, where="t")
+    _assert_same(got, slow)
+    assert got.model_dump_json(exclude_none=True) == slow.model_dump_json(exclude_none=True)
