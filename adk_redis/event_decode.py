@@ -1,10 +1,12 @@
 """Fast decoding of stored ADK events, indistinguishable from ``Event.model_validate_json``.
 
-:func:`fast_decode_event` parses the body with :func:`json.loads` and builds the
-pydantic objects directly from per-class plans compiled once from the models'
-own field definitions.  A plan only exists for shapes whose validation result
-is known exactly: plain models (no validators other than the audited no-op ones
-in :data:`_AUDITED_VALIDATORS`, no custom ``__init__`` except genai's ``Part``,
+:func:`fast_decode_event` parses the body with pydantic-core's ``from_json`` (the
+parser validation itself uses; :mod:`json` for what it refuses) and builds the
+pydantic objects directly with per-class builders, generated once (see
+:data:`_BUILDER`) from plans compiled from the models' own field definitions.
+A plan only exists for shapes whose validation result is known exactly: plain
+models (no validators other than the audited no-op ones in
+:data:`_AUDITED_VALIDATORS`, no custom ``__init__`` except genai's ``Part``,
 a config limited to :data:`_PLAIN_CONFIG_KEYS`) whose fields are ``str``,
 ``bool``, ``int``, ``float``, base64 ``bytes``, enums, literals, ``Any``, and
 ``list``/``set``/``dict[str, ...]``/``Optional`` of those or of planned models.
@@ -21,6 +23,7 @@ import binascii
 import enum
 import json
 import math
+import re
 import types as pytypes
 import typing
 from collections.abc import Callable
@@ -29,7 +32,7 @@ from typing import Any, Literal, Union
 from google.adk.events.event import Event
 from pydantic import BaseModel
 from pydantic.fields import FieldInfo
-from pydantic_core import PydanticUndefined
+from pydantic_core import PydanticUndefined, from_json
 
 __all__ = ["fast_decode_event", "plan_coverage"]
 
@@ -91,9 +94,24 @@ def _qualified(obj: Any) -> str:
 
 
 # -- primitive converters ----------------------------------------------------------------
+# A converter takes a non-``null`` JSON value and returns the validated value, or raises
+# _Fallback.  Converters in :data:`_CHECK_ONLY` return their input unchanged when it has
+# the given type (and raise otherwise), so a builder only compares the value's type.
 
 
 def _identity(value: Any) -> Any:
+    return value
+
+
+def _reject(value: Any) -> Any:
+    """A field without a plan."""
+    raise _Fallback
+
+
+def _present(value: Any) -> Any:
+    """An ``Any`` field: every JSON value except ``null`` (``null`` always falls back)."""
+    if value is None:
+        raise _Fallback
     return value
 
 
@@ -113,6 +131,21 @@ def _int(value: Any) -> Any:
     if type(value) is not int:
         raise _Fallback
     return value
+
+
+def _any_list(value: Any) -> Any:
+    if type(value) is not list:
+        raise _Fallback
+    return value
+
+
+def _any_dict(value: Any) -> Any:
+    if type(value) is not dict:
+        raise _Fallback
+    return value
+
+
+_CHECK_ONLY: dict[_Conv, type] = {_str: str, _bool: bool, _int: int, _any_list: list, _any_dict: dict}
 
 
 def _float(value: Any) -> Any:
@@ -180,13 +213,19 @@ def _optional(inner: _Conv) -> _Conv:
 
 def _list(item: _Conv) -> _Conv:
     if item is _identity:
+        return _any_list
+    kind = _CHECK_ONLY.get(item)
+    if kind is not None:
 
-        def conv_any(value: Any) -> Any:
+        def conv_checked(value: Any) -> Any:  # the JSON list itself, once its items are checked
             if type(value) is not list:
                 raise _Fallback
+            for v in value:
+                if type(v) is not kind:
+                    raise _Fallback
             return value
 
-        return conv_any
+        return conv_checked
 
     def conv(value: Any) -> Any:
         if type(value) is not list:
@@ -207,18 +246,20 @@ def _set(item: _Conv) -> _Conv:
 
 def _dict(item: _Conv) -> _Conv:
     if item is _identity:
+        return _any_dict
+    kind = _CHECK_ONLY.get(item)
 
-        def conv_any(value: Any) -> Any:
-            if type(value) is not dict:
-                raise _Fallback
-            return value
-
-        return conv_any
-
-    def conv(value: Any) -> Any:
+    def conv(value: Any) -> Any:  # the JSON dict itself, its values checked or converted in place
         if type(value) is not dict:
             raise _Fallback
-        return {k: item(v) for k, v in value.items()}
+        if kind is None:
+            for k, v in value.items():
+                value[k] = item(v)
+        else:
+            for v in value.values():
+                if type(v) is not kind:
+                    raise _Fallback
+        return value
 
     return conv
 
@@ -249,10 +290,7 @@ def _converter(annotation: Any, bytes_ok: bool) -> _Conv | None:
     origin = typing.get_origin(annotation)
     args = typing.get_args(annotation)
     if origin is Union or origin is pytypes.UnionType:
-        rest = [a for a in args if a is not type(None)]
-        if len(rest) != 1 or len(args) != 2:
-            return None
-        inner = _converter(rest[0], bytes_ok)
+        inner = _converter(_non_null(annotation), bytes_ok) if len(args) == 2 else None
         return None if inner is None else (_identity if inner is _identity else _optional(inner))
     if origin is list and len(args) == 1:
         item = _converter(args[0], bytes_ok)
@@ -269,11 +307,65 @@ def _converter(annotation: Any, bytes_ok: bool) -> _Conv | None:
         if issubclass(annotation, enum.Enum):
             return _enum(annotation)
         if issubclass(annotation, BaseModel):
-            return _model_plan(annotation).build
+            return _model_plan(annotation).converter()
     return None
 
 
+def _non_null(annotation: Any) -> Any:
+    """``X`` for ``Optional[X]``; ``annotation`` itself for anything else."""
+    origin = typing.get_origin(annotation)
+    if origin is Union or origin is pytypes.UnionType:
+        args = typing.get_args(annotation)
+        rest = [a for a in args if a is not type(None)]
+        if len(rest) == 1 and len(args) == 2:
+            return rest[0]
+    return annotation
+
+
 # -- model plans ----------------------------------------------------------------------------
+
+
+class _AlwaysConvert:
+    """No JSON value has this type: a field expecting it always goes through its converter."""
+
+
+# The builder generated for each planned class.  ``fields`` becomes the instance's
+# ``__dict__``: the template copy has every field in declaration order with its default,
+# ``update`` puts the JSON values in their places (a key that is no field name makes it
+# longer).  A value whose type is the field's ``expect`` type is valid as it is (checked
+# strings, booleans, ints, ``dict[str, Any]``...); any other goes through the field's
+# converter, which returns the validated value or raises _Fallback (``null``, a wrong
+# type, a field without a plan).  Then the default factories of absent fields, the
+# required keys, and the four slots validation sets, as pydantic-core sets them.
+_BUILDER = """\
+def build(data, /):
+    if type(data) is not dict:
+        raise _Fallback
+    fields = copy_template()
+    fields.update(data)
+    if len(fields) != n_fields:
+        raise _Fallback
+    for key, value in data.items():
+        if type(value) is not expect[key]:
+            fields[key] = convert[key](value)
+{factories}{required}    obj = new(cls)
+    set_dict(obj, fields)
+    set_fields_set(obj, set(data))
+    set_extra(obj, None)
+    set_private(obj, None)
+{post_init}    return obj
+"""
+_FACTORY = "    if {name!r} not in data:\n        fields[{name!r}] = factories[{name!r}]()\n"
+_REQUIRED = "    if not required <= data.keys():\n        raise _Fallback\n"
+_POST_INIT = "    post_init(obj, None)\n"
+
+
+def _slot_setter(cls: type, name: str) -> Callable[[Any, Any], None]:
+    """The ``__set__`` of the data descriptor ``object.__setattr__(obj, name, v)`` uses."""
+    for klass in cls.__mro__:
+        if name in vars(klass):
+            return typing.cast(Callable[[Any, Any], None], vars(klass)[name].__set__)
+    raise AttributeError(name)
 
 
 class _ModelPlan:
@@ -285,11 +377,29 @@ class _ModelPlan:
         self.convs: dict[str, _Conv] = {}
         self.unplanned: list[str] = []
         self.template: dict[str, Any] = {}
-        self.factories: list[tuple[str, Callable[[], Any]]] = []
+        self.factories: dict[str, Callable[[], Any]] = {}
         self.required: frozenset[str] = frozenset()
-        self.post_init = False
+        self.post_init: Callable[[Any, Any], None] | None = None
+        self.build: _Conv = _reject  # the generated builder, once compiled
+        self.source = ""
+        self.compiling = False
+
+    def converter(self) -> _Conv:
+        """The builder; a trampoline to it while the plan compiles (a recursive model)."""
+        if self.compiling:
+            return lambda data: self.build(data)
+        return self.build
 
     def compile(self) -> None:
+        self.compiling = True
+        try:
+            self._plan()
+            if self.ok:
+                self._generate()
+        finally:
+            self.compiling = False
+
+    def _plan(self) -> None:
         cls = self.cls
         config = cls.model_config
         if not set(config) <= _PLAIN_CONFIG_KEYS or config.get("extra") not in (None, "ignore", "forbid"):
@@ -313,6 +423,11 @@ class _ModelPlan:
             if audited is None:
                 return
             empty_only |= audited
+        if cls.__pydantic_post_init__:
+            post_init = cls.model_post_init
+            if not isinstance(post_init, pytypes.FunctionType):
+                return
+            self.post_init = post_init
         by_name = bool(config.get("populate_by_name") or config.get("validate_by_name"))
         bytes_ok = config.get("val_json_bytes") == "base64"
         for name, info in cls.model_fields.items():
@@ -321,19 +436,45 @@ class _ModelPlan:
             conv = self._field(name, info, by_name, bytes_ok)
             if conv is None:
                 self.unplanned.append(name)
+                self.convs[name] = _reject
             elif name in empty_only:
                 self.convs[name] = _empty_dict
             else:
-                self.convs[name] = conv
-        self.post_init = cls.__pydantic_post_init__ is not None
+                self.convs[name] = _present if conv is _identity else conv
         self.ok = True
+
+    def _generate(self) -> None:
+        cls = self.cls
+        self.source = _BUILDER.format(
+            factories="".join(_FACTORY.format(name=name) for name in self.factories),
+            required=_REQUIRED if self.required else "",
+            post_init=_POST_INIT if self.post_init else "",
+        )
+        namespace: dict[str, Any] = {
+            "_Fallback": _Fallback,
+            "copy_template": self.template.copy,
+            "n_fields": len(self.template),
+            "expect": {name: _CHECK_ONLY.get(conv, _AlwaysConvert) for name, conv in self.convs.items()},
+            "convert": dict(self.convs),
+            "factories": dict(self.factories),
+            "required": self.required,
+            "new": cls.__new__,
+            "cls": cls,
+            "set_dict": _slot_setter(cls, "__dict__"),
+            "set_fields_set": _slot_setter(cls, "__pydantic_fields_set__"),
+            "set_extra": _slot_setter(cls, "__pydantic_extra__"),
+            "set_private": _slot_setter(cls, "__pydantic_private__"),
+            "post_init": self.post_init,
+        }
+        exec(compile(self.source, f"<builder {_qualified(cls)}>", "exec"), namespace)  # noqa: S102
+        self.build = namespace["build"]
 
     def _default(self, name: str, info: FieldInfo) -> bool:
         if info.default_factory is not None:
             if info.default_factory_takes_validated_data:
                 return False
             self.template[name] = None
-            self.factories.append((name, typing.cast(Callable[[], Any], info.default_factory)))
+            self.factories[name] = typing.cast(Callable[[], Any], info.default_factory)
             return True
         if info.default is PydanticUndefined:
             self.template[name] = None  # required: build checks the key is present
@@ -346,40 +487,14 @@ class _ModelPlan:
 
     @staticmethod
     def _field(name: str, info: FieldInfo, by_name: bool, bytes_ok: bool) -> _Conv | None:
+        """The converter of a present, non-``null`` value (``null`` falls back before it)."""
         if info.metadata or info.discriminator is not None:
             return None
         if not by_name and (info.alias not in (None, name) or info.validation_alias not in (None, name)):
             return None
-        return _converter(info.annotation, bytes_ok)
-
-    def build(self, data: Any) -> Any:
-        """The model instance validation would give for ``data``; _Fallback otherwise."""
-        if not self.ok or type(data) is not dict:
-            raise _Fallback
-        convs = self.convs
-        fields = self.template.copy()  # every field, in declaration order
-        for key, raw in data.items():
-            conv = convs.get(key)
-            if conv is None or raw is None:
-                raise _Fallback
-            fields[key] = raw if conv is _identity else conv(raw)
-        for name, factory in self.factories:
-            if name not in data:
-                fields[name] = factory()
-        if self.required and not self.required <= data.keys():
-            raise _Fallback
-        cls = self.cls
-        obj = cls.__new__(cls)
-        _setattr(obj, "__dict__", fields)
-        _setattr(obj, "__pydantic_extra__", None)
-        _setattr(obj, "__pydantic_fields_set__", set(data))
-        _setattr(obj, "__pydantic_private__", None)
-        if self.post_init:
-            obj.model_post_init(None)
-        return obj
+        return _converter(_non_null(info.annotation), bytes_ok)
 
 
-_setattr = object.__setattr__
 _PLANS: dict[type[BaseModel], _ModelPlan] = {}
 
 
@@ -391,14 +506,22 @@ def _model_plan(cls: type[BaseModel]) -> _ModelPlan:
     return plan
 
 
-_EVENT_PLAN = _model_plan(Event)
+_EVENT_BUILD = _model_plan(Event).build
 
 
 def _reject_constant(token: str) -> Any:
     raise _Fallback
 
 
-_DECODER = json.JSONDecoder(parse_constant=_reject_constant)  # NaN/Infinity: validate instead
+# The second parser, for what pydantic's own (``from_json``, the jiter parser validation
+# uses) refuses: nesting deeper than its limit of 200 (the validating path re-parses such
+# bodies with json too).  NaN/Infinity: validate instead.  ``scan_once`` is what
+# ``decode`` runs after skipping whitespace (a body with some validates instead).
+_SCAN: Callable[[str, int], tuple[Any, int]]
+_SCAN = json.JSONDecoder(parse_constant=_reject_constant).scan_once  # type: ignore[attr-defined]
+
+# A ``\uD800``-``\uDFFF`` escape; not ``\\uD800`` (an escaped backslash, then ``uD800``).
+_SURROGATE_ESCAPE = re.compile(r"(?<!\\)(?:\\\\)*\\u[dD][89a-fA-F]")
 
 
 def fast_decode_event(body: str | bytes) -> Event | None:
@@ -410,11 +533,16 @@ def fast_decode_event(body: str | bytes) -> Event | None:
     try:
         text = body.decode("utf-8") if isinstance(body, bytes) else body
         # Escaped surrogates: pydantic's parser rejects lone ones (the caller then re-parses).
-        if "\\ud" in text or "\\uD" in text:
+        if "\\u" in text and _SURROGATE_ESCAPE.search(text):
             return None
-        data = _DECODER.decode(text)
-        event = _EVENT_PLAN.build(data)
-    except (_Fallback, ValueError, TypeError, RecursionError, OverflowError):
+        try:
+            data = from_json(text, allow_inf_nan=False)
+        except ValueError:
+            data, end = _SCAN(text, 0)
+            if end != len(text):
+                return None
+        event = _EVENT_BUILD(data)
+    except (_Fallback, ValueError, TypeError, RecursionError, OverflowError, StopIteration):
         return None
     return typing.cast(Event, event)
 

@@ -376,6 +376,42 @@ def test_mutation_is_isolated() -> None:
     assert f == Event.model_validate_json(body)
 
 
+def test_generated_builders() -> None:
+    from adk_redis import event_decode
+
+    for cls in (Event, EventActions, types.Content, types.Part, NodeInfo):
+        plan = event_decode._PLANS[cls]
+        assert plan.ok and plan.source, cls
+        assert plan.build.__code__.co_filename == f"<builder {cls.__module__}.{cls.__qualname__}>"
+    assert "post_init" in event_decode._PLANS[Event].source
+    assert "post_init" not in event_decode._PLANS[EventActions].source
+
+
+def test_mutation_never_leaks_between_decodes() -> None:
+    import sys
+
+    sys.path.insert(0, "bench")
+    from sessions import make_event
+
+    body = _body(make_event(1))  # type: ignore[no-untyped-call,unused-ignore]
+    a, b = fast_decode_event(body), fast_decode_event(body)
+    assert a is not None and b is not None and a.content is not None and a.content.parts is not None
+    a.content.parts[0].text = "changed"
+    a.content.parts.append(types.Part(text="more"))
+    a.content.role = "user"
+    a.actions.state_delta["turn"] = -1
+    a.actions.artifact_delta["f"] = 1
+    a.actions.requested_tool_confirmations["c"] = ToolConfirmation()
+    a.actions.requested_auth_configs["k"] = None  # type: ignore[assignment]
+    a.node_info.output_for = ["x"]
+    a.model_fields_set.add("branch")
+    a.content.model_fields_set.add("x")
+    a.author = "someone"
+    assert b == Event.model_validate_json(body)
+    assert b.model_fields_set == Event.model_validate_json(body).model_fields_set
+    assert b.content is not None and b.content.model_fields_set == {"parts", "role"}
+
+
 def test_plans_cover_common_classes() -> None:
     fast_decode_event(_body(CORPUS[0]))
     coverage = plan_coverage()
