@@ -80,9 +80,20 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sessions = sub.add_parser("sessions", parents=[common], help="list, show or delete sessions")
     ssub = sessions.add_subparsers(dest="action", required=True, metavar="ACTION")
-    p = ssub.add_parser("list", parents=[common], help="list the sessions of an app (or one user)")
+    p = ssub.add_parser(
+        "list",
+        parents=[common],
+        help="list the sessions of an app (or one user), a page at a time",
+        description="Lists one page of sessions (--limit, default 100; the next page's --cursor is "
+        "printed, on stderr with --json) or every page (--all). --order created (default): oldest "
+        "first, every session exactly once across pages; --order updated: most recent first.",
+    )
     p.add_argument("--app", required=True)
     p.add_argument("--user")
+    p.add_argument("--limit", type=int, default=100, help="sessions per page, 1..1000 (default 100)")
+    p.add_argument("--all", action="store_true", help="list every page")
+    p.add_argument("--cursor", help="continue after the page that printed this cursor")
+    p.add_argument("--order", choices=("created", "updated"), default="created")
     p = ssub.add_parser("show", parents=[common], help="show one session with its state and events")
     p.add_argument("--app", required=True)
     p.add_argument("--user", required=True)

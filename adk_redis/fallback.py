@@ -54,6 +54,7 @@ from .resilience import (
     Resilience,
     reachable,
 )
+from .session_pages import PageOrder, SessionPage, page_in_memory
 from .session_service import RedisSessionService
 from .url import redact_url
 
@@ -210,6 +211,8 @@ class FallbackSessionService(_Fallback, BaseSessionService):
         """Redis revision marker of the session object memory took over (None: created in memory)."""
         self._handed_over: dict[_Key, tuple[str | None, Session]] = {}
         """Written-back sessions: memory copy's last event id, Redis copy right after the write-back."""
+        self._created_at: dict[_Key, float] = {}
+        """Creation time of the sessions created in memory (``order="created"`` pages during an outage)."""
         self.conflicts: list[WriteBackConflict] = []
         self._init_core(failure_threshold, health_check_interval, start_open)
 
@@ -281,6 +284,7 @@ class FallbackSessionService(_Fallback, BaseSessionService):
             )
             key = (app_name, user_id, session.id)
             self._created_state[key] = dict(state or {})
+            self._created_at[key] = session.last_update_time
             self._base[key] = None
             self._dirty(key)
             return session
@@ -326,6 +330,71 @@ class FallbackSessionService(_Fallback, BaseSessionService):
             from_redis,
             lambda: self.memory.list_sessions(app_name=app_name, user_id=user_id),
         )
+
+    async def list_sessions_page(
+        self,
+        *,
+        app_name: str,
+        user_id: str | None = None,
+        limit: int = 100,
+        cursor: str | None = None,
+        order: PageOrder = "created",
+    ) -> SessionPage:
+        """One page of a listing (see :meth:`RedisSessionService.list_sessions_page`).
+
+        From Redis, with memory's copy in place of a session that waits to be written back;
+        during an outage over the sessions memory holds (sessions memory took over from Redis
+        sort as created at 0), with the same order, ties and cursors.  A traversal that spans
+        the start or the end of an outage switches between the two and may miss or repeat sessions.
+        """
+        kw: dict[str, Any] = {
+            "app_name": app_name,
+            "user_id": user_id,
+            "limit": limit,
+            "cursor": cursor,
+            "order": order,
+        }
+
+        async def from_redis() -> SessionPage:
+            return await self._overlay_page(await self.redis.list_sessions_page(**kw), app_name, user_id)
+
+        async def in_memory() -> SessionPage:
+            listed = await self.memory.list_sessions(app_name=app_name, user_id=user_id)
+            keys = self.redis.keys
+            entries = [
+                (
+                    self._created_at.get((app_name, s.user_id, s.id), 0.0)
+                    if order == "created"
+                    else s.last_update_time,
+                    keys.session_member(s.id)
+                    if user_id is not None
+                    else keys.app_index_member(s.user_id, s.id),
+                    s,
+                )
+                for s in listed.sessions
+            ]
+            return page_in_memory(entries, **kw)
+
+        return await self._call("list_sessions_page", None, from_redis, in_memory)
+
+    async def _overlay_page(self, page: SessionPage, app_name: str, user_id: str | None) -> SessionPage:
+        """Memory's copy in place of each session of the page that waits to be written back."""
+        waiting = [
+            k for k in self.core.journal.records() if isinstance(k, tuple) and k[0] in ("session", "delete")
+        ]
+        pending = {k[1]: k[0] for k in waiting if k[1][0] == app_name and user_id in (None, k[1][1])}
+        if not pending or not any((s.app_name, s.user_id, s.id) in pending for s in page.sessions):
+            return page
+        mem = await self.memory.list_sessions(app_name=app_name, user_id=user_id)
+        held = {(s.app_name, s.user_id, s.id): s for s in mem.sessions}
+        sessions = []
+        for s in page.sessions:
+            key = (s.app_name, s.user_id, s.id)
+            if key not in pending:
+                sessions.append(s)
+            elif key in held:
+                sessions.append(held[key])
+        return SessionPage(sessions=sessions, next_cursor=page.next_cursor)
 
     async def _overlay(
         self, listed: ListSessionsResponse, app_name: str, user_id: str | None
@@ -484,6 +553,7 @@ class FallbackSessionService(_Fallback, BaseSessionService):
 
     def _forget(self, key: _Key) -> None:
         self._created_state.pop(key, None)
+        self._created_at.pop(key, None)
         self._base.pop(key, None)
         self._handed_over.pop(key, None)
 

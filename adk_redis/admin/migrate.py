@@ -1,12 +1,20 @@
-"""``adk-redis migrate`` and ``import --from``: ADK's own stores into adk_redis (work: admin.adk_stores)."""
+"""``adk-redis migrate`` and ``import --from``: ADK's own stores into adk_redis (work: admin.adk_stores).
+
+``migrate`` also backfills the creation indexes (``order="created"`` pages) of sessions stored
+before those indexes existed: :func:`backfill_created_index`.
+"""
 
 from __future__ import annotations
 
 import argparse
 import os
 import sqlite3
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
 from urllib.parse import urlsplit
 
+from ..codec import text
+from ..session_layout import CREATED
 from ..session_service import RedisSessionService
 from ..url import redact_url as redact
 from .common import EXIT_DATA, EXIT_FILE, EXIT_OK, EXIT_PROBLEM, CliError, Progress, Result, plural
@@ -59,6 +67,69 @@ async def cmd_import_from(svc: RedisSessionService, args: argparse.Namespace) ->
     return Result(data, lines, EXIT_PROBLEM if stats.invalid else EXIT_OK)
 
 
+@dataclass
+class BackfillStats:
+    """What :func:`backfill_created_index` did: sessions looked at, index entries added, sessions
+    skipped (gone: expired or deleted; unreadable: no creation time)."""
+
+    sessions: int = 0
+    added: int = 0
+    gone: int = 0
+    unreadable: int = 0
+
+
+async def backfill_created_index(
+    svc: RedisSessionService, *, batch: int = 500, progress: Callable[[int], None] | None = None
+) -> BackfillStats:
+    """Add every session of the user indexes to the creation indexes (user and app), scored by its
+    meta's creation time (``_c``).  Idempotent (``ZADD NX``): a re-run adds nothing.  The user
+    indexes are found with SCAN: an admin tool."""
+    from .sessions import index_tags
+
+    stats = BackfillStats()
+    _, users = await index_tags(svc)
+    ttl = int(svc._ttl)
+    for app in sorted(users):
+        for user in sorted(users[app]):
+            members = [text(m) for m in await svc.client.zrange(svc.keys.user_index(app, user), 0, -1)]
+            user_created = svc.keys.user_created_index(app, user)
+            app_created = svc.keys.app_created_index(app)
+            for i in range(0, len(members), batch):
+                chunk = members[i : i + batch]
+                pipe = svc.client.pipeline(transaction=False)
+                for m in chunk:
+                    sid = svc.keys.parse_session_member(m)
+                    pipe.hget(svc.keys.session(app, user, sid).meta, CREATED)
+                created = await pipe.execute(raise_on_error=False)
+                mine: dict[str, float] = {}
+                appwide: dict[str, float] = {}
+                for m, c in zip(chunk, created, strict=True):
+                    stats.sessions += 1
+                    if c is None:
+                        stats.gone += 1
+                        continue
+                    try:
+                        score = float(text(c)) if not isinstance(c, Exception) else None
+                    except ValueError:
+                        score = None
+                    if score is None:
+                        stats.unreadable += 1
+                        continue
+                    mine[m] = score
+                    appwide[svc.keys.app_index_member(user, svc.keys.parse_session_member(m))] = score
+                if mine:
+                    pipe = svc.client.pipeline(transaction=False)
+                    pipe.zadd(user_created, mine, nx=True)
+                    pipe.zadd(app_created, appwide, nx=True)
+                    if ttl > 0:
+                        pipe.pexpire(user_created, ttl)
+                        pipe.pexpire(app_created, ttl)
+                    stats.added += int((await pipe.execute())[0])
+                if progress is not None:
+                    progress(len(chunk))
+    return stats
+
+
 async def cmd_migrate(svc: RedisSessionService, args: argparse.Namespace) -> Result:
     from .adk_stores import migrate_adk_redis
 
@@ -75,11 +146,14 @@ async def cmd_migrate(svc: RedisSessionService, args: argparse.Namespace) -> Res
         progress=progress.advance,
     )
     progress.finish()
+    backfill = await backfill_created_index(svc)
     run = prog.run
     state = "complete" if prog.done else "incomplete: run again to continue"
     lines = [
         f"migrated {plural(run.imported, 'session')} this run, skipped {run.skipped_existing} already "
         f"migrated, filled {plural(run.state_fields, 'app/user state field')}",
         f"total: {prog.migrated} migrated, {plural(prog.invalid, 'unreadable key')}; migration {state}",
+        f"creation index: {plural(backfill.added, 'session')} added of {backfill.sessions} "
+        f"({backfill.gone} gone, {backfill.unreadable} without a creation time)",
     ]
-    return Result(prog.as_dict(), lines)
+    return Result({**prog.as_dict(), "created_index": asdict(backfill)}, lines)

@@ -4,15 +4,19 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from typing import Any
 
 from google.adk.events.event import Event
+from google.adk.sessions.session import Session
 from google.adk.sessions.state import State
 
 from ..codec import text
+from ..errors import InvalidCursorError
 from ..session_layout import COUNT
+from ..session_pages import MAX_PAGE_LIMIT, PageOrder
 from ..session_service import RedisSessionService
-from .common import EXIT_OK, EXIT_PROBLEM, Result, iso, plural, server_info
+from .common import EXIT_OK, EXIT_PROBLEM, CliError, Result, iso, plural, server_info
 
 _SCOPED = (State.APP_PREFIX, State.USER_PREFIX, State.TEMP_PREFIX)
 
@@ -84,11 +88,28 @@ async def cmd_stats(svc: RedisSessionService, args: argparse.Namespace) -> Resul
 
 
 async def cmd_sessions_list(svc: RedisSessionService, args: argparse.Namespace) -> Result:
-    listed = await svc.list_sessions(app_name=args.app, user_id=args.user)
+    """One page (``--limit``, ``--cursor``) or every page (``--all``) of the sessions, in ``--order``."""
+    limit: int = getattr(args, "limit", 100)
+    order: PageOrder = getattr(args, "order", "created")
+    if not 1 <= limit <= MAX_PAGE_LIMIT:
+        raise CliError(f"--limit must be from 1 to {MAX_PAGE_LIMIT}")
+    cursor: str | None = getattr(args, "cursor", None)
+    sessions: list[Session] = []
+    while True:
+        try:
+            page = await svc.list_sessions_page(
+                app_name=args.app, user_id=args.user, limit=limit, cursor=cursor, order=order
+            )
+        except InvalidCursorError as exc:
+            raise CliError(f"--cursor: {exc}") from None
+        sessions += page.sessions
+        cursor = page.next_cursor
+        if cursor is None or not getattr(args, "all", False):
+            break
     pipe = svc.client.pipeline(transaction=False)
-    for s in listed.sessions:
+    for s in sessions:
         pipe.hget(svc.keys.session(s.app_name, s.user_id, s.id).meta, COUNT)
-    counts = await pipe.execute() if listed.sessions else []
+    counts = await pipe.execute() if sessions else []
     rows: list[dict[str, Any]] = [
         {
             "app_name": s.app_name,
@@ -98,10 +119,16 @@ async def cmd_sessions_list(svc: RedisSessionService, args: argparse.Namespace) 
             "events": int(n) if n is not None else None,
             "state_keys": len(_session_only(s.state)),
         }
-        for s, n in zip(listed.sessions, counts, strict=True)
+        for s, n in zip(sessions, counts, strict=True)
     ]
     scope = f" for user {args.user!r}" if args.user else ""
     lines = [f"{plural(len(rows), 'session')} in app {args.app!r}{scope}"]
+    more = f"more sessions: add --cursor {cursor} (or list them all with --all)"
+    if cursor is not None:  # more pages: the rows stay a list with --json, the cursor goes to stderr
+        if getattr(args, "json", False):
+            print(more, file=sys.stderr)
+        else:
+            lines[0] += f" (one page, order {order})"
     if rows:
         uw = max(len("USER"), *(len(r["user_id"]) for r in rows))
         iw = max(len("SESSION"), *(len(r["id"]) for r in rows))
@@ -112,6 +139,8 @@ async def cmd_sessions_list(svc: RedisSessionService, args: argparse.Namespace) 
                 f"{r['user_id']:{uw}}  {r['id']:{iw}}  {iso(r['last_update_time']):25}  "
                 f"{events:>6}  {r['state_keys']:>10}"
             )
+    if cursor is not None and not getattr(args, "json", False):
+        lines.append(more)
     return Result(rows, lines)
 
 
