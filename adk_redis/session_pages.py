@@ -34,6 +34,7 @@ from google.adk.sessions.session import Session
 
 from .codec import text
 from .errors import InvalidCursorError
+from .session_layout import CREATED
 
 if TYPE_CHECKING:
     from .session_service import RedisSessionService
@@ -124,17 +125,26 @@ async def read_page(
     check_args(limit, order)
     score, member = ("", "") if cursor is None else decode_cursor(cursor, app_name, user_id, order)
     keys = svc.keys
+    listing = keys.app_index(app_name) if user_id is None else keys.user_index(app_name, user_id)
     if order == "created":
         index = (
             keys.app_created_index(app_name)
             if user_id is None
             else keys.user_created_index(app_name, user_id)
         )
+        args = ["asc", score, member, limit]
+        reply = await svc._page(keys=[index, listing], args=args)
+        if reply and isinstance(reply[0], list):  # the creation index expired (TTL) or never existed
+            await rebuild_created_index(svc, app_name, user_id)
+            reply = await svc._page(keys=[index, listing], args=args)
+            if reply and isinstance(reply[0], list):  # nothing to index: every session is gone
+                reply = []
     else:
-        index = keys.app_index(app_name) if user_id is None else keys.user_index(app_name, user_id)
-    direction = "asc" if order == "created" else "desc"
-    reply = await svc._page(keys=[index], args=[direction, score, member, limit])
-    entries = [(text(reply[i]), text(reply[i + 1])) for i in range(0, len(reply), 2)]
+        reply = await svc._page(keys=[listing], args=["desc", score, member, limit])
+    entries = [
+        (m.decode() if type(m) is bytes else m, v.decode() if type(v) is bytes else v)
+        for m, v in zip(reply[::2], reply[1::2])
+    ]
     more = len(entries) > limit
     entries = entries[:limit]
     pairs: list[tuple[str, str]] = []
@@ -148,6 +158,42 @@ async def read_page(
         last_member, last_score = entries[-1]
         next_cursor = encode_cursor(app_name, user_id, order, last_score, last_member)
     return SessionPage(sessions=sessions, next_cursor=next_cursor)
+
+
+async def rebuild_created_index(svc: RedisSessionService, app_name: str, user_id: str | None) -> int:
+    """Rebuild a missing creation index from the listing index and each session's creation time.
+
+    Needed once when the index expired (a sliding TTL refreshes it at creates only) or was never
+    written; O(sessions of the listing), then pages are O(limit) again.  Returns the entries added.
+    """
+    keys = svc.keys
+    listing = keys.app_index(app_name) if user_id is None else keys.user_index(app_name, user_id)
+    index = (
+        keys.app_created_index(app_name) if user_id is None else keys.user_created_index(app_name, user_id)
+    )
+    members = [text(m) for m in await svc.client.zrange(listing, 0, -1)]
+    found: dict[str, float] = {}
+    for i in range(0, len(members), 1000):
+        chunk: list[tuple[str, tuple[str, str]]] = []
+        for m in members[i : i + 1000]:
+            pair = svc._index_pair(app_name, user_id, m)
+            if pair is not None:
+                chunk.append((m, pair))
+        pipe = svc.client.pipeline(transaction=False)
+        for _, (u, s) in chunk:
+            pipe.hget(keys.session_meta(app_name, u, s), CREATED)
+        for (m, _), created in zip(chunk, await pipe.execute(raise_on_error=False), strict=True):
+            try:
+                found[m] = float(text(created))
+            except (TypeError, ValueError, AttributeError):  # gone, or unreadable: not indexed
+                continue
+    if not found:
+        return 0
+    pipe = svc.client.pipeline(transaction=False)
+    pipe.zadd(index, found, nx=True)
+    if int(svc._ttl) > 0:
+        pipe.pexpire(index, int(svc._ttl))
+    return int((await pipe.execute())[0])
 
 
 def page_in_memory(
@@ -194,4 +240,5 @@ __all__ = [
     "encode_cursor",
     "page_in_memory",
     "read_page",
+    "rebuild_created_index",
 ]

@@ -237,16 +237,30 @@ async def test_migrate_backfills_the_creation_index(redis_session_service: Redis
     svc = redis_session_service
     ids = [(await svc.create_session(app_name=APP, user_id=u)).id for u in ("u", "v", "u")]
     await restore(svc, "old", 1.0)
-    # sessions written before the index existed: no creation-index keys
+    # sessions written before the index existed: no creation-index entries; then a new session
     await svc.client.delete(svc.keys.user_created_index(APP, "u"), svc.keys.user_created_index(APP, "v"))
     await svc.client.delete(svc.keys.app_created_index(APP))
-    assert await walk(svc, 2, user=None) == []
+    new = (await svc.create_session(app_name=APP, user_id="u")).id
+    assert await walk(svc, 2, user=None) == [new]
     stats = await backfill_created_index(svc, batch=2)
-    assert (stats.sessions, stats.added, stats.gone) == (4, 4, 0)
-    assert await walk(svc, 2, user=None) == ["old", *ids]
-    assert await walk(svc, 1) == ["old", ids[0], ids[2]]
+    assert (stats.sessions, stats.added, stats.gone) == (5, 4, 0)
+    assert await walk(svc, 2, user=None) == ["old", *ids, new]
+    assert await walk(svc, 1) == ["old", ids[0], ids[2], new]
     again = await backfill_created_index(svc)
-    assert again.added == 0 and again.sessions == 4  # idempotent
+    assert again.added == 0 and again.sessions == 5  # idempotent
+
+
+async def test_missing_creation_index_is_rebuilt(redis_session_service: RedisSessionService) -> None:
+    """A creation index that expired (a sliding TTL refreshes it at creates only) or was never
+    written is rebuilt by the first page that finds it missing while the listing index exists."""
+    svc = redis_session_service
+    ids = [(await svc.create_session(app_name=APP, user_id=u)).id for u in ("u", "v", "u")]
+    await svc.client.delete(svc.keys.user_created_index(APP, "u"), svc.keys.app_created_index(APP))
+    await svc.client.delete(svc.keys.session_meta(APP, "u", ids[2]))  # expired meanwhile: not indexed
+    assert await walk(svc, 1) == [ids[0]]
+    assert await svc.client.zcard(svc.keys.user_created_index(APP, "u")) == 1
+    assert await walk(svc, 2, user=None) == ids[:2]
+    assert await svc.client.zcard(svc.keys.app_created_index(APP)) == 2
 
 
 async def test_fallback_pages_over_memory_during_outage(prefix: str) -> None:
