@@ -17,6 +17,7 @@ from adk_redis import InvalidCursorError, RedisSessionService, SessionPage
 from adk_redis.admin.migrate import backfill_created_index
 from adk_redis.fallback import BreakerState, FallbackSessionService
 from adk_redis.session_service import _listed_session
+from tests.cli_fixtures import Cli
 
 APP = "pages"
 
@@ -286,3 +287,23 @@ async def test_fallback_pages_over_memory_during_outage(prefix: str) -> None:
     assert await svc.wait_closed(5)
     assert await walk(svc, 3) == in_redis + mem  # written back: Redis pages see them all
     await svc.close()
+
+
+def test_cli_sessions_list_pages(cli: Cli) -> None:
+    async def seed(svc: RedisSessionService) -> list[str]:
+        made = [await svc.create_session(app_name=APP, user_id="u", session_id=f"s{i}") for i in range(5)]
+        return [s.id for s in made]
+
+    ids = cli.run(seed)
+    code, out, err = cli("sessions", "list", "--app", APP, "--user", "u", "--limit", "2")
+    assert code == 0 and out.startswith("2 sessions in app") and "--cursor" in out
+    cursor = out.split("--cursor ", 1)[1].split()[0]
+    code, rows = cli.json("sessions", "list", "--app", APP, "--user", "u", "--limit", "2", "--cursor", cursor)
+    assert code == 0 and [r["id"] for r in rows] == ids[2:4]
+    code, rows = cli.json("sessions", "list", "--app", APP, "--limit", "2", "--all")
+    assert code == 0 and [r["id"] for r in rows] == ids
+    code, rows = cli.json("sessions", "list", "--app", APP, "--all", "--order", "updated")
+    assert code == 0 and [r["id"] for r in rows] == ids[::-1]
+    code, out, err = cli("sessions", "list", "--app", APP, "--user", "v", "--cursor", cursor)
+    assert code == 2 and "another listing" in err
+    assert cli("sessions", "list", "--app", APP, "--limit", "0")[0] == 2
