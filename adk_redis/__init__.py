@@ -5,7 +5,7 @@ from __future__ import annotations
 from .config import ConfigurationError, RedisSettings, load_settings
 from .cross_session import CrossSessionMemory
 from .embeddings import Embedder, GenAIEmbedder, HashingEmbedder, SentenceTransformerEmbedder
-from .errors import AdkRedisError, CorruptedDataError, RedisUnavailableError
+from .errors import AdkRedisError, CorruptedDataError, InvalidCursorError, RedisUnavailableError
 from .facade import (
     SessionAccessError,
     SessionStore,
@@ -31,6 +31,7 @@ from .fallback import (
 from .keys import KeySchema
 from .memory_service import RedisMemoryService
 from .registry import register
+from .session_pages import SessionPage
 from .session_service import RedisSessionService
 
 __all__ = [
@@ -61,8 +62,10 @@ __all__ = [
     "RedisMemoryService",
     "ConfigurationError",
     "CorruptedDataError",
+    "InvalidCursorError",
     "KeySchema",
     "RedisSessionService",
+    "SessionPage",
     "RedisSettings",
     "RedisUnavailableError",
     "load_settings",

@@ -37,6 +37,10 @@ class RedisPermissionError(AdkRedisError, PermissionError):
     """The Redis ACL user may not run a command (NOPERM); the message names the command."""
 
 
+class InvalidCursorError(AdkRedisError, ValueError):
+    """A page cursor that is garbage, was altered, or belongs to another app, user or order."""
+
+
 class MergeConflictError(AdkRedisError, StaleSessionError):
     """A stale append under ``stale_policy="merge"`` writes a state key another writer changed.
 

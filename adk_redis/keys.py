@@ -45,6 +45,8 @@ def escape(component: str) -> str:
 
 def unescape(component: str) -> str:
     """Invert :func:`escape`."""
+    if "%" not in component:
+        return component  # fast path: nothing was escaped
     if component == "%":
         return ""
     raw = bytearray()
@@ -90,11 +92,24 @@ class ParsedKey:
 
 @dataclass(frozen=True)
 class SessionKeys:
-    """The keys of one session (all in the ``{app:user}`` hash slot)."""
+    """The keys of one session (all in the ``{app:user}`` hash slot); see :mod:`adk_redis.session_layout`."""
 
-    meta: str  # HASH: _c created, _u updated, _r revision, _n events, _l last id, _v format, s.<k> state
-    events: str  # HASH: <seq> -> event payload, #<event id> -> seq
-    times: str  # ZSET: <seq> scored by event timestamp
+    meta: str  # HASH: the record's fields (_c, _u, _r, ...) and s.<k> session state
+    log: str  # LIST: event payloads in append order (index = sequence number)
+    ids: str  # HASH: event id -> sequence number (re-delivery detection)
+    times: str  # LIST: event timestamps (repr of the float) in append order
+    legacy_events: str  # format 1 only: HASH <seq> -> payload, #<id> -> seq (upgraded on first touch)
+    legacy_times: str  # format 1 only: ZSET <seq> scored by timestamp
+
+    @property
+    def script_keys(self) -> list[str]:
+        """The session's keys in the order every session script takes them."""
+        return [self.meta, self.log, self.ids, self.times, self.legacy_events, self.legacy_times]
+
+    @property
+    def all(self) -> tuple[str, ...]:
+        """Every key a session may have (both formats): for DEL / PEXPIRE."""
+        return (self.meta, self.log, self.ids, self.times, self.legacy_events, self.legacy_times)
 
 
 @dataclass(frozen=True)
@@ -112,7 +127,18 @@ class KeySchema:
 
     def session(self, app_name: str, user_id: str, session_id: str) -> SessionKeys:
         base = f"{self._user_tag(app_name, user_id)}:s:{escape(session_id)}"
-        return SessionKeys(meta=base, events=f"{base}:events", times=f"{base}:ts")
+        return SessionKeys(
+            meta=base,
+            log=f"{base}:log",
+            ids=f"{base}:ids",
+            times=f"{base}:tm",
+            legacy_events=f"{base}:events",
+            legacy_times=f"{base}:ts",
+        )
+
+    def session_meta(self, app_name: str, user_id: str, session_id: str) -> str:
+        """The meta HASH of one session: ``session(...).meta`` without building its other keys (listings)."""
+        return f"{self._user_tag(app_name, user_id)}:s:{escape(session_id)}"
 
     def user_state(self, app_name: str, user_id: str) -> str:
         """HASH of ``user:`` state (field = key without prefix, value = JSON)."""
@@ -122,6 +148,10 @@ class KeySchema:
         """ZSET of the user's session ids scored by last update time."""
         return f"{self._user_tag(app_name, user_id)}:index"
 
+    def user_created_index(self, app_name: str, user_id: str) -> str:
+        """ZSET of the user's session ids scored by creation time (``order="created"`` pages)."""
+        return f"{self._user_tag(app_name, user_id)}:created"
+
     def app_state(self, app_name: str) -> str:
         """HASH of ``app:`` state."""
         return f"{self._app_tag(app_name)}:app_state"
@@ -129,6 +159,10 @@ class KeySchema:
     def app_index(self, app_name: str) -> str:
         """ZSET of ``<user>:<session>`` members (escaped) scored by update time."""
         return f"{self._app_tag(app_name)}:index"
+
+    def app_created_index(self, app_name: str) -> str:
+        """ZSET of ``<user>:<session>`` members (escaped) scored by creation time."""
+        return f"{self._app_tag(app_name)}:created"
 
     @staticmethod
     def session_member(session_id: str) -> str:
@@ -158,7 +192,7 @@ class KeySchema:
         return f"{self.prefix}:session:{{*}}:index"
 
     def session_meta_pattern(self) -> str:
-        """Glob of every session record key (also matches its ``:events`` / ``:ts`` keys: filter with
+        """Glob of every session record key (also matches its ``:log`` / ``:ids`` / ... keys: filter with
         :meth:`parse_key`)."""
         return f"{self.prefix}:session:{{*}}:s:*"
 
@@ -181,7 +215,8 @@ class KeySchema:
     def parse_key(self, key: str) -> ParsedKey | None:
         """Classify a key of this prefix (the inverse of the builders above); None for foreign keys.
 
-        ``kind`` names the builder: ``session`` / ``session_events`` / ``session_times`` (``session``
+        ``kind`` names the builder: ``session`` / ``session_log`` / ``session_ids`` / ``session_times``
+        / ``session_legacy_events`` / ``session_legacy_times`` (``session``
         set), ``user_state``, ``user_index``, ``app_state``, ``app_index``, ``owner``,
         ``user_context``, ``agent_memory``, ``knowledge``, ``history``, ``user_index_part`` /
         ``knowledge_index_part`` (``part`` = ``stats``, ``t``, ``p:<term>``, ... or ``ctx``),
@@ -206,15 +241,25 @@ class KeySchema:
                 return None
             parts, tail = tag
             if len(parts) == 1:
-                kind = {"app_state": "app_state", "index": "app_index"}.get(tail)
+                kinds = {"app_state": "app_state", "index": "app_index", "created": "app_created_index"}
+                kind = kinds.get(tail)
                 return ParsedKey(kind, parts[0]) if kind else None
             app, user = parts
             if tail in ("user_state", "index"):
                 return ParsedKey("user_state" if tail == "user_state" else "user_index", app, user)
+            if tail == "created":
+                return ParsedKey("user_created_index", app, user)
             if not tail.startswith("s:"):
                 return None
             sid, _, suffix = tail[2:].partition(":")
-            kind = {"": "session", "events": "session_events", "ts": "session_times"}.get(suffix)
+            kind = {
+                "": "session",
+                "log": "session_log",
+                "ids": "session_ids",
+                "tm": "session_times",
+                "events": "session_legacy_events",
+                "ts": "session_legacy_times",
+            }.get(suffix)
             return ParsedKey(kind, app, user, session=unescape(sid)) if kind else None
         if family != "memory":
             return None

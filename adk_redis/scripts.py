@@ -10,7 +10,54 @@ from __future__ import annotations
 
 from .session_layout import LUA_PRELUDE
 
-# KEYS: meta, user_state, user_index, [app_state, app_index]
+# Every script that reads or writes a session's events takes its keys first, in the order of
+# ``SessionKeys.script_keys``: meta, log, ids, times, legacy_events, legacy_times.
+#
+# ``upgrade()`` converts a format-1 record (events in a HASH ``<seq> -> payload, #<id> -> seq``
+# and a ZSET of timestamps) to format 2 (a LIST of payloads, a HASH id -> seq, a LIST of
+# timestamps), in place and atomically, on its first touch; a format-2 record costs one HGET.
+_SESSION_EVENTS = LUA_PRELUDE + r"""
+local function upgrade()
+  if redis.call('HGET', KEYS[1], F_V) == FORMAT then return end
+  if redis.call('EXISTS', KEYS[1]) == 0 then return end
+  local n = tonumber(redis.call('HGET', KEYS[1], F_N) or '0') or 0
+  redis.call('DEL', KEYS[2], KEYS[3], KEYS[4])
+  local times = {}
+  local z = redis.call('ZRANGE', KEYS[6], 0, -1, 'WITHSCORES')
+  for j = 1, #z, 2 do times[z[j]] = z[j + 1] end
+  for c = 0, n - 1, 1000 do
+    local seqs = {}
+    for q = c, math.min(c + 999, n - 1) do seqs[#seqs + 1] = tostring(q) end
+    local got = redis.call('HMGET', KEYS[5], unpack(seqs))
+    local pl, tl = {}, {}
+    for j, q in ipairs(seqs) do
+      pl[j] = got[j] or ''  -- a missing record stays missing (empty) and keeps later seqs aligned
+      tl[j] = times[q] or '0'
+    end
+    redis.call('RPUSH', KEYS[2], unpack(pl))
+    redis.call('RPUSH', KEYS[4], unpack(tl))
+  end
+  local h = redis.call('HGETALL', KEYS[5])
+  local ids = {}
+  for j = 1, #h, 2 do
+    if string.sub(h[j], 1, 1) == '#' then
+      ids[#ids + 1] = string.sub(h[j], 2); ids[#ids + 1] = h[j + 1]
+      if #ids >= 2000 then redis.call('HSET', KEYS[3], unpack(ids)); ids = {} end
+    end
+  end
+  if #ids > 0 then redis.call('HSET', KEYS[3], unpack(ids)) end
+  local ttl = redis.call('PTTL', KEYS[1])
+  if ttl > 0 then
+    for k = 2, 4 do
+      if redis.call('EXISTS', KEYS[k]) == 1 then redis.call('PEXPIRE', KEYS[k], ttl) end
+    end
+  end
+  redis.call('DEL', KEYS[5], KEYS[6])
+  redis.call('HSET', KEYS[1], F_V, FORMAT)
+end
+"""
+
+# KEYS: meta, user_state, user_index, user_created, [app_state, app_index, app_created]
 # ARGV: now, ttl_ms, session_member, app_member, n_session, n_user, n_app, token,
 #       then field/value pairs (session fields already carry the "s." prefix).
 # Returns {0} when the session exists (created by someone else), else
@@ -20,7 +67,7 @@ CREATE_SESSION = LUA_PRELUDE + r"""
 local app = {}
 if redis.call('EXISTS', KEYS[1]) == 1 then
   if redis.call('HGET', KEYS[1], F_T) ~= ARGV[8] then return {0} end
-  if #KEYS >= 5 then app = redis.call('HGETALL', KEYS[4]) end
+  if #KEYS >= 7 then app = redis.call('HGETALL', KEYS[5]) end
   return {1, redis.call('HGETALL', KEYS[2]), app}
 end
 local now, ttl = ARGV[1], tonumber(ARGV[2])
@@ -31,20 +78,27 @@ redis.call('HSET', KEYS[1], F_C, now, F_U, now, F_R, '0', F_N, '0', F_L, '', F_V
 for _ = 1, ns do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]); i = i + 2 end
 for _ = 1, nu do redis.call('HSET', KEYS[2], ARGV[i], ARGV[i + 1]); i = i + 2 end
 redis.call('ZADD', KEYS[3], now, ARGV[3])
+redis.call('ZADD', KEYS[4], now, ARGV[3])
 if ttl > 0 then
   redis.call('PEXPIRE', KEYS[1], ttl)
   redis.call('PEXPIRE', KEYS[3], ttl)
+  redis.call('PEXPIRE', KEYS[4], ttl)
 end
-if #KEYS >= 5 then
-  for _ = 1, na do redis.call('HSET', KEYS[4], ARGV[i], ARGV[i + 1]); i = i + 2 end
-  redis.call('ZADD', KEYS[5], now, ARGV[4])
-  if ttl > 0 then redis.call('PEXPIRE', KEYS[5], ttl) end
-  app = redis.call('HGETALL', KEYS[4])
+if #KEYS >= 7 then
+  for _ = 1, na do redis.call('HSET', KEYS[5], ARGV[i], ARGV[i + 1]); i = i + 2 end
+  redis.call('ZADD', KEYS[6], now, ARGV[4])
+  redis.call('ZADD', KEYS[7], now, ARGV[4])
+  if ttl > 0 then
+    redis.call('PEXPIRE', KEYS[6], ttl)
+    redis.call('PEXPIRE', KEYS[7], ttl)
+  end
+  app = redis.call('HGETALL', KEYS[5])
 end
 return {1, redis.call('HGETALL', KEYS[2]), app}
 """
 
-# KEYS: meta, events, times, user_state, user_index, [app_state, app_index]
+# KEYS: meta, log, ids, times, legacy_events, legacy_times, user_state, user_index,
+#       [app_state, app_index]
 # ARGV: marker, session_last_update, session_last_event_id, event_id, payload,
 #       timestamp, ttl_ms, session_member, app_member, n_session, n_user,
 #       n_app, policy ('reject' | 'merge'), then field/value pairs.
@@ -57,9 +111,10 @@ return {1, redis.call('HGETALL', KEYS[2]), app}
 # Merge rule: every write of a state key through a session records the new
 # revision in ``w.<key>``; a stale writer with marker m may append when no key of
 # its delta has ``w.<key>`` > m.  Cost: one HMGET of the delta's keys.
-APPEND_EVENT = LUA_PRELUDE + r"""
+APPEND_EVENT = _SESSION_EVENTS + r"""
 local meta = redis.call('HMGET', KEYS[1], F_R, F_U, F_N, F_L, F_M)
 if not meta[1] then return {-1} end
+upgrade()
 local rev, upd, n, last = meta[1], meta[2], tonumber(meta[3]), meta[4] or ''
 local since = meta[5]
 local merge = ARGV[13] == 'merge'
@@ -74,16 +129,15 @@ end
 local ns, nu, na = tonumber(ARGV[10]), tonumber(ARGV[11]), tonumber(ARGV[12])
 local function missed()
   local m = tonumber(ARGV[1])
-  local first = n - (tonumber(rev) - m)
-  local seqs = {}
-  for s = math.max(first, 0), n - 1 do seqs[#seqs + 1] = tostring(s) end
-  local payloads = hmget(KEYS[2], seqs)
+  local first = math.max(n - (tonumber(rev) - m), 0)
+  local payloads = {}
+  if first < n then payloads = redis.call('LRANGE', KEYS[2], first, n - 1) end
   local app = {}
-  if #KEYS >= 7 then app = redis.call('HGETALL', KEYS[6]) end
-  return {payloads, redis.call('HGETALL', KEYS[1]), redis.call('HGETALL', KEYS[4]), app}
+  if #KEYS >= 10 then app = redis.call('HGETALL', KEYS[9]) end
+  return {payloads, redis.call('HGETALL', KEYS[1]), redis.call('HGETALL', KEYS[7]), app}
 end
-local seen = redis.call('HGET', KEYS[2], '#' .. ARGV[4])
-if seen and redis.call('HGET', KEYS[2], seen) == ARGV[5] then
+local seen = redis.call('HGET', KEYS[3], ARGV[4])
+if seen and redis.call('LINDEX', KEYS[2], seen) == ARGV[5] then
   if merge and ARGV[1] ~= '' and ARGV[1] ~= rev then return {2, rev, upd, missed()} end
   return {2, rev, upd}
 end
@@ -119,8 +173,9 @@ local seq = tostring(n)
 local newrev = tostring(tonumber(rev) + 1)
 local report = nil
 if stale then report = missed() end
-redis.call('HSET', KEYS[2], seq, ARGV[5], '#' .. ARGV[4], seq)
-redis.call('ZADD', KEYS[3], ts, seq)
+redis.call('RPUSH', KEYS[2], ARGV[5])
+redis.call('HSET', KEYS[3], ARGV[4], seq)
+redis.call('RPUSH', KEYS[4], ts)
 -- the record's fields, session state and write revisions: one HSET (in chunks for huge deltas)
 local fields = {F_U, ts, F_R, newrev, F_N, tostring(n + 1), F_L, ARGV[4]}
 if not since then fields[#fields + 1] = F_M; fields[#fields + 1] = rev end
@@ -130,75 +185,88 @@ for _, k in ipairs(keys) do fields[#fields + 1] = P_WRITE .. k; fields[#fields +
 for c = 1, #fields, 4000 do
   redis.call('HSET', KEYS[1], unpack(fields, c, math.min(c + 3999, #fields)))
 end
-for _ = 1, nu do redis.call('HSET', KEYS[4], ARGV[i], ARGV[i + 1]); i = i + 2 end
-redis.call('ZADD', KEYS[5], ts, ARGV[8])
+for _ = 1, nu do redis.call('HSET', KEYS[7], ARGV[i], ARGV[i + 1]); i = i + 2 end
+redis.call('ZADD', KEYS[8], ts, ARGV[8])
 if ttl > 0 then
-  for k = 1, 3 do redis.call('PEXPIRE', KEYS[k], ttl) end
-  redis.call('PEXPIRE', KEYS[5], ttl)
+  for k = 1, 4 do redis.call('PEXPIRE', KEYS[k], ttl) end
+  redis.call('PEXPIRE', KEYS[8], ttl)
 end
-if #KEYS >= 7 then
-  for _ = 1, na do redis.call('HSET', KEYS[6], ARGV[i], ARGV[i + 1]); i = i + 2 end
-  redis.call('ZADD', KEYS[7], ts, ARGV[9])
-  if ttl > 0 then redis.call('PEXPIRE', KEYS[7], ttl) end
+if #KEYS >= 10 then
+  for _ = 1, na do redis.call('HSET', KEYS[9], ARGV[i], ARGV[i + 1]); i = i + 2 end
+  redis.call('ZADD', KEYS[10], ts, ARGV[9])
+  if ttl > 0 then redis.call('PEXPIRE', KEYS[10], ttl) end
 end
 if report then return {1, newrev, ts, report} end
 return {1, newrev, ts}
 """
 
 # The app-level half of create/append on a cluster (KEYS in the {app} slot).
-# KEYS: app_state, app_index   ARGV: score, app_member, ttl, field/value pairs...
+# KEYS: app_state, app_index, [app_created (create only)]   ARGV: score, app_member, ttl, field/value pairs...
 APP_TOUCH = r"""
 for i = 4, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
-redis.call('ZADD', KEYS[2], ARGV[1], ARGV[2])
-if tonumber(ARGV[3]) > 0 then redis.call('PEXPIRE', KEYS[2], ARGV[3]) end
+for k = 2, #KEYS do
+  redis.call('ZADD', KEYS[k], ARGV[1], ARGV[2])
+  if tonumber(ARGV[3]) > 0 then redis.call('PEXPIRE', KEYS[k], ARGV[3]) end
+end
 return 1
 """
 
-# KEYS: meta, events, times, user_state, [app_state]
+# KEYS: meta, log, ids, times, legacy_events, legacy_times, user_state, [app_state]
 # ARGV: num_recent ('' = all), after_timestamp ('' = no filter)
 # Returns nil when missing, else {meta, payloads, user_state, app_state}.
-GET_SESSION = LUA_PRELUDE + r"""
+GET_SESSION = _SESSION_EVENTS + r"""
+upgrade()
 local meta = redis.call('HGETALL', KEYS[1])
 if #meta == 0 then return false end
 local n = tonumber(redis.call('HGET', KEYS[1], F_N))
 local first = 0
 if ARGV[1] ~= '' then first = math.max(0, n - tonumber(ARGV[1])) end
-local seqs = {}
-if ARGV[1] == '0' then
-  seqs = {}
-elseif ARGV[2] ~= '' then
-  local hits = redis.call('ZRANGEBYSCORE', KEYS[3], ARGV[2], '+inf')
-  for _, s in ipairs(hits) do
-    if tonumber(s) >= first then seqs[#seqs + 1] = tonumber(s) end
-  end
-  table.sort(seqs)
-else
-  for s = first, n - 1 do seqs[#seqs + 1] = s end
-end
 local payloads = {}
-local chunk = 1000
-for c = 1, #seqs, chunk do
-  local part = {}
-  for j = c, math.min(c + chunk - 1, #seqs) do part[#part + 1] = tostring(seqs[j]) end
-  local got = redis.call('HMGET', KEYS[2], unpack(part))
-  for _, p in ipairs(got) do payloads[#payloads + 1] = p end
+if ARGV[1] == '0' or first >= n then
+  payloads = {}
+elseif ARGV[2] ~= '' then
+  -- the events at or after the timestamp, in append order (a scan of the timestamps list)
+  local after = tonumber(ARGV[2])
+  local ts = redis.call('LRANGE', KEYS[4], first, n - 1)
+  local hit = nil
+  for j, t in ipairs(ts) do
+    if (tonumber(t) or 0) >= after then hit = j; break end
+  end
+  if hit then
+    local got = redis.call('LRANGE', KEYS[2], first + hit - 1, n - 1)
+    for j, p in ipairs(got) do
+      if (tonumber(ts[hit + j - 1]) or 0) >= after then payloads[#payloads + 1] = p end
+    end
+  end
+else
+  payloads = redis.call('LRANGE', KEYS[2], first, n - 1)
+  -- fewer records than the count says: report the missing ones (nil) rather than return less
+  for _ = #payloads + 1, n - first do payloads[#payloads + 1] = false end
 end
 local app = {}
-if #KEYS >= 5 then app = redis.call('HGETALL', KEYS[5]) end
-return {meta, payloads, redis.call('HGETALL', KEYS[4]), app}
+if #KEYS >= 8 then app = redis.call('HGETALL', KEYS[8]) end
+return {meta, payloads, redis.call('HGETALL', KEYS[7]), app}
 """
 
-# KEYS: meta, events, times, user_index, [app_index]   ARGV: session_member, app_member
+# KEYS: meta, log, ids, times, legacy_events, legacy_times, user_index, [app_index], then the
+#       creation indexes (adk_redis.session_pages): user_created, [app_created]
+#       (10 keys, or 8 on a cluster: the caller removes the app members)
+# ARGV: session_member, app_member
 DELETE_SESSION = r"""
-local existed = redis.call('DEL', KEYS[1], KEYS[2], KEYS[3])
-redis.call('ZREM', KEYS[4], ARGV[1])
-if #KEYS >= 5 then redis.call('ZREM', KEYS[5], ARGV[2]) end
+local existed = redis.call('DEL', KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6])
+redis.call('ZREM', KEYS[7], ARGV[1])
+if #KEYS >= 10 then redis.call('ZREM', KEYS[8], ARGV[2]) end
+-- creation indexes
+if #KEYS >= 10 then redis.call('ZREM', KEYS[10], ARGV[2]) end
+redis.call('ZREM', KEYS[#KEYS >= 10 and 9 or 8], ARGV[1])
 return existed
 """
 
 # Writes one whole session (import, migrate, backup restore): the one writer of
 # complete session records besides create/append.  Never overwrites.
-# KEYS: meta, events, times, user_index, [app_index]
+# KEYS: meta, log, ids, times, legacy_events, legacy_times, user_index, [app_index], then the
+#       creation indexes (adk_redis.session_pages): user_created, [app_created]
+#       (10 keys, or 8 on a cluster: the caller writes the app members)
 # ARGV: created, updated, ttl_ms, session_member, app_member, n_state, n_events,
 #       state field/value pairs ("s."-prefixed), then id, payload, timestamp per event.
 # Returns 0 when the session exists (nothing written), 1 when written.
@@ -208,22 +276,116 @@ local upd, ttl = ARGV[2], tonumber(ARGV[3])
 local ns, ne = tonumber(ARGV[6]), tonumber(ARGV[7])
 local i, last = 8, ''
 for _ = 1, ns do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]); i = i + 2 end
-for seq = 0, ne - 1 do
-  local s = tostring(seq)
-  redis.call('HSET', KEYS[2], s, ARGV[i + 1], '#' .. ARGV[i], s)
-  redis.call('ZADD', KEYS[3], ARGV[i + 2], s)
-  last = ARGV[i]
-  i = i + 3
+redis.call('DEL', KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6])
+for c = 0, ne - 1, 1000 do
+  local pl, ids, tl = {}, {}, {}
+  for seq = c, math.min(c + 999, ne - 1) do
+    pl[#pl + 1] = ARGV[i + 1]
+    ids[#ids + 1] = ARGV[i]; ids[#ids + 1] = tostring(seq)
+    tl[#tl + 1] = ARGV[i + 2]
+    last = ARGV[i]
+    i = i + 3
+  end
+  redis.call('RPUSH', KEYS[2], unpack(pl))
+  redis.call('HSET', KEYS[3], unpack(ids))
+  redis.call('RPUSH', KEYS[4], unpack(tl))
 end
 redis.call('HSET', KEYS[1], F_C, ARGV[1], F_U, upd, F_R, tostring(ne), F_N, tostring(ne),
   F_L, last, F_V, FORMAT, F_M, tostring(ne))
-redis.call('ZADD', KEYS[4], upd, ARGV[4])
+redis.call('ZADD', KEYS[7], upd, ARGV[4])
 if ttl > 0 then
-  for k = 1, 4 do redis.call('PEXPIRE', KEYS[k], ttl) end
+  for k = 1, 4 do
+    if redis.call('EXISTS', KEYS[k]) == 1 then redis.call('PEXPIRE', KEYS[k], ttl) end
+  end
+  redis.call('PEXPIRE', KEYS[7], ttl)
 end
-if #KEYS >= 5 then
-  redis.call('ZADD', KEYS[5], upd, ARGV[5])
-  if ttl > 0 then redis.call('PEXPIRE', KEYS[5], ttl) end
+if #KEYS >= 10 then
+  redis.call('ZADD', KEYS[8], upd, ARGV[5])
+  if ttl > 0 then redis.call('PEXPIRE', KEYS[8], ttl) end
+end
+-- creation indexes, scored by the creation time
+local uc = #KEYS >= 10 and 9 or 8
+redis.call('ZADD', KEYS[uc], ARGV[1], ARGV[4])
+if ttl > 0 then redis.call('PEXPIRE', KEYS[uc], ttl) end
+if #KEYS >= 10 then
+  redis.call('ZADD', KEYS[10], ARGV[1], ARGV[5])
+  if ttl > 0 then redis.call('PEXPIRE', KEYS[10], ttl) end
 end
 return 1
+"""
+
+# One page of a session index (adk_redis.session_pages), keyset-paginated: the entries after the
+# cursor (score, member) in the index's order (ascending by score then member, or descending), found
+# in O(log n): ZRANK of the cursor member when it is still there at that score, else a binary search
+# among the ties of that score (ranks from ZCOUNT); then ZRANGE/ZREVRANGE by rank, limit + 1 entries
+# (the extra one tells whether another page follows).
+# KEYS: index, [listing index: a creation index missing while this one exists is to be rebuilt]
+# ARGV: 'asc' | 'desc', cursor score ('' = from the start), cursor member, limit
+# Returns {member, score, member, score, ...}, or {{'rebuild'}}.
+PAGE_INDEX = r"""
+if #KEYS >= 2 and redis.call('EXISTS', KEYS[1]) == 0 and redis.call('EXISTS', KEYS[2]) == 1 then
+  return {{'rebuild'}}
+end
+local asc, s, m, n = ARGV[1] == 'asc', ARGV[2], ARGV[3], tonumber(ARGV[4])
+local function before(a, b)  -- a < b byte-wise, as Redis orders ties (Lua's < would use the locale)
+  for i = 1, math.min(#a, #b) do
+    local x, y = string.byte(a, i), string.byte(b, i)
+    if x ~= y then return x < y end
+  end
+  return #a < #b
+end
+local function range(a, b)
+  if asc then return redis.call('ZRANGE', KEYS[1], a, b, 'WITHSCORES') end
+  return redis.call('ZREVRANGE', KEYS[1], a, b, 'WITHSCORES')
+end
+if s == '' then return range(0, n) end
+local at = redis.call('ZSCORE', KEYS[1], m)
+local p
+if at and tonumber(at) == tonumber(s) then
+  if asc then p = redis.call('ZRANK', KEYS[1], m) else p = redis.call('ZREVRANK', KEYS[1], m) end
+  p = p + 1
+else
+  -- the cursor entry is gone: the ties of score s sit at ranks [lo, hi), members in order
+  local lo
+  if asc then lo = redis.call('ZCOUNT', KEYS[1], '-inf', '(' .. s)
+  else lo = redis.call('ZCOUNT', KEYS[1], '(' .. s, '+inf') end
+  local hi = lo + redis.call('ZCOUNT', KEYS[1], s, s)
+  while lo < hi do  -- first tie after m
+    local mid = math.floor((lo + hi) / 2)
+    local x = range(mid, mid)[1]
+    if (asc and before(m, x)) or (not asc and before(x, m)) then hi = mid else lo = mid + 1 end
+  end
+  p = lo
+end
+return range(p, p + n)
+"""
+
+# The records of a listing or a page, for sessions of one user (one slot): the user state and,
+# per session, only what a listing returns (no write revisions, no event fields).
+# KEYS: user_state, meta...
+# Returns {user_state pairs | {'!', error}, then per meta: {} (missing) | {'!', error} (wrong type) |
+#          {updated, revision, state field/value pairs ("s."-prefixed)...}}.
+LIST_SUMMARIES = LUA_PRELUDE + r"""
+local out = {}
+local us = redis.pcall('HGETALL', KEYS[1])
+if us.err then out[1] = {'!', us.err} else out[1] = us end
+local np = #P_STATE
+for k = 2, #KEYS do
+  local h = redis.pcall('HGETALL', KEYS[k])
+  if h.err then
+    out[k] = {'!', h.err}
+  elseif #h == 0 then
+    out[k] = {}
+  else
+    local r = {false, false}
+    for i = 1, #h, 2 do
+      local f = h[i]
+      if f == F_U then r[1] = h[i + 1]
+      elseif f == F_R then r[2] = h[i + 1]
+      elseif string.sub(f, 1, np) == P_STATE then r[#r + 1] = f; r[#r + 1] = h[i + 1] end
+    end
+    out[k] = r
+  end
+end
+return out
 """

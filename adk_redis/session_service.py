@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import functools
+import json
 import logging
+import math
 import secrets
 from collections import deque
 from collections.abc import Callable, Coroutine, Sequence
@@ -23,10 +26,10 @@ from google.adk.sessions.base_session_service import (
 )
 from google.adk.sessions.session import Session
 from google.adk.sessions.state import State
-from redis.exceptions import ResponseError
+from redis.exceptions import NoScriptError, ResponseError
 from typing_extensions import override
 
-from . import codec, scripts, telemetry
+from . import codec, scripts, session_pages, telemetry
 from . import session_layout as layout
 from .codec import text
 from .config import RedisSettings, resolve_settings
@@ -34,6 +37,7 @@ from .connection import create_client, is_cluster
 from .errors import CorruptedDataError, MergeConflictError, server_error
 from .keys import KeySchema, SessionKeys
 from .security import PERMISSIVE_POLICY, IdPolicy
+from .session_pages import PageOrder, SessionPage
 
 logger = logging.getLogger("adk_redis.sessions")
 
@@ -83,12 +87,73 @@ def _strip_id(session_id: Any) -> Any:
     raise TypeError(f"session_id must be str, got {type(session_id).__name__}")
 
 
+def _score(timestamp: float) -> str:
+    """A timestamp as stored for ordering and filtering (exact ``repr``; never ``inf``/``nan``,
+    which Lua's ``tonumber`` does not read)."""
+    if math.isfinite(timestamp):
+        return repr(float(timestamp))
+    if math.isnan(timestamp):
+        return "0"
+    return "1e999" if timestamp > 0 else "-1e999"
+
+
 def _ok(reply: Any) -> Any:
     """A pipeline reply, or an empty hash in place of an error reply (logged)."""
     if isinstance(reply, Exception):
         logger.warning("Ignoring unreadable state hash: %s", reply)
         return {}
     return reply
+
+
+_LIST_CHUNK = 500  # sessions per LIST_SUMMARIES call (bounds one script's run time)
+_ENVELOPE_HEADS = (b"2:", "2:")  # codec envelopes (compressed / encrypted values)
+_json_decode = json.JSONDecoder().decode
+_SCALARS: dict[bytes | str, Any] = {}  # decoded small immutable JSON values (listings repeat them)
+_SCALAR_TYPES = (str, int, float, bool, type(None))
+_MISS = object()
+
+
+def _plain_json(raw: bytes | str) -> Any:
+    """``json.loads(raw)``; small scalar results are cached (immutable, so sharing them is safe)."""
+    hit = _SCALARS.get(raw, _MISS)
+    if hit is not _MISS:
+        return hit
+    value = _json_decode(raw.decode() if isinstance(raw, bytes) else raw)
+    if type(value) in _SCALAR_TYPES and len(raw) <= 64:
+        if len(_SCALARS) >= 4096:
+            _SCALARS.clear()
+        _SCALARS[raw] = value
+    return value
+_STATE_LEN = len(_STATE_FIELD)
+_LISTED_FIELDS_SET = frozenset(Session.model_fields)
+
+
+def _listed_session(
+    session_id: str, app_name: str, user_id: str, state: dict[str, Any], update_time: float, marker: str
+) -> Session:
+    """A listing's Session, equal to ``Session(id=..., ..., events=[])`` with the marker set.
+
+    Built without re-validating values that are already of their types (a listing builds
+    hundreds): the same fields, fields-set and private attributes as the validated
+    model (tests/test_session_pages.py compares the two).
+    """
+    session = Session.__new__(Session)
+    object.__setattr__(
+        session,
+        "__dict__",
+        {
+            "id": session_id,
+            "app_name": app_name,
+            "user_id": user_id,
+            "state": state,
+            "events": [],
+            "last_update_time": update_time,
+        },
+    )
+    object.__setattr__(session, "__pydantic_fields_set__", set(_LISTED_FIELDS_SET))
+    object.__setattr__(session, "__pydantic_extra__", None)
+    object.__setattr__(session, "__pydantic_private__", {"_storage_update_marker": marker})
+    return session
 
 
 def _merge(app: dict[str, Any], user: dict[str, Any], session: dict[str, Any]) -> dict[str, Any]:
@@ -162,14 +227,21 @@ class RedisSessionService(BaseSessionService):
         self._delete = self.client.register_script(scripts.DELETE_SESSION)
         self._app_touch = self.client.register_script(scripts.APP_TOUCH)
         self._restore = self.client.register_script(scripts.RESTORE_SESSION)
+        self._page = self.client.register_script(scripts.PAGE_INDEX)
+        self._list_script = self.client.register_script(scripts.LIST_SUMMARIES)
 
     # -- helpers -----------------------------------------------------------
     def _app_keys(self, app_name: str) -> list[str]:
         return [self.keys.app_state(app_name), self.keys.app_index(app_name)]
 
-    async def _touch_app(self, app_name: str, score: str, member: str, app_pairs: list[str]) -> None:
-        """Cluster only: the app-slot half of a write."""
-        await self._app_touch(keys=self._app_keys(app_name), args=[score, member, self._ttl, *app_pairs])
+    async def _touch_app(
+        self, app_name: str, score: str, member: str, app_pairs: list[str], *, created: bool = False
+    ) -> None:
+        """Cluster only: the app-slot half of a write (``created``: also the app's creation index)."""
+        keys = self._app_keys(app_name)
+        if created:
+            keys.append(self.keys.app_created_index(app_name))
+        await self._app_touch(keys=keys, args=[score, member, self._ttl, *app_pairs])
 
     def _build_session(
         self,
@@ -245,9 +317,14 @@ class RedisSessionService(BaseSessionService):
         now = repr(platform_time.get_time())
         sk = self.keys.session(app_name, user_id, session_id)
         member = self.keys.app_index_member(user_id, session_id)
-        keys = [sk.meta, self.keys.user_state(app_name, user_id), self.keys.user_index(app_name, user_id)]
+        keys = [
+            sk.meta,
+            self.keys.user_state(app_name, user_id),
+            self.keys.user_index(app_name, user_id),
+            self.keys.user_created_index(app_name, user_id),
+        ]
         if not self._cluster:
-            keys += self._app_keys(app_name)
+            keys += [*self._app_keys(app_name), self.keys.app_created_index(app_name)]
         app_pairs = self.codec.flatten(deltas["app"])
         args = [
             now,
@@ -269,7 +346,7 @@ class RedisSessionService(BaseSessionService):
             raise AlreadyExistsError(f"Session with id {session_id} already exists.")
         where = f"session {session_id!r}"
         if self._cluster:
-            await self._touch_app(app_name, now, member, app_pairs)
+            await self._touch_app(app_name, now, member, app_pairs, created=True)
             app_raw = await self.client.hgetall(self.keys.app_state(app_name))
         else:
             app_raw = res[2]
@@ -301,11 +378,11 @@ class RedisSessionService(BaseSessionService):
         if not self.id_policy.allows(session_id):
             return None
         sk = self.keys.session(app_name, user_id, session_id)
-        keys = [sk.meta, sk.events, sk.times, self.keys.user_state(app_name, user_id)]
+        keys = [*sk.script_keys, self.keys.user_state(app_name, user_id)]
         if not self._cluster:
             keys.append(self.keys.app_state(app_name))
         recent = "" if config is None or config.num_recent_events is None else str(config.num_recent_events)
-        after = "" if config is None or config.after_timestamp is None else repr(config.after_timestamp)
+        after = "" if config is None or config.after_timestamp is None else _score(config.after_timestamp)
         res = await self._get(keys=keys, args=[recent, after])
         if not res:
             return None
@@ -314,11 +391,7 @@ class RedisSessionService(BaseSessionService):
             app_raw = await self.client.hgetall(self.keys.app_state(app_name))
         else:
             app_raw = res[3]
-        events = []
-        for payload in res[1]:
-            if payload is None:
-                raise CorruptedDataError(f"{where}: an event record is missing")
-            events.append(self.codec.decode_event(payload, where=where))
+        events = self.codec.decode_events(res[1], where=where)
         return self._build_session(
             app_name=app_name,
             user_id=user_id,
@@ -336,60 +409,165 @@ class RedisSessionService(BaseSessionService):
         pairs: list[tuple[str, str]] = []
         index = self.keys.app_index(app_name) if user_id is None else self.keys.user_index(app_name, user_id)
         for m in await self.client.zrange(index, 0, -1):
-            try:
-                if user_id is None:
-                    pairs.append(self.keys.parse_app_index_member(text(m)))
-                else:
-                    pairs.append((user_id, self.keys.parse_session_member(text(m))))
-            except (ValueError, UnicodeDecodeError):  # containment: a foreign index member
-                logger.warning("Skipping undecodable index member %r of app %r", m, app_name)
-                self.skipped_records.append(f"index member {m!r} of app {app_name!r}")
-        users = sorted({u for u, _ in pairs})
-        pipe = self.client.pipeline(transaction=False)
-        pipe.hgetall(self.keys.app_state(app_name))
-        for u in users:
-            pipe.hgetall(self.keys.user_state(app_name, u))
-        for u, s in pairs:
-            pipe.hgetall(self.keys.session(app_name, u, s).meta)
-        # Containment: a key of another type answers WRONGTYPE for itself only.
-        replies = await pipe.execute(raise_on_error=False)
-        app_state = self._state(_ok(replies[0]), f"app {app_name!r}", State.APP_PREFIX)
-        user_states = {
-            u: self._state(_ok(reply), f"user {u!r}", State.USER_PREFIX)
-            for u, reply in zip(users, replies[1 : 1 + len(users)])
-        }
-        sessions: list[Session] = []
-        gone: list[tuple[str, str]] = []
-        for (u, s), reply in zip(pairs, replies[1 + len(users) :]):
-            where = f"session {s!r} of user {u!r}"
-            if isinstance(reply, Exception):
-                logger.warning("Skipping unreadable session in listing: %s: %s", where, reply)
-                self.skipped_records.append(f"{where} ({reply})")
-                continue
-            meta = self._pairs_to_dict(reply)
-            if not meta:
-                gone.append((u, s))
-                continue
-            try:
-                sessions.append(
-                    self._build_session(
-                        app_name=app_name,
-                        user_id=u,
-                        session_id=s,
-                        meta=meta,
-                        app_state=app_state,
-                        user_state=user_states[u],
-                        events=[],
-                        where=where,
-                    )
-                )
-            except CorruptedDataError as exc:
-                logger.warning("Skipping corrupted session in listing: %s", exc)
-                self.skipped_records.append(str(exc))
-        if gone:
-            await self._forget(app_name, gone)
+            pair = self._index_pair(app_name, user_id, m)
+            if pair is not None:
+                pairs.append(pair)
+        sessions = await self._summaries(app_name, pairs)
         sessions.sort(key=lambda x: (x.last_update_time, x.user_id, x.id))
         return ListSessionsResponse(sessions=sessions)
+
+    @_data_errors
+    async def list_sessions_page(
+        self,
+        *,
+        app_name: str,
+        user_id: str | None = None,
+        limit: int = 100,
+        cursor: str | None = None,
+        order: PageOrder = "created",
+    ) -> SessionPage:
+        """One page of the sessions of an app (``user_id=None``) or of one user.
+
+        Sessions are as :meth:`list_sessions` returns them (no events, state merged).
+        ``order="created"``: oldest first; a traversal returns every session that existed
+        when it began and still exists exactly once, whatever happens meanwhile.
+        ``order="updated"``: most recent first; a session updated during a traversal
+        moves to the front (it may be missed, or seen twice).  Pass the page's
+        ``next_cursor`` to get the next page (None: no more).  ``limit`` is 1..1000;
+        a cursor of another listing raises :class:`~adk_redis.errors.InvalidCursorError`.
+        """
+        return await session_pages.read_page(
+            self, app_name=app_name, user_id=user_id, limit=limit, cursor=cursor, order=order
+        )
+
+    def _index_pair(self, app_name: str, user_id: str | None, member: bytes | str) -> tuple[str, str] | None:
+        """(user, session) of a member of a user (``user_id``) or app (None) index; None if undecodable."""
+        try:
+            m = member.decode("utf-8") if isinstance(member, bytes) else member
+            if user_id is None:
+                return self.keys.parse_app_index_member(m)
+            return user_id, self.keys.parse_session_member(m)
+        except (ValueError, UnicodeDecodeError):  # containment: a foreign index member
+            logger.warning("Skipping undecodable index member %r of app %r", member, app_name)
+            self.skipped_records.append(f"index member {member!r} of app {app_name!r}")
+            return None
+
+    async def _summaries(self, app_name: str, pairs: Sequence[tuple[str, str]]) -> list[Session]:
+        """The sessions ``pairs`` (user, session) name, as listings return them, in that order.
+
+        No events; app, user and session state merged; the revision marker set.  One
+        pipeline: the app state, and per user (one slot) one ``LIST_SUMMARIES`` script
+        that returns only the fields a listing needs.  Unreadable sessions are skipped
+        (logged); expired ones are skipped and their index entries dropped (:meth:`_forget`).
+        """
+        if not pairs:
+            return []
+        groups: dict[str, list[str]] = {}
+        for u, s in pairs:
+            groups.setdefault(u, []).append(s)
+        calls: list[tuple[str, list[str]]] = []  # (user, session ids) per script call
+        for u, sids in groups.items():
+            calls += [(u, sids[i : i + _LIST_CHUNK]) for i in range(0, len(sids), _LIST_CHUNK)]
+        replies = await self._list_pipeline(app_name, calls)
+        app_state = self._state(_ok(replies[0]), f"app {app_name!r}", State.APP_PREFIX)
+        app_scoped = {State.APP_PREFIX + k: v for k, v in app_state.items()}
+        scoped: dict[str, dict[str, Any]] = {}  # per user: the app: and user: keys, as _merge orders them
+        found: dict[tuple[str, str], Any] = {}
+        for (u, sids), reply in zip(calls, replies[1:]):
+            if isinstance(reply, Exception):  # e.g. a key of another type in the slot: skip the group
+                for s in sids:
+                    found[(u, s)] = reply
+                continue
+            if u not in scoped:
+                user_raw = reply[0]
+                if user_raw[:1] == [b"!"] or user_raw[:1] == ["!"]:
+                    user_raw = _ok(ResponseError(text(user_raw[1])))
+                user_state = self._state(user_raw, f"user {u!r}", State.USER_PREFIX)
+                scoped[u] = {**app_scoped, **{State.USER_PREFIX + k: v for k, v in user_state.items()}}
+            for s, record in zip(sids, reply[1:]):
+                found[(u, s)] = record
+        decode = self.codec.decode_value
+        sessions: list[Session] = []
+        gone: list[tuple[str, str]] = []
+        for u, s in pairs:
+            record = found[(u, s)]
+            if not record:
+                gone.append((u, s))
+                continue
+            if isinstance(record, Exception) or record[0] in (b"!", "!"):
+                where = f"session {s!r} of user {u!r}"
+                reason = record if isinstance(record, Exception) else text(record[1])
+                logger.warning("Skipping unreadable session in listing: %s: %s", where, reason)
+                self.skipped_records.append(f"{where} ({reason})")
+                continue
+            upd, rev = record[0], record[1]
+            try:
+                update_time = float(upd)
+                if rev is None:
+                    raise TypeError
+            except (ValueError, TypeError):
+                exc = CorruptedDataError(f"session {s!r} of user {u!r}: session metadata is incomplete")
+                logger.warning("Skipping corrupted session in listing: %s", exc)
+                self.skipped_records.append(str(exc))
+                continue
+            state: dict[str, Any] = {}
+            for i in range(2, len(record), 2):
+                field = record[i]
+                key = field[_STATE_LEN:].decode() if type(field) is bytes else field[_STATE_LEN:]
+                value = record[i + 1]
+                try:
+                    if value[:2] in _ENVELOPE_HEADS:
+                        state[key] = decode(value, where=f"session {s!r} of user {u!r}")
+                    else:  # plain JSON (what decode does for it, minus json.loads' encoding sniffing)
+                        try:
+                            state[key] = _plain_json(value)
+                        except ValueError:  # the codec's error for it
+                            state[key] = decode(value, where=f"session {s!r} of user {u!r}")
+                except CorruptedDataError as exc:
+                    logger.warning("Leaving out state key %r: %s", key, exc)
+                    self.skipped_records.append(f"state value {key!r} of session {s!r} of user {u!r}")
+            state.update(scoped[u])
+            marker = rev.decode() if type(rev) is bytes else rev
+            sessions.append(_listed_session(s, app_name, u, state, update_time, marker))
+        if gone:
+            await self._forget(app_name, gone)
+        return sessions
+
+    async def _list_pipeline(self, app_name: str, calls: list[tuple[str, list[str]]]) -> list[Any]:
+        """Replies of ``_summaries``' pipeline: app state, then one ``LIST_SUMMARIES`` reply per call."""
+        if self._cluster:  # no scripts in a cluster pipeline: the calls run concurrently instead
+            calls_done = await asyncio.gather(
+                self.client.hgetall(self.keys.app_state(app_name)),
+                *(
+                    self._list_script(
+                        keys=[
+                            self.keys.user_state(app_name, u),
+                            *(self.keys.session_meta(app_name, u, s) for s in sids),
+                        ]
+                    )
+                    for u, sids in calls
+                ),
+                return_exceptions=True,
+            )
+            for r in calls_done:  # error replies are contained like the pipeline's; the rest raise
+                if isinstance(r, BaseException) and not isinstance(r, ResponseError):
+                    raise r
+            return list(calls_done)
+        sha = self._list_script.sha
+        for attempt in (1, 2):
+            pipe = self.client.pipeline(transaction=False)
+            pipe.hgetall(self.keys.app_state(app_name))
+            for u, sids in calls:
+                keys = [self.keys.user_state(app_name, u)]
+                keys += [self.keys.session_meta(app_name, u, s) for s in sids]
+                pipe.evalsha(sha, len(keys), *keys)
+            # Containment: a key of another type answers WRONGTYPE for itself only.
+            replies: list[Any] = await pipe.execute(raise_on_error=False)
+            if attempt == 1 and any(isinstance(r, NoScriptError) for r in replies):
+                await self.client.script_load(scripts.LIST_SUMMARIES)  # on every node of a cluster
+                continue
+            break
+        return replies
 
     async def _forget(self, app_name: str, gone: Sequence[tuple[str, str]]) -> None:
         """Drop index entries of sessions that expired (lazy cleanup)."""
@@ -397,6 +575,8 @@ class RedisSessionService(BaseSessionService):
         for u, s in gone:
             pipe.zrem(self.keys.user_index(app_name, u), self.keys.session_member(s))
             pipe.zrem(self.keys.app_index(app_name), self.keys.app_index_member(u, s))
+            pipe.zrem(self.keys.user_created_index(app_name, u), self.keys.session_member(s))
+            pipe.zrem(self.keys.app_created_index(app_name), self.keys.app_index_member(u, s))
         await pipe.execute()
 
     @override
@@ -406,13 +586,19 @@ class RedisSessionService(BaseSessionService):
         if not self.id_policy.allows(session_id):
             return
         sk = self.keys.session(app_name, user_id, session_id)
-        keys = [sk.meta, sk.events, sk.times, self.keys.user_index(app_name, user_id)]
+        keys = [*sk.script_keys, self.keys.user_index(app_name, user_id)]
         member = self.keys.app_index_member(user_id, session_id)
+        user_created = self.keys.user_created_index(app_name, user_id)
         if self._cluster:
-            await self._delete(keys=keys, args=[self.keys.session_member(session_id), member])
-            await self.client.zrem(self.keys.app_index(app_name), member)
+            await self._delete(
+                keys=[*keys, user_created], args=[self.keys.session_member(session_id), member]
+            )
+            pipe = self.client.pipeline(transaction=False)
+            pipe.zrem(self.keys.app_index(app_name), member)
+            pipe.zrem(self.keys.app_created_index(app_name), member)
+            await pipe.execute()
         else:
-            keys.append(self.keys.app_index(app_name))
+            keys += [self.keys.app_index(app_name), user_created, self.keys.app_created_index(app_name)]
             await self._delete(keys=keys, args=[self.keys.session_member(session_id), member])
 
     @override
@@ -447,16 +633,14 @@ class RedisSessionService(BaseSessionService):
         app_name, user_id = session.app_name, session.user_id
         sk: SessionKeys = self.keys.session(app_name, user_id, session.id)
         keys = [
-            sk.meta,
-            sk.events,
-            sk.times,
+            *sk.script_keys,
             self.keys.user_state(app_name, user_id),
             self.keys.user_index(app_name, user_id),
         ]
         if not self._cluster:
             keys += self._app_keys(app_name)
         marker = session._storage_update_marker or ""
-        ts = repr(event.timestamp)
+        ts = _score(event.timestamp)
         member = self.keys.app_index_member(user_id, session.id)
         app_pairs = self.codec.flatten(deltas["app"])
         args = [
@@ -565,9 +749,12 @@ class RedisSessionService(BaseSessionService):
         """
         deltas = codec.json_safe(session.state)
         sk = self.keys.session(session.app_name, session.user_id, session.id)
-        keys = [sk.meta, sk.events, sk.times, self.keys.user_index(session.app_name, session.user_id)]
+        keys = [*sk.script_keys, self.keys.user_index(session.app_name, session.user_id)]
         if not self._cluster:
             keys.append(self.keys.app_index(session.app_name))
+        keys.append(self.keys.user_created_index(session.app_name, session.user_id))
+        if not self._cluster:
+            keys.append(self.keys.app_created_index(session.app_name))
         args: list[Any] = [
             repr(created if created is not None else session.last_update_time),
             repr(session.last_update_time),
@@ -579,7 +766,7 @@ class RedisSessionService(BaseSessionService):
             *self.codec.flatten(deltas["session"], _STATE_FIELD),
         ]
         for event in session.events:
-            args += [event.id, self.codec.encode_event(event), repr(event.timestamp)]
+            args += [event.id, self.codec.encode_event(event), _score(event.timestamp)]
         try:
             written = bool(await self._restore(keys=keys, args=args))
         except ResponseError as exc:
@@ -591,6 +778,10 @@ class RedisSessionService(BaseSessionService):
             await self.client.zadd(
                 self.keys.app_index(session.app_name),
                 {self.keys.app_index_member(session.user_id, session.id): session.last_update_time},
+            )
+            await self.client.zadd(
+                self.keys.app_created_index(session.app_name),
+                {self.keys.app_index_member(session.user_id, session.id): float(args[0])},
             )
         return written
 

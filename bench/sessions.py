@@ -294,6 +294,124 @@ async def run_floor(script: Callable[[], Awaitable[Any]], iterations: int, budge
     return samples.summary()
 
 
+# -- scale: long sessions and Redis memory ------------------------------------------------------
+
+SCALE_EVENTS = (1_000, 10_000)
+
+
+async def _plant_format1(svc: RedisSessionService, sid: str, events: list[Event]) -> list[str]:
+    """The same events in the format-1 layout (events HASH + timestamps ZSET), for the memory row."""
+    sk = svc.keys.session(APP, "format1", sid)
+    pipe = svc.client.pipeline(transaction=False)
+    for seq, ev in enumerate(events):
+        pipe.hset(sk.legacy_events, mapping={str(seq): svc.codec.encode_event(ev), f"#{ev.id}": str(seq)})
+        pipe.zadd(sk.legacy_times, {str(seq): ev.timestamp})
+    await pipe.execute()
+    return [sk.legacy_events, sk.legacy_times]
+
+
+async def _bytes(client: Any, keys: list[str]) -> int:
+    return sum([(await client.memory_usage(k, samples=0)) or 0 for k in keys])
+
+
+async def run_scale(url: str, run_id: str, iterations: int, budget: float) -> dict[str, Any]:
+    """get/append on 1,000- and 10,000-event sessions, and Redis bytes per event and per session."""
+    from google.adk.sessions.session import Session
+
+    prefix = f"bench-{run_id}-scale"
+    svc = RedisSessionService(url, key_prefix=prefix)
+    out: dict[str, Any] = {}
+    try:
+        for n in SCALE_EVENTS:
+            events = [make_event(i) for i in range(n)]
+            sid = f"s{n}"
+            await svc.restore_session(
+                Session(
+                    id=sid, app_name=APP, user_id="scale", state={"topic": "billing"}, events=events,
+                    last_update_time=events[-1].timestamp,
+                )
+            )
+            sk = svc.keys.session(APP, "scale", sid)
+            json_bytes = sum(len(e.model_dump_json(exclude_none=True)) for e in events) / n
+            row: dict[str, Any] = {
+                "events": n,
+                "json_bytes_per_event": round(json_bytes, 1),
+                "redis_bytes_per_event": round((await _bytes(svc.client, list(sk.all))) / n, 1),
+            }
+            if n == SCALE_EVENTS[0]:
+                old = await _plant_format1(svc, sid, events)
+                row["format1_bytes_per_event"] = round(
+                    (await _bytes(svc.client, [sk.meta, *old])) / n, 1
+                )
+                await svc.client.delete(*old)
+            gc.collect()
+            full, recent, append = Samples(), Samples(), Samples()
+            for _ in Budget(min(iterations, 100 if n <= 1000 else 20), budget, floor=10):
+                got = await measure(full, svc.get_session(app_name=APP, user_id="scale", session_id=sid))
+            assert got is not None and len(got.events) == n
+            del got
+            cfg = GetSessionConfig(num_recent_events=10)
+            for _ in Budget(iterations, budget):
+                tail = await measure(
+                    recent, svc.get_session(app_name=APP, user_id="scale", session_id=sid, config=cfg)
+                )
+            assert tail is not None and len(tail.events) == 10
+            for i in Budget(iterations, budget):
+                await measure(append, svc.append_event(tail, make_event(n + 2 * i + 1)))
+            row.update(get_full=full.summary(), get_recent=recent.summary(), append=append.summary())
+            out[str(n)] = row
+            log(f"  {n:,} events: {row}")
+        # bytes per session: 1,000 sessions with two state keys and no events (record + index entries)
+        before = await _bytes(svc.client, _index_keys(svc))
+        for _ in range(1000):
+            await svc.create_session(app_name=APP, user_id="many", state={"topic": "billing", "turn": 0})
+        metas = [
+            svc.keys.session(APP, "many", svc.keys.parse_session_member(m.decode())).meta
+            for m in await svc.client.zrange(svc.keys.user_index(APP, "many"), 0, -1)
+        ]
+        after = await _bytes(svc.client, metas) + await _bytes(svc.client, _index_keys(svc))
+        out["bytes_per_session"] = round((after - before) / 1000, 1)
+    finally:
+        log(f"  cleanup: {await drop_prefix(svc.client, f'{prefix}:*')} keys")
+        await svc.close()
+    return out
+
+
+def _index_keys(svc: RedisSessionService) -> list[str]:
+    keys = [svc.keys.user_index(APP, "many"), svc.keys.app_index(APP)]
+    for name in ("user_created_index", "app_created_index"):  # the creation indexes, where they exist
+        build = getattr(svc.keys, name, None)
+        if build is not None:
+            keys.append(build(APP, "many") if name.startswith("user") else build(APP))
+    return keys
+
+
+def scale_markdown(scale: dict[str, Any]) -> str:
+    lines = [
+        "| session length | get_session, full | last 10 events | append_event | Redis bytes / event "
+        "| event JSON bytes | ratio |",
+        "|---|--:|--:|--:|--:|--:|--:|",
+    ]
+    for n in SCALE_EVENTS:
+        r = scale[str(n)]
+        lines.append(
+            f"| {n:,} events | {fmt(r['get_full']['p50_us'])} | {fmt(r['get_recent']['p50_us'])} "
+            f"| {fmt(r['append']['p50_us'])} | {r['redis_bytes_per_event']:.0f} "
+            f"| {r['json_bytes_per_event']:.0f} "
+            f"| {r['redis_bytes_per_event'] / r['json_bytes_per_event']:.2f}× |"
+        )
+    r = scale[str(SCALE_EVENTS[0])]
+    if "format1_bytes_per_event" in r:
+        lines.append(
+            f"\nFormat 1 (events HASH + timestamps ZSET, before 0.13), same events: "
+            f"{r['format1_bytes_per_event']:.0f} bytes / event "
+            f"({r['format1_bytes_per_event'] / r['json_bytes_per_event']:.2f}× the JSON). "
+            f"A session with two state keys and no events: {scale['bytes_per_session']:.0f} bytes "
+            "(record and index entries)."
+        )
+    return "\n".join(lines)
+
+
 # -- report ----------------------------------------------------------------------------------
 
 
@@ -367,6 +485,28 @@ def verdicts(report: dict[str, Any]) -> list[dict[str, Any]]:
             "limit": 3.0,
         },
     ]
+    services = report["services"]
+    if "memory" in services:
+        out.append({
+            "target": f"get_session, {BIG:,} events, full <= ADK InMemory",
+            "value": ours["get_full"] / services["memory"]["get_full"]["p50_us"], "limit": 1.0,
+        })
+    if "sqlite" in services:
+        out.append({
+            "target": f"list_sessions of {LIST_SIZE} <= ADK Sqlite",
+            "value": ours["list"] / services["sqlite"]["list"]["p50_us"], "limit": 1.0,
+        })
+    scale = report.get("scale")
+    if scale:
+        out.append({
+            "target": "get_session of 10,000 events < 300 ms (value in ms)",
+            "value": scale["10000"]["get_full"]["p50_us"] / 1000, "limit": 300.0,
+        })
+        big = scale["1000"]
+        out.append({
+            "target": "Redis memory per event <= 1.2x its JSON",
+            "value": big["redis_bytes_per_event"] / big["json_bytes_per_event"], "limit": 1.2,
+        })
     if "adk_redis" in report["services"]:
         for op, label in OPS:
             theirs = report["services"]["adk_redis"][op]["p50_us"]
@@ -408,6 +548,9 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
                     report["services"][kind] = await run_service(
                         kind, svc, args.iterations, args.budget, probe
                     )
+        if "ours" in kinds and not args.no_scale:
+            log("scale: long sessions, Redis memory ...")
+            report["scale"] = await run_scale(args.url, run_id, args.iterations, args.budget)
     finally:
         await floor_client.aclose()
     report["verdicts"] = verdicts(report)
@@ -425,6 +568,7 @@ def main() -> None:
         "--json", action="store_true", help="print the JSON report on stdout (the table goes to stderr)"
     )
     parser.add_argument("--no-concurrency", action="store_true", help="skip the concurrent-writers scenario")
+    parser.add_argument("--no-scale", action="store_true", help="skip the long-session and memory rows")
     parser.add_argument("--concurrency-deadline", type=float, default=60.0, help="seconds per service")
     args = parser.parse_args()
     report = asyncio.run(main_async(args))
@@ -436,6 +580,8 @@ def main() -> None:
             concurrency.run(args.url, kinds, args.iterations, args.concurrency_deadline)
         )
     table = markdown(report)
+    if "scale" in report:
+        table += "\n\n" + scale_markdown(report["scale"])
     if "concurrency" in report:
         table += "\n\n" + concurrency.markdown(report["concurrency"])
     lines = [table, ""]

@@ -328,8 +328,7 @@ def test_doctor_checks_the_key_space(capsys: pytest.CaptureFixture[str]) -> None
         await svc.append_event(bad, Event(author="user", invocation_id="i"))
         gone = await svc.create_session(app_name="a", user_id="u")
         keys = svc.keys.session("a", "u:2", bad.id)
-        seq = next(f for f in await svc.client.hkeys(keys.events) if not f.startswith(b"#"))
-        await svc.client.hset(keys.events, seq, encode_event(bad.events[0])[:-5])  # truncated JSON
+        await svc.client.lset(keys.log, 0, encode_event(bad.events[0])[:-5])  # truncated JSON
         await svc.client.delete(svc.keys.session("a", "u", gone.id).meta)  # expired behind the indexes' back
         await svc.client.hset(svc.keys.app_state("a"), "planted", "{not json")  # left out, and named
         await svc.close()

@@ -24,7 +24,7 @@ async def _seed_dangling(svc: RedisSessionService) -> dict[str, str]:
         ids[name] = s.id
     for name, user in (("gone1", "ann"), ("gone2", "bob")):
         sk = svc.keys.session("app", user, ids[name])
-        await svc.client.delete(sk.meta, sk.events, sk.times)  # what an expiry leaves behind
+        await svc.client.delete(*sk.all)  # what an expiry leaves behind
 
     mem = RedisMemoryService(client=svc.client, settings=svc.settings)
     # The long-lived memory first: the index keys then carry its TTL, and the short-lived document

@@ -46,7 +46,7 @@ async def test_cluster_client_and_slots(svc: RedisSessionService) -> None:
     from redis.crc import key_slot
 
     sk = svc.keys.session("app", "u", "s")
-    slots = {key_slot(k.encode()) for k in (sk.meta, sk.events, sk.times, svc.keys.user_index("app", "u"))}
+    slots = {key_slot(k.encode()) for k in (*sk.all, svc.keys.user_index("app", "u"))}
     assert len(slots) == 1
     assert key_slot(svc.keys.app_index("app").encode()) not in slots
 
@@ -119,3 +119,24 @@ async def test_many_users_spread_over_nodes(svc: RedisSessionService, cluster: l
             if c.dbsize():
                 used += 1
     assert used >= 2  # the data really is spread over several masters
+
+
+async def test_pages_on_cluster(svc: RedisSessionService) -> None:
+    """Per-user pages (one slot) and app-wide pages (app index, then sessions of many slots)."""
+    ids = []
+    for i in range(7):
+        s = await svc.create_session(app_name="pg", user_id=f"user{i % 3}", state={"i": i})
+        ids.append(s.id)
+    await svc.delete_session(app_name="pg", user_id="user1", session_id=ids[1])
+    for user, order in ((None, "created"), ("user0", "created"), (None, "updated")):
+        seen, cursor = [], None
+        while True:
+            page = await svc.list_sessions_page(
+                app_name="pg", user_id=user, limit=2, cursor=cursor, order=order
+            )
+            seen += [s.id for s in page.sessions]
+            cursor = page.next_cursor
+            if cursor is None:
+                break
+        want = [sid for i, sid in enumerate(ids) if i != 1 and (user is None or i % 3 == 0)]
+        assert seen == (want if order == "created" else want[::-1])

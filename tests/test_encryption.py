@@ -66,8 +66,11 @@ class Services:
     async def raw_values(self, svc: RedisSessionService) -> list[bytes]:
         out: list[bytes] = []
         async for key in svc.client.scan_iter(match=f"{self.prefix}:*"):
-            if await svc.client.type(key) == b"hash":
+            kind = await svc.client.type(key)
+            if kind == b"hash":
                 out += [v for v in (await svc.client.hgetall(key)).values()]
+            elif kind == b"list":
+                out += await svc.client.lrange(key, 0, -1)
         return out
 
     async def close(self) -> None:
@@ -143,21 +146,21 @@ async def test_tampered_ciphertext(services: Services) -> None:
     s = await svc.create_session(app_name=APP, user_id="u", session_id="t", state={"a": 1})
     await svc.append_event(s, ev())
     sk = svc.keys.session(APP, "u", "t")
-    payload = (await svc.client.hget(sk.events, "0")).decode()
+    payload = (await svc.client.lindex(sk.log, 0)).decode()
     head, body = payload.rsplit(":", 1)
     blob = bytearray(base64.urlsafe_b64decode(body))
     blob[20] ^= 1
-    await svc.client.hset(sk.events, "0", f"{head}:{base64.urlsafe_b64encode(bytes(blob)).decode()}")
+    await svc.client.lset(sk.log, 0, f"{head}:{base64.urlsafe_b64encode(bytes(blob)).decode()}")
     with pytest.raises(CorruptedDataError, match="'t'.*tampered"):
         await svc.get_session(app_name=APP, user_id="u", session_id="t")
     # a header edit (claiming "not encrypted") is caught too; so is a state value swapped in as an event
-    await svc.client.hset(sk.events, "0", payload.replace("2:e:k1:", "2:z::", 1))
+    await svc.client.lset(sk.log, 0, payload.replace("2:e:k1:", "2:z::", 1))
     with pytest.raises(CorruptedDataError):
         await svc.get_session(app_name=APP, user_id="u", session_id="t")
-    await svc.client.hset(sk.events, "0", await svc.client.hget(sk.meta, "s.a"))
+    await svc.client.lset(sk.log, 0, await svc.client.hget(sk.meta, "s.a"))
     with pytest.raises(CorruptedDataError, match="tampered"):
         await svc.get_session(app_name=APP, user_id="u", session_id="t")
-    await svc.client.hset(sk.events, "0", "2:e:k1:@@@")
+    await svc.client.lset(sk.log, 0, "2:e:k1:@@@")
     with pytest.raises(CorruptedDataError, match="base64"):
         await svc.get_session(app_name=APP, user_id="u", session_id="t")
 
@@ -170,9 +173,9 @@ async def test_compression_threshold(services: Services) -> None:
     await svc.append_event(s, ev("short"))
     await svc.append_event(s, ev("long " * 2000))
     sk = svc.keys.session(APP, "u", "c")
-    events = await svc.client.hgetall(sk.events)
-    assert events[b"0"].startswith(b"1:{") and events[b"1"].startswith(b"2:z::")
-    assert len(events[b"1"]) < 2000
+    events = await svc.client.lrange(sk.log, 0, -1)
+    assert events[0].startswith(b"1:{") and events[1].startswith(b"2:z::")
+    assert len(events[1]) < 2000
     meta = await svc.client.hgetall(sk.meta)
     assert meta[b"s.small"] == b"1" and meta[b"s.big"].startswith(b"2:z::")
     got = await svc.get_session(app_name=APP, user_id="u", session_id="c")
@@ -181,7 +184,7 @@ async def test_compression_threshold(services: Services) -> None:
     # compression + encryption, and a reader configured with neither still reads compressed-only records
     both = services.make(f"k1:{K_OLD}", compress=512)
     await both.append_event(got, ev("zz " * 1000))
-    assert (await svc.client.hget(sk.events, "2")).startswith(b"2:ze:k1:")
+    assert (await svc.client.lindex(sk.log, 2)).startswith(b"2:ze:k1:")
     assert (await both.get_session(app_name=APP, user_id="u", session_id="c")) is not None
     meta_reader = services.make(compress=None)
     assert (await meta_reader.list_sessions(app_name=APP, user_id="u")).sessions[0].state["big"] == "x" * 4000

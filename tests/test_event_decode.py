@@ -634,3 +634,28 @@ def test_property_any_event_shape(data: dict[str, Any]) -> None:
     got = fast if fast is not None else codec.decode_event("1:" + body, where="t")
     _assert_same(got, slow)
     assert got.model_dump_json(exclude_none=True) == slow.model_dump_json(exclude_none=True)
+
+
+def test_decode_events_batch_restores_the_garbage_collector() -> None:
+    """A long batch pauses the cyclic GC and always restores it (also on a bad record)."""
+    import gc
+
+    from adk_redis.codec import PLAIN
+
+    body = PLAIN.encode_event(Event(id="e", author="user", timestamp=1.0))
+    assert gc.isenabled()
+    events = PLAIN.decode_events([body] * 100, where="batch")
+    assert len(events) == 100 and events[0] == events[99] and events[0] is not events[99]
+    assert gc.isenabled()
+    with pytest.raises(CorruptedDataError, match="missing"):
+        PLAIN.decode_events([body] * 70 + [None], where="batch")
+    assert gc.isenabled()
+    with pytest.raises(CorruptedDataError):
+        PLAIN.decode_events([body] * 70 + ["1:{broken"], where="batch")
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        PLAIN.decode_events([body] * 100, where="batch")
+        assert not gc.isenabled()  # a caller that disabled it keeps it disabled
+    finally:
+        gc.enable()

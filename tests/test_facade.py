@@ -576,8 +576,8 @@ def test_corrupted_event_surfaces_as_error(redis_env: Env) -> None:
 
     async def corrupt() -> None:
         client = redis_env.client()
-        events = KeySchema(redis_env.prefix).session(redis_env.prefix, "1", "bad").events
-        await client.hset(events, "0", "junk")
+        log = KeySchema(redis_env.prefix).session(redis_env.prefix, "1", "bad").log
+        await client.lset(log, 0, "junk")
         await client.aclose()
 
     asyncio.run(corrupt())

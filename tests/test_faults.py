@@ -255,7 +255,7 @@ async def test_write_back_meets_corrupted_data_and_goes_on(server: RedisServer, 
     await svc.append_event(s1, ev(a=1))
     # Plant an undecodable event record in s1's Redis copy (persisted: appendfsync always).
     with server.client() as raw:
-        raw.hset(svc.redis.keys.session(APP, "u", s1.id).events, "0", b"1:{not json")
+        raw.lset(svc.redis.keys.session(APP, "u", s1.id).log, 0, b"1:{not json")
     server.kill()
     await svc.append_event(s1, ev(x=1))  # memory takes s1 over
     s2 = await svc.create_session(app_name=APP, user_id="u", state={"k": "v"})

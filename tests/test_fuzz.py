@@ -225,7 +225,8 @@ def test_fuzz_state(env: Env) -> None:
 
 CORRUPTIONS = [
     "meta_string",
-    "events_string",
+    "log_string",
+    "ids_string",
     "times_string",
     "user_state_list",
     "app_state_string",
@@ -258,7 +259,9 @@ async def _corrupt(svc: RedisSessionService, kind: str, junk: bytes) -> tuple[st
         svc.keys.app_state(app),
         svc.keys.app_index(app),
     )
-    key_for = {"meta": sk.meta, "events": sk.events, "times": sk.times, "app_state": ast, "app_index": ai}
+    key_for = {
+        "meta": sk.meta, "log": sk.log, "ids": sk.ids, "times": sk.times, "app_state": ast, "app_index": ai
+    }
     head = kind.rsplit("_", 1)[0]
     if kind.endswith("_string") and head in key_for:
         await c.delete(key_for[head])
@@ -270,16 +273,16 @@ async def _corrupt(svc: RedisSessionService, kind: str, junk: bytes) -> tuple[st
         await c.delete(ui)
         await c.hset(ui, "f", junk)
     elif kind == "event_truncated":
-        payload = await c.hget(sk.events, "0")
-        await c.hset(sk.events, "0", payload[: len(payload) // 2])
+        payload = await c.lindex(sk.log, 0)
+        await c.lset(sk.log, 0, payload[: len(payload) // 2])
     elif kind == "event_garbage":
-        await c.hset(sk.events, "0", junk)
+        await c.lset(sk.log, 0, junk)
     elif kind == "event_wrong_version":
-        await c.hset(sk.events, "0", b"9:" + junk)
+        await c.lset(sk.log, 0, b"9:" + junk)
     elif kind == "event_wrong_type":
-        await c.hset(sk.events, "0", b'1:{"author": 5, "timestamp": "x"}')
+        await c.lset(sk.log, 0, b'1:{"author": 5, "timestamp": "x"}')
     elif kind == "event_missing":
-        await c.hdel(sk.events, "0")
+        await c.ltrim(sk.log, 1, -1)  # the first event record is gone
     elif kind == "meta_n_garbage":
         await c.hset(sk.meta, "_n", junk)
     elif kind == "meta_u_garbage":
@@ -316,9 +319,7 @@ async def _exercise_corrupted(svc: RedisSessionService, kind: str, junk: bytes) 
     # Clean up whatever is left of the victim app (only its own keys).
     sk = svc.keys.session(app, "u", s.id)
     await svc.client.delete(
-        sk.meta,
-        sk.events,
-        sk.times,
+        *sk.all,
         svc.keys.user_state(app, "u"),
         svc.keys.user_index(app, "u"),
         svc.keys.app_state(app),

@@ -154,20 +154,21 @@ async def test_keys_live_under_prefix_and_share_a_slot(redis_session_service: Re
     assert keys == sorted(
         [
             f"{p}:session:{{my%20app:u%3A1}}:s:{s.id}",
-            f"{p}:session:{{my%20app:u%3A1}}:s:{s.id}:events",
-            f"{p}:session:{{my%20app:u%3A1}}:s:{s.id}:ts",
+            f"{p}:session:{{my%20app:u%3A1}}:s:{s.id}:log",
+            f"{p}:session:{{my%20app:u%3A1}}:s:{s.id}:ids",
+            f"{p}:session:{{my%20app:u%3A1}}:s:{s.id}:tm",
             f"{p}:session:{{my%20app:u%3A1}}:user_state",
             f"{p}:session:{{my%20app:u%3A1}}:index",
+            f"{p}:session:{{my%20app:u%3A1}}:created",
             f"{p}:session:{{my%20app}}:app_state",
             f"{p}:session:{{my%20app}}:index",
+            f"{p}:session:{{my%20app}}:created",
         ]
     )
     from redis.cluster import key_slot
 
     sk = svc.keys.session("my app", "u:1", s.id)
-    slots = {
-        key_slot(k.encode()) for k in (sk.meta, sk.events, sk.times, svc.keys.user_state("my app", "u:1"))
-    }
+    slots = {key_slot(k.encode()) for k in (*sk.all, svc.keys.user_state("my app", "u:1"))}
     assert len(slots) == 1
 
 
@@ -206,7 +207,7 @@ async def test_sliding_ttl_expires_sessions_and_listings(prefix: str, redis_url:
         keep = await svc.create_session(app_name="app", user_id="u")
         await asyncio.sleep(1.0)
         await svc.append_event(keep, text_event("refresh"))  # sliding: refreshed by the write
-        ttl = await svc.client.ttl(svc.keys.session("app", "u", keep.id).events)
+        ttl = await svc.client.ttl(svc.keys.session("app", "u", keep.id).log)
         assert 0 < ttl <= 2
         await asyncio.sleep(1.0)
         assert await svc.get_session(app_name="app", user_id="u", session_id=s.id) is None
@@ -235,14 +236,14 @@ async def test_corrupted_records(redis_session_service: RedisSessionService) -> 
     good = await svc.create_session(app_name="app", user_id="u", state={"x": 2})
     await svc.append_event(bad, text_event("x"))
     sk = svc.keys.session("app", "u", bad.id)
-    await svc.client.hset(sk.events, "0", "1:{truncated")
+    await svc.client.lset(sk.log, 0, "1:{truncated")
     with pytest.raises(CorruptedDataError, match=bad.id):
         await svc.get_session(app_name="app", user_id="u", session_id=bad.id)
-    await svc.client.hset(sk.events, "0", "9:{}")
+    await svc.client.lset(sk.log, 0, "9:{}")
     with pytest.raises(CorruptedDataError, match="format"):
         await svc.get_session(app_name="app", user_id="u", session_id=bad.id)
     # a non-JSON state value fails only that value: the session is listed without it
-    await svc.client.hset(sk.events, "0", svc.codec.encode_event(text_event("x")))
+    await svc.client.lset(sk.log, 0, svc.codec.encode_event(text_event("x")))
     await svc.client.hset(sk.meta, "s.x", "{not json")
     got = await svc.get_session(app_name="app", user_id="u", session_id=bad.id)
     assert got is not None and "x" not in got.state

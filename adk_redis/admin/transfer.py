@@ -547,7 +547,7 @@ class Importer:
         if expires is not None:
             sk = self.svc.keys.session(session.app_name, session.user_id, session.id)
             pipe = self.client.pipeline(transaction=False)
-            for key in (sk.meta, sk.events, sk.times):
+            for key in sk.all:
                 pipe.pexpireat(key, int(expires))
             await pipe.execute()
         return "written"
