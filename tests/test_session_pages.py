@@ -307,3 +307,18 @@ def test_cli_sessions_list_pages(cli: Cli) -> None:
     code, out, err = cli("sessions", "list", "--app", APP, "--user", "v", "--cursor", cursor)
     assert code == 2 and "another listing" in err
     assert cli("sessions", "list", "--app", APP, "--limit", "0")[0] == 2
+
+
+async def test_state_hashes_of_the_wrong_type_fail_only_themselves(
+    redis_session_service: RedisSessionService,
+) -> None:
+    svc = redis_session_service
+    s = await svc.create_session(app_name=APP, user_id="u", state={"k": 1, "app:a": 1, "user:b": 2})
+    await svc.create_session(app_name=APP, user_id="v", state={"user:c": 3})
+    await svc.client.delete(svc.keys.app_state(APP), svc.keys.user_state(APP, "u"))
+    await svc.client.set(svc.keys.app_state(APP), "junk")
+    await svc.client.set(svc.keys.user_state(APP, "u"), "junk")
+    page = await svc.list_sessions_page(app_name=APP, user_id="u")
+    assert [(x.id, x.state) for x in page.sessions] == [(s.id, {"k": 1})]
+    page = await svc.list_sessions_page(app_name=APP)  # app-wide: two users, the pipeline
+    assert [x.state for x in page.sessions] == [{"k": 1}, {"user:c": 3}]
