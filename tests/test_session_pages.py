@@ -242,9 +242,17 @@ async def test_migrate_backfills_the_creation_index(redis_session_service: Redis
     await svc.client.delete(svc.keys.user_created_index(APP, "u"), svc.keys.user_created_index(APP, "v"))
     await svc.client.delete(svc.keys.app_created_index(APP))
     new = (await svc.create_session(app_name=APP, user_id="u")).id
+    # creation indexes written by a version that indexed new sessions into an absent index
+    for index, member in (
+        (svc.keys.user_created_index(APP, "u"), svc.keys.session_member(new)),
+        (svc.keys.app_created_index(APP), svc.keys.app_index_member("u", new)),
+    ):
+        await svc.client.zadd(index, {member: 1e10})
     assert await walk(svc, 2, user=None) == [new]
     stats = await backfill_created_index(svc, batch=2)
     assert (stats.sessions, stats.added, stats.gone) == (5, 4, 0)
+    created = await svc.client.zscore(svc.keys.user_created_index(APP, "u"), svc.keys.session_member(new))
+    assert created == 1e10  # NX: an entry that exists is kept
     assert await walk(svc, 2, user=None) == ["old", *ids, new]
     assert await walk(svc, 1) == ["old", ids[0], ids[2], new]
     again = await backfill_created_index(svc)
@@ -262,6 +270,31 @@ async def test_missing_creation_index_is_rebuilt(redis_session_service: RedisSes
     assert await svc.client.zcard(svc.keys.user_created_index(APP, "u")) == 1
     assert await walk(svc, 2, user=None) == ids[:2]
     assert await svc.client.zcard(svc.keys.app_created_index(APP)) == 2
+
+
+@pytest.mark.parametrize("via", ["create", "restore"])
+async def test_sessions_created_after_the_index_expired_are_not_hidden(
+    redis_session_service: RedisSessionService, via: str
+) -> None:
+    """The creation index expired (TTL: refreshed at creates only) while older sessions live on; a new
+    session must not start a fresh index that hides them: the next page rebuilds it whole."""
+    svc = redis_session_service
+    ids = [(await svc.create_session(app_name=APP, user_id="u")).id for _ in range(3)]
+    await svc.client.delete(svc.keys.user_created_index(APP, "u"), svc.keys.app_created_index(APP))
+    if via == "create":
+        ids.append((await svc.create_session(app_name=APP, user_id="u")).id)
+    else:
+        await restore(svc, "r", 2e9)
+        ids.append("r")
+    assert await walk(svc, 2) == ids
+    assert await walk(svc, 3, user=None) == ids
+    # a user or app without sessions starts its index with its first session
+    first = await svc.create_session(app_name="fresh", user_id="w")
+    assert await svc.client.zcard(svc.keys.user_created_index("fresh", "w")) == 1
+    assert (
+        await svc.client.zscore(svc.keys.app_created_index("fresh"), svc.keys.app_index_member("w", first.id))
+        is not None
+    )
 
 
 async def test_fallback_pages_over_memory_during_outage(prefix: str) -> None:
