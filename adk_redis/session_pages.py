@@ -7,7 +7,10 @@ listing indexes: escaped session id, or ``<user>:<session>`` app-wide):
   ``app_created_index``), scored by the session's creation time, written by
   create/restore and removed by delete (nothing on the append path).  Oldest first.
   A session's entry never moves, so a keyset traversal returns every session that
-  existed when it began and was not deleted exactly once.
+  existed when it began and was not deleted exactly once.  With a TTL the creation indexes
+  expire like the listing indexes but are refreshed at creates only: a missing one is left
+  missing by creates (unless the session is the first of its listing) and rebuilt whole by
+  the next page (:func:`rebuild_created_index`).
 * ``"updated"``: the listing indexes (scored by last update), most recent first.  A
   session updated during a traversal moves to the front: it may be missed or seen twice.
 
