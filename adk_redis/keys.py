@@ -126,7 +126,7 @@ class KeySchema:
         return f"{self.prefix}:session:{{{escape(app_name)}}}"
 
     def session(self, app_name: str, user_id: str, session_id: str) -> SessionKeys:
-        base = f"{self._user_tag(app_name, user_id)}:s:{escape(session_id)}"
+        base = self.session_meta(app_name, user_id, session_id)
         return SessionKeys(
             meta=base,
             log=f"{base}:log",

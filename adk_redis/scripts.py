@@ -78,20 +78,25 @@ redis.call('HSET', KEYS[1], F_C, now, F_U, now, F_R, '0', F_N, '0', F_L, '', F_V
 for _ = 1, ns do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]); i = i + 2 end
 for _ = 1, nu do redis.call('HSET', KEYS[2], ARGV[i], ARGV[i + 1]); i = i + 2 end
 redis.call('ZADD', KEYS[3], now, ARGV[3])
-redis.call('ZADD', KEYS[4], now, ARGV[3])
+-- A creation index is written while it exists or the listing index holds no other session; else it
+-- is missing (expired: the TTL is refreshed at creates only; or older than creation indexes) and
+-- stays so: the next order="created" page rebuilds it whole, this session included.
+local function created(index, listing, member)
+  if redis.call('EXISTS', index) == 1 or redis.call('ZCARD', listing) <= 1 then
+    redis.call('ZADD', index, now, member)
+    if ttl > 0 then redis.call('PEXPIRE', index, ttl) end
+  end
+end
+created(KEYS[4], KEYS[3], ARGV[3])
 if ttl > 0 then
   redis.call('PEXPIRE', KEYS[1], ttl)
   redis.call('PEXPIRE', KEYS[3], ttl)
-  redis.call('PEXPIRE', KEYS[4], ttl)
 end
 if #KEYS >= 7 then
   for _ = 1, na do redis.call('HSET', KEYS[5], ARGV[i], ARGV[i + 1]); i = i + 2 end
   redis.call('ZADD', KEYS[6], now, ARGV[4])
-  redis.call('ZADD', KEYS[7], now, ARGV[4])
-  if ttl > 0 then
-    redis.call('PEXPIRE', KEYS[6], ttl)
-    redis.call('PEXPIRE', KEYS[7], ttl)
-  end
+  created(KEYS[7], KEYS[6], ARGV[4])
+  if ttl > 0 then redis.call('PEXPIRE', KEYS[6], ttl) end
   app = redis.call('HGETALL', KEYS[5])
 end
 return {1, redis.call('HGETALL', KEYS[2]), app}
@@ -205,8 +210,11 @@ return {1, newrev, ts}
 APP_TOUCH = r"""
 for i = 4, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
 for k = 2, #KEYS do
-  redis.call('ZADD', KEYS[k], ARGV[1], ARGV[2])
-  if tonumber(ARGV[3]) > 0 then redis.call('PEXPIRE', KEYS[k], ARGV[3]) end
+  -- the creation index (k = 3): only while it exists or the app has no other session (CREATE_SESSION)
+  if k == 2 or redis.call('EXISTS', KEYS[k]) == 1 or redis.call('ZCARD', KEYS[2]) <= 1 then
+    redis.call('ZADD', KEYS[k], ARGV[1], ARGV[2])
+    if tonumber(ARGV[3]) > 0 then redis.call('PEXPIRE', KEYS[k], ARGV[3]) end
+  end
 end
 return 1
 """
@@ -303,14 +311,16 @@ if #KEYS >= 10 then
   redis.call('ZADD', KEYS[8], upd, ARGV[5])
   if ttl > 0 then redis.call('PEXPIRE', KEYS[8], ttl) end
 end
--- creation indexes, scored by the creation time
-local uc = #KEYS >= 10 and 9 or 8
-redis.call('ZADD', KEYS[uc], ARGV[1], ARGV[4])
-if ttl > 0 then redis.call('PEXPIRE', KEYS[uc], ttl) end
-if #KEYS >= 10 then
-  redis.call('ZADD', KEYS[10], ARGV[1], ARGV[5])
-  if ttl > 0 then redis.call('PEXPIRE', KEYS[10], ttl) end
+-- creation indexes, scored by the creation time; as in CREATE_SESSION, one that is missing while
+-- the listing index holds other sessions stays missing (the next page rebuilds it)
+local function created(index, listing, member)
+  if redis.call('EXISTS', index) == 1 or redis.call('ZCARD', listing) <= 1 then
+    redis.call('ZADD', index, ARGV[1], member)
+    if ttl > 0 then redis.call('PEXPIRE', index, ttl) end
+  end
 end
+created(KEYS[#KEYS >= 10 and 9 or 8], KEYS[7], ARGV[4])
+if #KEYS >= 10 then created(KEYS[10], KEYS[8], ARGV[5]) end
 return 1
 """
 
@@ -362,15 +372,19 @@ return range(p, p + n)
 
 # The records of a listing or a page, for sessions of one user (one slot): the user state and,
 # per session, only what a listing returns (no write revisions, no event fields).
-# KEYS: user_state, meta...
-# Returns {user_state pairs | {'!', error}, then per meta: {} (missing) | {'!', error} (wrong type) |
-#          {updated, revision, state field/value pairs ("s."-prefixed)...}}.
+# KEYS: user_state, [app_state (standalone servers: ARGV[1] = 'app')], meta...
+# Returns {user_state pairs | {'!', error}, [app_state likewise], then per meta: {} (missing) |
+#          {'!', error} (wrong type) | {updated, revision, state field/value pairs ("s."-prefixed)...}}.
 LIST_SUMMARIES = LUA_PRELUDE + r"""
 local out = {}
-local us = redis.pcall('HGETALL', KEYS[1])
-if us.err then out[1] = {'!', us.err} else out[1] = us end
+local first = 2
+if ARGV[1] == 'app' then first = 3 end
+for k = 1, first - 1 do
+  local h = redis.pcall('HGETALL', KEYS[k])
+  if h.err then out[k] = {'!', h.err} else out[k] = h end
+end
 local np = #P_STATE
-for k = 2, #KEYS do
+for k = first, #KEYS do
   local h = redis.pcall('HGETALL', KEYS[k])
   if h.err then
     out[k] = {'!', h.err}

@@ -553,6 +553,18 @@ class RedisSessionService(BaseSessionService):
                 if isinstance(r, BaseException) and not isinstance(r, ResponseError):
                     raise r
             return list(calls_done)
+        if len(calls) == 1:  # one user's sessions: one script reads the app state too
+            u, sids = calls[0]
+            keys = [self.keys.user_state(app_name, u), self.keys.app_state(app_name)]
+            keys += [self.keys.session_meta(app_name, u, s) for s in sids]
+            try:
+                reply = await self._list_script(keys=keys, args=["app"])
+            except ResponseError as exc:  # contained as in the pipeline below
+                return [exc, exc]
+            app_raw = reply[1]
+            if app_raw[:1] == [b"!"] or app_raw[:1] == ["!"]:
+                app_raw = ResponseError(text(app_raw[1]))
+            return [app_raw, [reply[0], *reply[2:]]]
         sha = self._list_script.sha
         for attempt in (1, 2):
             pipe = self.client.pipeline(transaction=False)
