@@ -102,6 +102,14 @@ end
 return {1, redis.call('HGETALL', KEYS[2]), app}
 """
 
+# Brings one session record to the current format (``adk-redis migrate``; the session scripts
+# also do it on their first touch).  KEYS: meta, log, ids, times, legacy_events, legacy_times
+# Returns 1 when the session exists.
+UPGRADE_SESSION = _SESSION_EVENTS + r"""
+upgrade()
+return redis.call('EXISTS', KEYS[1])
+"""
+
 # KEYS: meta, log, ids, times, legacy_events, legacy_times, user_state, user_index,
 #       [app_state, app_index]
 # ARGV: marker, session_last_update, session_last_event_id, event_id, payload,

@@ -227,6 +227,7 @@ class RedisSessionService(BaseSessionService):
         self._delete = self.client.register_script(scripts.DELETE_SESSION)
         self._app_touch = self.client.register_script(scripts.APP_TOUCH)
         self._restore = self.client.register_script(scripts.RESTORE_SESSION)
+        self._upgrade = self.client.register_script(scripts.UPGRADE_SESSION)
         self._page = self.client.register_script(scripts.PAGE_INDEX)
         self._list_script = self.client.register_script(scripts.LIST_SUMMARIES)
 
@@ -796,6 +797,12 @@ class RedisSessionService(BaseSessionService):
                 {self.keys.app_index_member(session.user_id, session.id): float(args[0])},
             )
         return written
+
+    async def upgrade_record(self, *, app_name: str, user_id: str, session_id: str) -> bool:
+        """Rewrite a session stored in an older record format in the current one (``adk-redis
+        migrate``; reads and appends also do it on first touch).  False when it does not exist."""
+        sk = self.keys.session(app_name, user_id, session_id)
+        return bool(await self._upgrade(keys=sk.script_keys, args=[]))
 
     # -- lifecycle -------------------------------------------------------------
     async def ping(self) -> bool:

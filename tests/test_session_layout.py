@@ -168,3 +168,24 @@ async def test_format2_keys_and_delete(redis_session_service: RedisSessionServic
     assert not await c.exists(sk.legacy_events) and not await c.exists(sk.legacy_times)
     await svc.delete_session(app_name="app", user_id="u", session_id="k")
     assert not await c.exists(*sk.all)
+
+
+async def test_migrate_rewrites_format1_records(redis_session_service: RedisSessionService) -> None:
+    """``adk-redis migrate`` (its backfill step) rewrites every format-1 record; a re-run rewrites none."""
+    from adk_redis.admin.migrate import backfill_created_index
+
+    svc = redis_session_service
+    for sid in ("m1", "m2"):
+        await _plant_format1(svc, sid, [_event(i, 4000.0 + i) for i in range(3)], {"k": '"v"'})
+    fresh = await svc.create_session(app_name="app", user_id="u", session_id="m3")
+    await svc.append_event(fresh, _event(0, 5000.0))
+    stats = await backfill_created_index(svc)
+    assert stats.upgraded == 2
+    for sid in ("m1", "m2"):
+        sk = svc.keys.session("app", "u", sid)
+        assert text(await svc.client.hget(sk.meta, "_v")) == "2"
+        assert await svc.client.llen(sk.log) == 3 and not await svc.client.exists(sk.legacy_events)
+    assert (await backfill_created_index(svc)).upgraded == 0
+    got = await svc.get_session(app_name="app", user_id="u", session_id="m1")
+    assert got is not None and [e.id for e in got.events] == ["e0", "e1", "e2"] and got.state == {"k": "v"}
+    assert not await svc.upgrade_record(app_name="app", user_id="u", session_id="nope")

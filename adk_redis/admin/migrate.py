@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass
 from urllib.parse import urlsplit
 
 from ..codec import text
-from ..session_layout import CREATED
+from ..session_layout import CREATED, FORMAT_VERSION, VERSION
 from ..session_service import RedisSessionService
 from ..url import redact_url as redact
 from .common import EXIT_DATA, EXIT_FILE, EXIT_OK, EXIT_PROBLEM, CliError, Progress, Result, plural
@@ -76,14 +76,16 @@ class BackfillStats:
     added: int = 0
     gone: int = 0
     unreadable: int = 0
+    upgraded: int = 0  # records rewritten from an older format (session_layout.FORMAT_VERSION)
 
 
 async def backfill_created_index(
     svc: RedisSessionService, *, batch: int = 500, progress: Callable[[int], None] | None = None
 ) -> BackfillStats:
     """Add every session of the user indexes to the creation indexes (user and app), scored by its
-    meta's creation time (``_c``).  Idempotent (``ZADD NX``): a re-run adds nothing.  The user
-    indexes are found with SCAN: an admin tool."""
+    meta's creation time (``_c``), and rewrite records of an older format in the current one.
+    Idempotent (``ZADD NX``): a re-run adds nothing.  The user indexes are found with SCAN: an
+    admin tool."""
     from .sessions import index_tags
 
     stats = BackfillStats()
@@ -99,8 +101,14 @@ async def backfill_created_index(
                 pipe = svc.client.pipeline(transaction=False)
                 for m in chunk:
                     sid = svc.keys.parse_session_member(m)
-                    pipe.hget(svc.keys.session(app, user, sid).meta, CREATED)
-                created = await pipe.execute(raise_on_error=False)
+                    pipe.hmget(svc.keys.session(app, user, sid).meta, [CREATED, VERSION])
+                replies = await pipe.execute(raise_on_error=False)
+                created = [r if isinstance(r, Exception) else r[0] for r in replies]
+                for m, r in zip(chunk, replies, strict=True):  # records of an older format: rewrite
+                    if isinstance(r, Exception) or r[0] is None or text(r[1] or "") == FORMAT_VERSION:
+                        continue
+                    sid = svc.keys.parse_session_member(m)
+                    stats.upgraded += await svc.upgrade_record(app_name=app, user_id=user, session_id=sid)
                 mine: dict[str, float] = {}
                 appwide: dict[str, float] = {}
                 for m, c in zip(chunk, created, strict=True):
@@ -154,6 +162,7 @@ async def cmd_migrate(svc: RedisSessionService, args: argparse.Namespace) -> Res
         f"migrated, filled {plural(run.state_fields, 'app/user state field')}",
         f"total: {prog.migrated} migrated, {plural(prog.invalid, 'unreadable key')}; migration {state}",
         f"creation index: {plural(backfill.added, 'session')} added of {backfill.sessions} "
-        f"({backfill.gone} gone, {backfill.unreadable} without a creation time)",
+        f"({backfill.gone} gone, {backfill.unreadable} without a creation time); "
+        f"{plural(backfill.upgraded, 'session record')} rewritten in the current format",
     ]
     return Result({**prog.as_dict(), "created_index": asdict(backfill)}, lines)
