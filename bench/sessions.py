@@ -358,7 +358,21 @@ async def run_scale(url: str, run_id: str, iterations: int, budget: float) -> di
             assert tail is not None and len(tail.events) == 10
             for i in Budget(iterations, budget):
                 await measure(append, svc.append_event(tail, make_event(n + 2 * i + 1)))
-            row.update(get_full=full.summary(), get_recent=recent.summary(), append=append.summary())
+            # the same session in ADK's InMemorySessionService (a deep copy per event on get_session)
+            mem = InMemorySessionService()
+            held = await mem.create_session(app_name=APP, user_id="scale", session_id=sid)
+            for ev in events:
+                await mem.append_event(held, ev)
+            del held
+            gc.collect()
+            mem_full = Samples()
+            for _ in Budget(min(iterations, 100 if n <= 1000 else 20), budget, floor=10):
+                await measure(mem_full, mem.get_session(app_name=APP, user_id="scale", session_id=sid))
+            del mem
+            row.update(
+                get_full=full.summary(), get_recent=recent.summary(), append=append.summary(),
+                memory_get_full=mem_full.summary(),
+            )
             out[str(n)] = row
             log(f"  {n:,} events: {row}")
         # bytes per session: 1,000 sessions with two state keys and no events (record + index entries)
@@ -388,14 +402,15 @@ def _index_keys(svc: RedisSessionService) -> list[str]:
 
 def scale_markdown(scale: dict[str, Any]) -> str:
     lines = [
-        "| session length | get_session, full | last 10 events | append_event | Redis bytes / event "
-        "| event JSON bytes | ratio |",
-        "|---|--:|--:|--:|--:|--:|--:|",
+        "| session length | get_session, full | ADK InMemory, full | last 10 events | append_event "
+        "| Redis bytes / event | event JSON bytes | ratio |",
+        "|---|--:|--:|--:|--:|--:|--:|--:|",
     ]
     for n in SCALE_EVENTS:
         r = scale[str(n)]
         lines.append(
-            f"| {n:,} events | {fmt(r['get_full']['p50_us'])} | {fmt(r['get_recent']['p50_us'])} "
+            f"| {n:,} events | {fmt(r['get_full']['p50_us'])} | {fmt(r['memory_get_full']['p50_us'])} "
+            f"| {fmt(r['get_recent']['p50_us'])} "
             f"| {fmt(r['append']['p50_us'])} | {r['redis_bytes_per_event']:.0f} "
             f"| {r['json_bytes_per_event']:.0f} "
             f"| {r['redis_bytes_per_event'] / r['json_bytes_per_event']:.2f}× |"
