@@ -311,6 +311,13 @@ class LoopLocalClient:
             if inspect.iscoroutine(awaitable):
                 awaitable.close()
             awaitable = getattr(self.current, name)(*args, **kwargs)
+        client = self.current
+        if getattr(client, "_initialize", False) is True and hasattr(client, "nodes_manager"):
+            # redis-py's async RedisCluster, before its first command: its commands racing the lazy
+            # initialization lose connections ("'NoneType' object has no attribute 'writelines'",
+            # "Connection closed by server") about once per 40 concurrent first commands; each
+            # caller awaiting initialize() (locked, once) first does not (tests/test_cluster.py).
+            awaitable = self._initialized_first(client, awaitable)
         deadline = self.deadline
         if not deadline or _timeout is None:
             return await _within(awaitable, deadline, name)
@@ -321,6 +328,11 @@ class LoopLocalClient:
             raise RedisUnavailableError(
                 f"Redis did not answer {name} within {deadline:g} s (REDIS_OPERATION_TIMEOUT)"
             ) from exc
+
+    @staticmethod
+    async def _initialized_first(client: Any, awaitable: Awaitable[T]) -> T:
+        await client.initialize()
+        return await awaitable
 
     def register_script(self, script: str | bytes) -> Any:
         """A redis-py Script run through this proxy (on the calling loop's client, within the deadline)."""

@@ -191,6 +191,10 @@ class KeySchema:
         """Glob of every session index: per user (``session:{a:u}:index``) and per app (``{a}``)."""
         return f"{self.prefix}:session:{{*}}:index"
 
+    def created_index_pattern(self) -> str:
+        """Glob of every creation index (``order="created"`` pages), per user and per app."""
+        return f"{self.prefix}:session:{{*}}:created"
+
     def session_meta_pattern(self) -> str:
         """Glob of every session record key (also matches its ``:log`` / ``:ids`` / ... keys: filter with
         :meth:`parse_key`)."""

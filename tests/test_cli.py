@@ -341,7 +341,8 @@ def test_doctor_checks_the_key_space(capsys: pytest.CaptureFixture[str]) -> None
         status = _status(data)
         assert code == 1 and status["key space"] == "warn" and status["stored sessions"] == "warn"
         detail = {c["check"]: c["detail"] for c in data["checks"]}
-        assert detail["key space"].startswith("2 index entries of gone sessions")  # user and app index
+        # user and app listing indexes, user and app creation indexes
+        assert detail["key space"].startswith("4 index entries of gone sessions")
         assert "1 of 2 sampled sessions do not decode" in detail["stored sessions"]
         assert f"a/u:2/{bad_id}" in detail["stored sessions"]  # what the operator needs for sessions show
         assert status["stored values"] == "warn" and "'app:planted'" in detail["stored values"]

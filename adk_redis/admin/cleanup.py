@@ -22,7 +22,8 @@ async def cmd_cleanup(svc: RedisSessionService, args: argparse.Namespace) -> Res
         report.history_entries, "expired session-history entry", "expired session-history entries"
     )
     lines = [
-        f"{verb} {report.user_index_entries} user-index and {entries} of expired/deleted sessions",
+        f"{verb} {report.user_index_entries} user-index and {entries} of expired/deleted sessions "
+        f"(and {plural(report.created_index_entries, 'creation-index entry', 'creation-index entries')})",
         f"{verb} {memory} and {history} ({plural(report.indexes_scanned, 'index', 'indexes')} scanned)",
     ]
     if args.verbose:

@@ -100,7 +100,7 @@ async def cmd_doctor(svc: RedisSessionService, args: argparse.Namespace, url: st
     check("tls", *_tls(url))
 
     dangling = await cleanup(svc, RedisMemoryService(client=svc.client, settings=svc.settings), dry_run=True)
-    stale = dangling.user_index_entries + dangling.app_index_entries
+    stale = dangling.user_index_entries + dangling.app_index_entries + dangling.created_index_entries
     expired = dangling.memory_entries + dangling.history_entries
     if stale or expired:
         check(

@@ -28,6 +28,7 @@ class CleanupReport:
     dry_run: bool
     user_index_entries: int = 0
     app_index_entries: int = 0
+    created_index_entries: int = 0  # user and app creation indexes (order="created" pages)
     memory_entries: int = 0
     history_entries: int = 0
     indexes_scanned: int = 0
@@ -44,6 +45,7 @@ class CleanupReport:
             "dry_run": self.dry_run,
             "user_index_entries": self.user_index_entries,
             "app_index_entries": self.app_index_entries,
+            "created_index_entries": self.created_index_entries,
             "memory_entries": self.memory_entries,
             "history_entries": self.history_entries,
             "indexes_scanned": self.indexes_scanned,
@@ -75,13 +77,29 @@ async def _prune_index(
 
 
 async def cleanup_sessions(svc: RedisSessionService, report: CleanupReport) -> None:
-    """Drop user/app index entries whose session expired or was deleted elsewhere."""
-    for key in await _scan(svc.client, svc.keys.index_pattern()):
+    """Drop user/app index entries (listing and creation indexes) whose session expired or was
+    deleted elsewhere."""
+    keys = await _scan(svc.client, svc.keys.index_pattern())
+    keys += await _scan(svc.client, svc.keys.created_index_pattern())
+    for key in keys:
         parsed = svc.keys.parse_key(key)
         if parsed is None or parsed.app is None:
             continue
         app = parsed.app
-        if parsed.kind == "user_index" and parsed.owner is not None:
+        if parsed.kind == "user_created_index" and parsed.owner is not None:
+            report.scanned()
+            user = parsed.owner
+            members = [text(m) for m in await svc.client.zrange(key, 0, -1)]
+            metas = [svc.keys.session_meta(app, user, svc.keys.parse_session_member(m)) for m in members]
+            gone = await _prune_index(svc, key, members, metas, report.dry_run)
+            report.created_index_entries += len(gone)
+        elif parsed.kind == "app_created_index":
+            report.scanned()
+            members = [text(m) for m in await svc.client.zrange(key, 0, -1)]
+            metas = [svc.keys.session_meta(app, *svc.keys.parse_app_index_member(m)) for m in members]
+            gone = await _prune_index(svc, key, members, metas, report.dry_run)
+            report.created_index_entries += len(gone)
+        elif parsed.kind == "user_index" and parsed.owner is not None:
             report.scanned()
             user = parsed.owner
             members = [text(m) for m in await svc.client.zrange(key, 0, -1)]
