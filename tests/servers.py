@@ -331,3 +331,14 @@ class SentinelProcess:
             self.proc.wait(5)
         self.proc = None
         shutil.rmtree(self.dir, ignore_errors=True)
+
+
+async def start_together(client: Any, key: str, parties: int, give_up_at: float) -> None:
+    """A barrier for writer processes: each INCRs ``key`` and waits until all ``parties`` have
+    (spawning and importing can take longer than any fixed delay on a busy 2-core machine);
+    at ``give_up_at`` it stops waiting."""
+    import asyncio
+
+    await client.incr(key)
+    while int(await client.get(key)) < parties and time.time() < give_up_at:
+        await asyncio.sleep(0.005)

@@ -13,6 +13,7 @@ from google.adk.events.event_actions import EventActions
 from google.genai import types
 
 from adk_redis import RedisSessionService
+from tests.servers import start_together
 
 WORKERS = 4
 APPENDS = 40
@@ -34,7 +35,7 @@ def worker(url: str, prefix: str, session_id: str, own_session: str, wid: int, s
     async def main() -> int:
         svc = RedisSessionService(url, key_prefix=prefix)
         await svc.ping()
-        await asyncio.sleep(max(0.0, start_at - time.time()))  # start together
+        await start_together(svc.client, f"{prefix}:test:barrier", WORKERS, start_at)
         retries = 0
         session = await svc.get_session(app_name="app", user_id="u", session_id=session_id)
         own = await svc.get_session(app_name="app", user_id="u", session_id=own_session)
@@ -67,7 +68,7 @@ async def test_processes_lose_nothing(redis_url: str, prefix: str, real_client: 
     ctx = mp.get_context("spawn")
     with ctx.Pool(WORKERS) as pool:
         retries = pool.starmap(
-            worker, [(redis_url, prefix, shared.id, owns[i].id, i, time.time() + 3) for i in range(WORKERS)]
+            worker, [(redis_url, prefix, shared.id, owns[i].id, i, time.time() + 60) for i in range(WORKERS)]
         )
     got = await svc.get_session(app_name="app", user_id="u", session_id=shared.id)
     assert got is not None

@@ -10,6 +10,7 @@ from typing import Any
 
 from adk_redis import RedisSessionService
 from adk_redis.errors import MergeConflictError
+from tests.servers import start_together
 from tests.test_session_concurrency import _event
 
 PROCESSES = 8
@@ -24,7 +25,7 @@ def disjoint_writer(url: str, prefix: str, session_id: str, wid: int, start_at: 
         svc = RedisSessionService(url, key_prefix=prefix, stale_policy="merge")
         session = await svc.get_session(app_name="app", user_id="u", session_id=session_id)
         assert session is not None
-        await asyncio.sleep(max(0.0, start_at - time.time()))
+        await start_together(svc.client, f"{prefix}:test:barrier1", PROCESSES, start_at)
         errors = caught_up = 0
         for j in range(APPENDS):
             before = len(session.events)
@@ -46,7 +47,7 @@ def counter_writer(url: str, prefix: str, session_id: str, start_at: float) -> d
         svc = RedisSessionService(url, key_prefix=prefix, stale_policy="merge")
         session = await svc.get_session(app_name="app", user_id="u", session_id=session_id)
         assert session is not None
-        await asyncio.sleep(max(0.0, start_at - time.time()))
+        await start_together(svc.client, f"{prefix}:test:barrier2", PROCESSES, start_at)
         acked = rejected = 0
         for j in range(INCREMENTS):
             value = int(session.state.get("counter", 0)) + 1
@@ -70,7 +71,7 @@ async def test_disjoint_writers_all_stored(redis_url: str, prefix: str, real_cli
     s = await svc.create_session(app_name="app", user_id="u")
     with mp.get_context("spawn").Pool(PROCESSES) as pool:
         results = pool.starmap(
-            disjoint_writer, [(redis_url, prefix, s.id, w, time.time() + 4) for w in range(PROCESSES)]
+            disjoint_writer, [(redis_url, prefix, s.id, w, time.time() + 60) for w in range(PROCESSES)]
         )
     got = await svc.get_session(app_name="app", user_id="u", session_id=s.id)
     assert got is not None
@@ -88,7 +89,7 @@ async def test_shared_counter_exact(redis_url: str, prefix: str, real_client: An
     svc = RedisSessionService(redis_url, key_prefix=prefix, stale_policy="merge")
     s = await svc.create_session(app_name="app", user_id="u", state={"counter": 0})
     with mp.get_context("spawn").Pool(PROCESSES) as pool:
-        results = pool.starmap(counter_writer, [(redis_url, prefix, s.id, time.time() + 4)] * PROCESSES)
+        results = pool.starmap(counter_writer, [(redis_url, prefix, s.id, time.time() + 60)] * PROCESSES)
     got = await svc.get_session(app_name="app", user_id="u", session_id=s.id)
     assert got is not None
     acked = sum(r["acked"] for r in results)
