@@ -233,6 +233,7 @@ class LoopLocalClient:
         self._factory = factory
         self.deadline = deadline
         self._spare: Any = factory()  # made now: a bad URL fails at construction
+        self._cluster = hasattr(self._spare, "nodes_manager")  # redis-py's async RedisCluster
         self._last: Any = self._spare
         self._clients: dict[asyncio.AbstractEventLoop, Any] = {}
         self._closers: dict[asyncio.AbstractEventLoop, Any] = {}
@@ -311,13 +312,12 @@ class LoopLocalClient:
             if inspect.iscoroutine(awaitable):
                 awaitable.close()
             awaitable = getattr(self.current, name)(*args, **kwargs)
-        client = self.current
-        if getattr(client, "_initialize", False) is True and hasattr(client, "nodes_manager"):
+        if self._cluster and self.current._initialize:
             # redis-py's async RedisCluster, before its first command: its commands racing the lazy
             # initialization lose connections ("'NoneType' object has no attribute 'writelines'",
             # "Connection closed by server") about once per 40 concurrent first commands; each
             # caller awaiting initialize() (locked, once) first does not (tests/test_cluster.py).
-            awaitable = self._initialized_first(client, awaitable)
+            awaitable = self._initialized_first(self.current, awaitable)
         deadline = self.deadline
         if not deadline or _timeout is None:
             return await _within(awaitable, deadline, name)

@@ -32,14 +32,13 @@ from google.adk.sessions.sqlite_session_service import SqliteSessionService
 
 from adk_redis import RedisSessionService
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from sessions import drop_prefix, log  # noqa: E402 - bench/sessions.py: the same cleanup and logging
+
 APP = "bench-pages"
 PAGE = 100
 LIST_SIZE = 200
 STATE = {"topic": "billing", "turn": 0}
-
-
-def log(msg: str) -> None:
-    print(msg, file=sys.stderr, flush=True)
 
 
 async def p50_us(call: Callable[[], Awaitable[Any]], runs: int) -> float:
@@ -82,18 +81,6 @@ async def cursors(svc: RedisSessionService, user: str) -> list[str | None]:
             return out
         cursor = page.next_cursor
         out.append(cursor)
-
-
-async def drop_prefix(client: Any, prefix: str) -> int:
-    n, batch = 0, []
-    async for key in client.scan_iter(match=f"{prefix}:*", count=1000):
-        batch.append(key)
-        if len(batch) >= 1000:
-            n += await client.unlink(*batch)
-            batch = []
-    if batch:
-        n += await client.unlink(*batch)
-    return n
 
 
 async def main_async(args: argparse.Namespace) -> dict[str, Any]:
@@ -160,7 +147,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
                 assert len(listed.sessions) == LIST_SIZE
         report["list"] = {k: statistics.median(v) * 1e6 for k, v in samples.items()}
     finally:
-        log(f"cleanup: {await drop_prefix(svc.client, prefix)} keys")
+        log(f"cleanup: {await drop_prefix(svc.client, f'{prefix}:*')} keys")
         await sqlite.close()
         await svc.close()
     return report

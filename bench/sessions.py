@@ -392,12 +392,8 @@ async def run_scale(url: str, run_id: str, iterations: int, budget: float) -> di
 
 
 def _index_keys(svc: RedisSessionService) -> list[str]:
-    keys = [svc.keys.user_index(APP, "many"), svc.keys.app_index(APP)]
-    for name in ("user_created_index", "app_created_index"):  # the creation indexes, where they exist
-        build = getattr(svc.keys, name, None)
-        if build is not None:
-            keys.append(build(APP, "many") if name.startswith("user") else build(APP))
-    return keys
+    k, u = svc.keys, "many"
+    return [k.user_index(APP, u), k.user_created_index(APP, u), k.app_index(APP), k.app_created_index(APP)]
 
 
 def scale_markdown(scale: dict[str, Any]) -> str:
