@@ -1,16 +1,50 @@
-"""adk_redis: Redis persistence for Google's Agent Development Kit (ADK)."""
+"""adk_redis: Redis persistence for Google's Agent Development Kit (ADK).
 
-from __future__ import annotations
+Packages by concern: :mod:`adk_redis.sessions`, :mod:`adk_redis.memory`, :mod:`adk_redis.resilience`
+(fallback services), :mod:`adk_redis.store` (the design document's application API),
+:mod:`adk_redis.admin` (the ``adk-redis`` CLI); public modules :mod:`adk_redis.config`,
+:mod:`adk_redis.errors`, :mod:`adk_redis.keys`, :mod:`adk_redis.security`, :mod:`adk_redis.registry`,
+:mod:`adk_redis.telemetry`, :mod:`adk_redis.testing`.
+"""
 
-from .config import ConfigurationError, RedisSettings, load_settings
-from .cross_session import CrossSessionMemory
-from .embeddings import Embedder, GenAIEmbedder, HashingEmbedder, SentenceTransformerEmbedder
-from .errors import AdkRedisError, CorruptedDataError, InvalidCursorError, RedisUnavailableError
-from .facade import (
+from .config import RedisSettings, load_settings
+from .errors import (
+    AccessRefusedError,
+    AdkRedisError,
+    ConfigurationError,
+    CorruptedDataError,
+    InvalidCursorError,
+    InvalidSessionIdError,
+    MergeConflictError,
+    RedisOutOfMemoryError,
+    RedisPermissionError,
+    RedisUnavailableError,
     SessionAccessError,
-    SessionStore,
-    SessionStoreConfig,
+    SessionLimitError,
     UnknownSessionError,
+)
+from .keys import KeySchema
+from .memory import (
+    CrossSessionMemory,
+    Embedder,
+    GenAIEmbedder,
+    HashingEmbedder,
+    RedisMemoryService,
+    SentenceTransformerEmbedder,
+)
+from .registry import register
+from .resilience import (
+    FallbackMemoryService,
+    FallbackSessionService,
+    create_memory_service,
+    create_session_service,
+)
+from .sessions import RedisSessionService, SessionPage
+
+# The design document's examples import these from the top level; the rest of that API
+# (SessionStore, AppConfig, ...) lives in adk_redis.store.
+from .store import (
+    SessionStoreConfig,
     create_session_store,
     get_agent_memory,
     get_config,
@@ -22,23 +56,45 @@ from .facade import (
     store_agent_memory,
     store_user_context,
 )
-from .fallback import (
-    FallbackMemoryService,
-    FallbackSessionService,
-    create_memory_service,
-    create_session_service,
-)
-from .keys import KeySchema
-from .memory_service import RedisMemoryService
-from .registry import register
-from .session_pages import SessionPage
-from .session_service import RedisSessionService
 
 __all__ = [
+    # services
+    "RedisSessionService",
+    "RedisMemoryService",
+    "CrossSessionMemory",
+    "SessionPage",
+    "KeySchema",
+    # embedders
+    "Embedder",
+    "GenAIEmbedder",
+    "HashingEmbedder",
+    "SentenceTransformerEmbedder",
+    # fallback services and factories
+    "FallbackMemoryService",
+    "FallbackSessionService",
+    "create_memory_service",
+    "create_session_service",
+    # settings
+    "RedisSettings",
+    "load_settings",
+    # ADK's service registry hook
+    "register",
+    # errors
+    "AdkRedisError",
+    "AccessRefusedError",
+    "ConfigurationError",
+    "CorruptedDataError",
+    "InvalidCursorError",
+    "InvalidSessionIdError",
+    "MergeConflictError",
+    "RedisOutOfMemoryError",
+    "RedisPermissionError",
+    "RedisUnavailableError",
     "SessionAccessError",
-    "SessionStore",
-    "SessionStoreConfig",
+    "SessionLimitError",
     "UnknownSessionError",
+    # the design document's application API (the rest: adk_redis.store)
+    "SessionStoreConfig",
     "create_session_store",
     "get_agent_memory",
     "get_config",
@@ -49,26 +105,5 @@ __all__ = [
     "shutdown_session_store",
     "store_agent_memory",
     "store_user_context",
-    "AdkRedisError",
-    "CrossSessionMemory",
-    "Embedder",
-    "GenAIEmbedder",
-    "HashingEmbedder",
-    "SentenceTransformerEmbedder",
-    "FallbackMemoryService",
-    "FallbackSessionService",
-    "create_memory_service",
-    "create_session_service",
-    "RedisMemoryService",
-    "ConfigurationError",
-    "CorruptedDataError",
-    "InvalidCursorError",
-    "KeySchema",
-    "RedisSessionService",
-    "SessionPage",
-    "RedisSettings",
-    "RedisUnavailableError",
-    "load_settings",
-    "register",
 ]
 __version__ = "0.1.0"

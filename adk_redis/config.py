@@ -8,8 +8,8 @@ from typing import Any, Literal
 from pydantic import Field, PrivateAttr, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from ._core.url import RedisURL, parse_redis_url, redact_url
 from .errors import ConfigurationError
-from .url import RedisURL, parse_redis_url, redact_url
 
 __all__ = [
     "ConfigurationError",
@@ -47,7 +47,7 @@ class RedisSettings(BaseSettings):
     redis_socket_timeout: float = Field(default=5.0, gt=0)
     redis_connect_timeout: float = Field(default=2.0, gt=0)
     # Deadline of one operation (command, script or pipeline), connection setup and redis-py's retries
-    # included; a stalled server fails it with RedisUnavailableError (adk_redis.connection). 0: none.
+    # included; a stalled server fails it with RedisUnavailableError (adk_redis._core.connection). 0: none.
     redis_operation_timeout: float = Field(default=5.0, ge=0)
     redis_fallback_to_memory: bool = True
     # Circuit breaker of the fallback services: consecutive failures that open it, seconds between PINGs.
@@ -58,7 +58,7 @@ class RedisSettings(BaseSettings):
     # The design API's store (get_session_store()): live sessions allowed (a soft cap checked at creation).
     store_max_sessions: int = Field(default=10_000, ge=1)
     # Stale writers (a session object behind storage): "reject" as DatabaseSessionService, or "merge"
-    # appends whose state keys nobody else wrote since (adk_redis.session_service).
+    # appends whose state keys nobody else wrote since (adk_redis.sessions._service).
     session_stale_policy: Literal["reject", "merge"] = "reject"
     memory_ttl_hours: float = Field(default=72, gt=0)
     knowledge_ttl_hours: float = Field(default=168, gt=0)
@@ -67,7 +67,7 @@ class RedisSettings(BaseSettings):
     # (the rest is ignored and logged, never an error).
     memory_max_terms_per_document: int = Field(default=1000, ge=1)
     memory_max_query_terms: int = Field(default=64, ge=1)
-    # "kid1:<base64 key>,kid0:<base64 old key>": the first encrypts, all decrypt (adk_redis.crypto).
+    # "kid1:<base64 key>,kid0:<base64 old key>": the first encrypts, all decrypt (adk_redis._core.crypto).
     redis_encryption_keys: SecretStr | None = None
     # zlib-compress event / state payloads of at least this many bytes (None/0: never).
     redis_compress_min_bytes: int | None = Field(default=None, ge=1)
@@ -95,7 +95,7 @@ class RedisSettings(BaseSettings):
     def _check_keys(cls, value: SecretStr | None) -> SecretStr | None:
         if value is None or not value.get_secret_value().strip():
             return None
-        from .crypto import parse_keyring
+        from ._core.crypto import parse_keyring
 
         parse_keyring(value.get_secret_value())  # KeyringError messages never contain key material
         return value

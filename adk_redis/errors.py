@@ -52,6 +52,26 @@ class MergeConflictError(AdkRedisError, StaleSessionError):
         self.keys = keys
 
 
+class InvalidSessionIdError(AdkRedisError, ValueError):
+    """A session id rejected by the :class:`adk_redis.security.IdPolicy`."""
+
+
+class AccessRefusedError(AdkRedisError, PermissionError):
+    """The source is flagged for enumerating session ids and refusal is on."""
+
+
+class UnknownSessionError(AdkRedisError, LookupError):
+    """No session with this id exists (create it with ``ensure_session`` first)."""
+
+
+class SessionAccessError(AdkRedisError, PermissionError):
+    """The session belongs to another user (the attempt is counted)."""
+
+
+class SessionLimitError(AdkRedisError):
+    """``max_sessions`` live sessions exist already."""
+
+
 # Error replies caused by stored data of the wrong shape (a foreign key of another Redis type under
 # our prefix, a script tripping over a garbage field).
 _DATA_ERRORS = ("WRONGTYPE", "user_script", "attempt to ")

@@ -92,7 +92,7 @@ class ParsedKey:
 
 @dataclass(frozen=True)
 class SessionKeys:
-    """The keys of one session (all in the ``{app:user}`` hash slot); see :mod:`adk_redis.session_layout`."""
+    """The keys of one session (all in the ``{app:user}`` slot); see :mod:`adk_redis.sessions._layout`."""
 
     meta: str  # HASH: the record's fields (_c, _u, _r, ...) and s.<k> session state
     log: str  # LIST: event payloads in append order (index = sequence number)
@@ -305,7 +305,7 @@ class KeySchema:
         """SET: legacy keys one ``adk-redis migrate`` found unreadable (counted once each)."""
         return f"{self.prefix}:migrate:{escape(name)}:invalid"
 
-    # -- facade / security (adk_redis.facade) ----------------------------------
+    # -- facade / security (adk_redis.store._api) ----------------------------------
     def session_owner(self, app_name: str, session_id: str) -> str:
         """STRING: user id owning a facade session (lookup by session id alone)."""
         return f"{self.prefix}:session:owner:{escape(app_name)}:{escape(session_id)}"

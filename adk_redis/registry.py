@@ -3,7 +3,7 @@
 After :func:`register`, ``--session_service_uri`` and ``--memory_service_uri``
 accept ``redis://``, ``rediss://``, ``unix://``, ``redis+cluster://``,
 ``rediss+cluster://`` and ``redis+sentinel://`` URLs, checked strictly by
-:func:`adk_redis.url.parse_redis_url` (a malformed URI stops ``adk web`` /
+:func:`adk_redis._core.url.parse_redis_url` (a malformed URI stops ``adk web`` /
 ``adk api_server`` with one line).  Three query parameters are consumed here
 and never reach redis-py: ``key_prefix`` (overrides ``REDIS_KEY_PREFIX``) and,
 for sessions, ``session_ttl_hours`` and ``stale_policy`` (the memory factory
@@ -22,14 +22,14 @@ from google.adk.cli.service_registry import ServiceRegistry, get_service_registr
 from google.adk.memory.base_memory_service import BaseMemoryService
 from google.adk.sessions.base_session_service import BaseSessionService
 
+from ._core.url import SCHEMES, RedisURL, parse_redis_url
 from .errors import AdkRedisError, ConfigurationError
-from .url import SCHEMES, RedisURL, parse_redis_url
 
 logger = logging.getLogger("adk_redis.registry")
 
 __all__ = ["SCHEMES", "memory_factory", "register", "session_factory", "split_uri"]
 
-# SCHEMES: the URI schemes register() claims for both session and memory services (adk_redis.url).
+# SCHEMES: the URI schemes register() claims for both session and memory services (adk_redis._core.url).
 
 
 def split_uri(uri: str) -> tuple[str, dict[str, str]]:
@@ -131,7 +131,7 @@ def session_factory(uri: str, **kwargs: Any) -> BaseSessionService:
     Raises:
       ConfigurationError: a malformed URI (``adk web`` / ``adk api_server`` refuse to start).
     """
-    from .session_service import RedisSessionService
+    from .sessions._service import RedisSessionService
 
     checked = _parse(uri)
     params = checked.ours
@@ -153,7 +153,7 @@ def memory_factory(uri: str, **kwargs: Any) -> BaseMemoryService:
     Raises:
       ConfigurationError: a malformed URI.
     """
-    from .memory_service import RedisMemoryService
+    from .memory._service import RedisMemoryService
 
     checked = _parse(uri)  # session_ttl_hours / stale_policy: the same URI serves both
     params = checked.ours

@@ -35,20 +35,12 @@ from google.adk.sessions.base_session_service import (
 from google.adk.sessions.session import Session
 from typing_extensions import override
 
-from .codec import text
-from .errors import AdkRedisError
+from ._core.codec import text
+from .errors import AccessRefusedError, InvalidSessionIdError  # defined in adk_redis.errors
 from .keys import MAX_ID_LENGTH, KeySchema
 
 access_logger = logging.getLogger("adk_redis.access")
 logger = logging.getLogger("adk_redis.security")
-
-
-class InvalidSessionIdError(AdkRedisError, ValueError):
-    """A session id rejected by the :class:`IdPolicy`."""
-
-
-class AccessRefusedError(AdkRedisError, PermissionError):
-    """The source is flagged for enumerating session ids and refusal is on."""
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,7 @@ Every public service operation is wrapped by :func:`traced`:
 * the histogram ``adk_redis.operation.duration`` (seconds);
 * the counter ``adk_redis.operation.errors`` on exceptions;
 * the observable gauge ``adk_redis.fallback.state`` (0 closed, 1 half-open, 2 open)
-  of every live :class:`~adk_redis.fallback.FallbackSessionService`.
+  of every live :class:`~adk_redis.resilience.FallbackSessionService`.
 
 Attributes are ``adk_redis.operation``, ``adk_redis.outcome`` (``ok``,
 ``not_found``, ``error``), ``error.type`` (exception class) and

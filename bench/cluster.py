@@ -28,7 +28,7 @@ from google.adk.events.event import Event  # noqa: E402
 from google.adk.events.event_actions import EventActions  # noqa: E402
 
 from adk_redis import RedisSessionService, load_settings  # noqa: E402
-from adk_redis.fallback import BreakerState, FallbackSessionService  # noqa: E402
+from adk_redis.resilience._fallback import BreakerState, FallbackSessionService  # noqa: E402
 from tests.servers import RedisServer, redis_cluster  # noqa: E402
 
 

@@ -28,7 +28,7 @@ from google.adk.events.event import Event  # noqa: E402
 from google.adk.utils import _model_copy  # noqa: E402
 from sessions import make_event  # type: ignore[import-not-found]  # noqa: E402
 
-from adk_redis.event_decode import fast_decode_event  # noqa: E402
+from adk_redis._core.event_decode import fast_decode_event  # noqa: E402
 
 
 def _per_call_us(fn: Callable[[], Any], batch: int) -> float:

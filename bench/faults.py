@@ -35,7 +35,7 @@ from google.adk.events.event import Event  # noqa: E402
 from google.adk.events.event_actions import EventActions  # noqa: E402
 
 from adk_redis import RedisSessionService, load_settings  # noqa: E402
-from adk_redis.fallback import BreakerState, FallbackSessionService  # noqa: E402
+from adk_redis.resilience._fallback import BreakerState, FallbackSessionService  # noqa: E402
 from tests.servers import RedisServer  # noqa: E402
 
 APP = "bench"

@@ -43,9 +43,9 @@ from google.adk.memory.in_memory_memory_service import InMemoryMemoryService
 from google.adk.sessions.session import Session
 from google.genai import types
 
-from adk_redis.embeddings import HashingEmbedder, SentenceTransformerEmbedder
-from adk_redis.memory_service import RedisMemoryService
-from adk_redis.vector_index import set_support
+from adk_redis.memory._service import RedisMemoryService
+from adk_redis.memory._vectors import set_support
+from adk_redis.memory.embeddings import HashingEmbedder, SentenceTransformerEmbedder
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import locomo as lc  # noqa: E402  (bench/locomo.py, beside this script)

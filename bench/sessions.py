@@ -33,7 +33,7 @@ from google.adk.sessions.in_memory_session_service import InMemorySessionService
 from google.genai import types
 
 from adk_redis import RedisSessionService, RedisSettings
-from adk_redis.connection import create_client
+from adk_redis._core.connection import create_client
 
 BIG = 1000  # events in the "large" session
 LIST_SIZE = 200  # sessions of the listed user

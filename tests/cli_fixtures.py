@@ -13,7 +13,7 @@ import pytest
 import redis
 
 from adk_redis import RedisSessionService
-from adk_redis.cli import main
+from adk_redis.admin.cli import main
 
 
 @dataclass

@@ -10,7 +10,7 @@ import pytest
 import redis.asyncio as aioredis
 from google.adk.memory.in_memory_memory_service import InMemoryMemoryService
 
-from adk_redis.memory_service import RedisMemoryService
+from adk_redis.memory._service import RedisMemoryService
 from tests.memory_helpers import drop_prefix
 from tests.servers import RedisServer, backend_url, redis8_binary, redis62_binary
 

@@ -25,9 +25,9 @@ from google.adk.memory.memory_entry import MemoryEntry
 from google.genai import types
 
 from adk_redis import RedisMemoryService, RedisSessionService, RedisSettings
-from adk_redis.cli import main
-from adk_redis.embeddings import HashingEmbedder
-from adk_redis.facade import SessionStoreConfig, create_session_store
+from adk_redis.admin.cli import main
+from adk_redis.memory.embeddings import HashingEmbedder
+from adk_redis.store._api import SessionStoreConfig, create_session_store
 from tests.servers import redis_server
 
 APP = "shop"

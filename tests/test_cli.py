@@ -18,7 +18,7 @@ from google.adk.events.event_actions import EventActions
 from google.genai import types
 
 from adk_redis import RedisSessionService
-from adk_redis.cli import main, redact
+from adk_redis.admin.cli import main, redact
 from tests.cli_fixtures import Cli
 from tests.servers import redis_cluster, redis_server
 
@@ -59,7 +59,10 @@ def test_stats(cli: Cli) -> None:
 
 def test_stats_help_says_scan_is_admin_only() -> None:
     proc = subprocess.run(
-        [sys.executable, "-m", "adk_redis.cli", "stats", "--help"], capture_output=True, text=True, timeout=60
+        [sys.executable, "-m", "adk_redis.admin.cli", "stats", "--help"],
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert proc.returncode == 0
     help_text = " ".join(proc.stdout.split())
@@ -318,7 +321,7 @@ def test_doctor_checks_the_key_space(capsys: pytest.CaptureFixture[str]) -> None
     """Dangling index entries and an undecodable session are reported; cleanup fixes the former."""
     import asyncio
 
-    from adk_redis.codec import encode_event
+    from adk_redis._core.codec import encode_event
 
     async def prepare(url: str) -> str:
         svc = RedisSessionService(url, key_prefix="dr")

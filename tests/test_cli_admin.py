@@ -10,7 +10,7 @@ from google.adk.memory.memory_entry import MemoryEntry
 from google.genai import types
 
 from adk_redis import RedisSessionService
-from adk_redis.memory_service import RedisMemoryService
+from adk_redis.memory._service import RedisMemoryService
 from tests.cli_fixtures import Cli
 from tests.test_cli import _event
 
@@ -79,7 +79,7 @@ def test_cleanup_removes_dangling_entries_and_expired_memory(cli: Cli) -> None:
 
 def test_cleanup_help_says_scan_is_admin_only() -> None:
     proc = subprocess.run(
-        [sys.executable, "-m", "adk_redis.cli", "cleanup", "--help"],
+        [sys.executable, "-m", "adk_redis.admin.cli", "cleanup", "--help"],
         capture_output=True,
         text=True,
         timeout=60,

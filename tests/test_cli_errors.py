@@ -22,8 +22,8 @@ import pytest
 import redis
 import redis.exceptions
 
+from adk_redis.admin.cli import main
 from adk_redis.admin.common import EXIT_CODES, Progress
-from adk_redis.cli import main
 from tests.servers import free_port, redis_server
 
 ADK_REDIS = Path(sys.executable).parent / "adk-redis"

@@ -16,7 +16,7 @@ from google.adk.sessions.base_session_service import GetSessionConfig
 from redis.asyncio.cluster import RedisCluster
 
 from adk_redis import RedisSessionService
-from adk_redis.connection import is_cluster
+from adk_redis._core.connection import is_cluster
 
 from .servers import RedisServer, redis_cluster
 

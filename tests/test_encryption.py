@@ -14,8 +14,8 @@ from google.adk.events.event_actions import EventActions
 from google.genai import types
 
 from adk_redis import ConfigurationError, CorruptedDataError, RedisSessionService, load_settings
-from adk_redis.codec import PayloadCodec
-from adk_redis.crypto import Keyring, KeyringError, parse_keyring
+from adk_redis._core.codec import PayloadCodec
+from adk_redis._core.crypto import Keyring, KeyringError, parse_keyring
 
 from .conftest import _drop_prefix
 

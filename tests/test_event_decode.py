@@ -16,10 +16,10 @@ from hypothesis import HealthCheck, given, reject, settings
 from hypothesis import strategies as st
 from pydantic import BaseModel, ValidationError
 
-from adk_redis import codec
-from adk_redis.codec import PayloadCodec
+from adk_redis._core import codec
+from adk_redis._core.codec import PayloadCodec
+from adk_redis._core.event_decode import fast_decode_event, plan_coverage
 from adk_redis.errors import CorruptedDataError
-from adk_redis.event_decode import fast_decode_event, plan_coverage
 
 
 def _slow(body: str | bytes) -> Event:
@@ -377,7 +377,7 @@ def test_mutation_is_isolated() -> None:
 
 
 def test_generated_builders() -> None:
-    from adk_redis import event_decode
+    from adk_redis._core import event_decode
 
     for cls in (Event, EventActions, types.Content, types.Part, NodeInfo):
         plan = event_decode._PLANS[cls]
@@ -640,7 +640,7 @@ def test_decode_events_batch_restores_the_garbage_collector() -> None:
     """A long batch pauses the cyclic GC and always restores it (also on a bad record)."""
     import gc
 
-    from adk_redis.codec import PLAIN
+    from adk_redis._core.codec import PLAIN
 
     body = PLAIN.encode_event(Event(id="e", author="user", timestamp=1.0))
     assert gc.isenabled()

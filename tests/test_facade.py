@@ -1,4 +1,4 @@
-"""The design's application API (adk_redis.facade) on fakeredis, a real server and in memory.
+"""The design's application API (adk_redis.store._api) on fakeredis, a real server and in memory.
 
 Every store runs its I/O on its own loop thread, so tests inspect Redis with
 their own clients: a second fakeredis client on the same FakeServer, or a
@@ -45,8 +45,8 @@ from adk_redis import (
     store_agent_memory,
     store_user_context,
 )
-from adk_redis.cross_session import CrossSessionMemory
-from adk_redis.facade import SessionLimitError
+from adk_redis.memory._cross_session import CrossSessionMemory
+from adk_redis.store._api import SessionLimitError
 
 from .servers import free_port
 

@@ -25,7 +25,7 @@ from adk_redis import (
     store_agent_memory,
     store_user_context,
 )
-from adk_redis.facade import SessionStoreConfig
+from adk_redis.store._api import SessionStoreConfig
 
 from .servers import RedisServer
 

@@ -14,7 +14,7 @@ from google.adk.events.event_actions import EventActions
 from google.adk.sessions.in_memory_session_service import InMemorySessionService
 
 from adk_redis import RedisSessionService, RedisUnavailableError, load_settings
-from adk_redis.fallback import (
+from adk_redis.resilience._fallback import (
     BreakerState,
     CircuitBreaker,
     FallbackSessionService,
@@ -251,7 +251,7 @@ async def test_create_memory_service_modes(aof_server: RedisServer, prefix: str)
     from google.adk.memory.in_memory_memory_service import InMemoryMemoryService
 
     from adk_redis import FallbackMemoryService, create_memory_service
-    from adk_redis.memory_service import RedisMemoryService
+    from adk_redis.memory._service import RedisMemoryService
 
     dead = f"redis://127.0.0.1:{free_port()}"
     assert isinstance(await create_memory_service(fast_settings(redis_enabled=False)), InMemoryMemoryService)

@@ -27,7 +27,7 @@ from adk_redis import (
     RedisUnavailableError,
     load_settings,
 )
-from adk_redis.resilience import BreakerState
+from adk_redis.resilience._breaker import BreakerState
 
 from .servers import RedisServer
 

@@ -19,7 +19,7 @@ from google.adk.events.event import Event
 from google.genai import types
 
 from adk_redis import RedisMemoryService
-from adk_redis.embeddings import GenAIEmbedder, HashingEmbedder
+from adk_redis.memory.embeddings import GenAIEmbedder, HashingEmbedder
 
 APP = "app"
 SYNONYMS = {"feline": "cat", "cats": "cat", "kittens": "cat", "pets": "pet"}

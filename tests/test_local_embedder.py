@@ -20,7 +20,7 @@ from google.adk.events.event import Event
 from google.genai import types
 
 from adk_redis import RedisMemoryService
-from adk_redis.embeddings import SentenceTransformerEmbedder, cosine
+from adk_redis.memory.embeddings import SentenceTransformerEmbedder, cosine
 
 pytestmark = pytest.mark.model
 

@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 
 from adk_redis import CorruptedDataError
-from adk_redis.cross_session import CrossSessionMemory, flatten_text
 from adk_redis.keys import KeySchema
+from adk_redis.memory._cross_session import CrossSessionMemory, flatten_text
 from tests.memory_helpers import settings_for
 
 

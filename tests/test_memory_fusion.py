@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from adk_redis import RedisMemoryService
-from adk_redis.embeddings import HashingEmbedder, QueryVectors, fuse
+from adk_redis.memory.embeddings import HashingEmbedder, QueryVectors, fuse
 from tests.memory_helpers import make_session, texts_of
 
 APP = "app"
@@ -93,8 +93,8 @@ async def test_hybrid_search_end_to_end(redis_client: Any, prefix: str) -> None:
 
 
 def test_client_side_cosine_numpy_and_pure_python_agree(monkeypatch: pytest.MonkeyPatch) -> None:
-    from adk_redis import vector_index
-    from adk_redis.embeddings import pack
+    from adk_redis.memory import _vectors as vector_index
+    from adk_redis.memory.embeddings import pack
 
     query = [0.5, -1.0, 2.0]
     stored = {b"a": pack([1.0, 0.0, 0.0]), b"b": pack([0.5, -1.0, 2.0]), b"z": pack([0.0, 0.0, 0.0])}

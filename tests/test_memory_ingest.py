@@ -16,8 +16,8 @@ from google.adk.sessions.session import Session
 from google.genai import types
 
 from adk_redis import RedisMemoryService, RedisSessionService
-from adk_redis.cross_session import CrossSessionMemory
 from adk_redis.errors import RedisOutOfMemoryError
+from adk_redis.memory._cross_session import CrossSessionMemory
 from tests.memory_helpers import make_event, settings_for, texts_of
 from tests.servers import RedisServer
 

@@ -12,7 +12,7 @@ import os
 import pytest
 
 from adk_redis import RedisMemoryService
-from adk_redis.embeddings import SentenceTransformerEmbedder
+from adk_redis.memory.embeddings import SentenceTransformerEmbedder
 from bench import locomo
 from tests.memory_helpers import drop_prefix
 from tests.test_memory_locomo import APP, _dev_file

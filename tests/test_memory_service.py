@@ -10,8 +10,8 @@ from google.adk.memory.memory_entry import MemoryEntry
 from google.genai import types
 
 from adk_redis import CorruptedDataError
-from adk_redis.embeddings import HashingEmbedder
-from adk_redis.memory_service import RedisMemoryService, decode_entry
+from adk_redis.memory._service import RedisMemoryService, decode_entry
+from adk_redis.memory.embeddings import HashingEmbedder
 from tests.memory_helpers import make_event, make_session, settings_for, texts_of
 
 pytest_plugins = ["tests.memory_fixtures"]
@@ -281,8 +281,8 @@ async def test_lua_bm25_matches_python_reference(redis_client: Any, prefix: str)
     import random
 
     from adk_redis.keys import KeySchema
-    from adk_redis.memory_search import SearchIndex
-    from adk_redis.tokenizer import index_terms
+    from adk_redis.memory._search import SearchIndex
+    from adk_redis.memory._tokenizer import index_terms
 
     rnd = random.Random(3)
     vocab = ["apple", "banana", "cherry", "date", "elder", "fig", "grape", "honeydew", "kiwi", "lemon"]

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from adk_redis.tokenizer import document_terms, query_terms, stem, tokenize
+from adk_redis.memory._tokenizer import document_terms, query_terms, stem, tokenize
 
 
 @pytest.mark.parametrize(

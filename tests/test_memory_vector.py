@@ -20,10 +20,10 @@ from google.adk.memory.memory_entry import MemoryEntry
 from google.genai import types
 from redis.exceptions import ResponseError
 
-from adk_redis.embeddings import HashingEmbedder, pack
 from adk_redis.keys import MemoryIndexKeys
-from adk_redis.memory_service import RedisMemoryService
-from adk_redis.vector_index import parse_vsim, rank
+from adk_redis.memory._service import RedisMemoryService
+from adk_redis.memory._vectors import parse_vsim, rank
+from adk_redis.memory.embeddings import HashingEmbedder, pack
 from tests.memory_helpers import drop_prefix, make_event, make_session, settings_for, texts_of
 from tests.servers import REDIS_SERVER, redis8_binary, redis_cluster
 

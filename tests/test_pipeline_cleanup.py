@@ -25,7 +25,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 
 import adk_redis
 from adk_redis import FallbackMemoryService, RedisMemoryService, RedisSessionService, load_settings
-from adk_redis.connection import pool_stats
+from adk_redis._core.connection import pool_stats
 
 from .servers import RedisServer
 from .test_faults import stall

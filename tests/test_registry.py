@@ -25,7 +25,7 @@ from redis.asyncio.cluster import RedisCluster
 
 import adk_redis
 from adk_redis import ConfigurationError, RedisSessionService
-from adk_redis.connection import SUPPORTED_SCHEMES
+from adk_redis._core.connection import SUPPORTED_SCHEMES
 from adk_redis.registry import SCHEMES, memory_factory, session_factory, split_uri
 from tests.servers import SentinelProcess, redis_cluster, redis_server
 
@@ -180,7 +180,7 @@ async def test_sentinel_uri(prefix: str) -> None:
 
 async def test_memory_service_from_uri(redis_url: str, prefix: str, cleanup: None) -> None:
     """``--memory_service_uri redis://...`` builds RedisMemoryService; it stores and finds a session."""
-    from adk_redis.memory_service import RedisMemoryService
+    from adk_redis.memory._service import RedisMemoryService
 
     adk_redis.register()
     memory = create_memory_service_from_options(
@@ -208,7 +208,7 @@ async def test_memory_service_from_uri(redis_url: str, prefix: str, cleanup: Non
 
 
 def test_memory_factory_builds_every_supported_scheme(prefix: str) -> None:
-    from adk_redis.memory_service import RedisMemoryService
+    from adk_redis.memory._service import RedisMemoryService
 
     for uri in (
         "redis://127.0.0.1:6390/0",

@@ -59,7 +59,7 @@ class Backend:
         return svc
 
     def memory(self) -> Any:
-        from adk_redis.memory_service import RedisMemoryService
+        from adk_redis.memory._service import RedisMemoryService
 
         if self.fake is not None:
             svc = RedisMemoryService(client=self.fake, key_prefix=self.prefix)

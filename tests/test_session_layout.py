@@ -2,7 +2,7 @@
 
 Format 1 kept events in a HASH (``<seq> -> payload``, ``#<id> -> seq``) and a ZSET of
 timestamps; format 2 keeps a LIST of payloads, a HASH id -> seq and a LIST of timestamps
-(:mod:`adk_redis.session_layout`).  Records written by earlier releases are planted here
+(:mod:`adk_redis.sessions._layout`).  Records written by earlier releases are planted here
 exactly as the format-1 scripts wrote them.
 """
 
@@ -16,7 +16,7 @@ from google.adk.sessions.base_session_service import GetSessionConfig
 from google.genai import types
 
 from adk_redis import RedisSessionService
-from adk_redis.codec import text
+from adk_redis._core.codec import text
 
 
 def _event(i: int, ts: float, **delta: Any) -> Event:

@@ -15,8 +15,8 @@ from google.adk.sessions.session import Session
 
 from adk_redis import InvalidCursorError, RedisSessionService, SessionPage
 from adk_redis.admin.migrate import backfill_created_index
-from adk_redis.fallback import BreakerState, FallbackSessionService
-from adk_redis.session_service import _listed_session
+from adk_redis.resilience._fallback import BreakerState, FallbackSessionService
+from adk_redis.sessions._service import _listed_session
 from tests.cli_fixtures import Cli
 
 APP = "pages"

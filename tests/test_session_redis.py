@@ -306,7 +306,7 @@ def test_unsupported_scheme() -> None:
 
 
 def test_inline_bytes_are_base64_json() -> None:
-    from adk_redis import codec
+    from adk_redis._core import codec
 
     payload = codec.encode_event(rich_event())
     assert payload.startswith("1:{")

@@ -21,8 +21,8 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from adk_redis import RedisSessionService, telemetry
-from adk_redis.fallback import FallbackSessionService
-from adk_redis.memory_service import RedisMemoryService
+from adk_redis.memory._service import RedisMemoryService
+from adk_redis.resilience._fallback import FallbackSessionService
 
 APP, USER, SID = "app-SECRET", "user-SECRET-42", "sess-SECRET-7"
 

@@ -15,7 +15,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 
 from adk_redis import RedisSessionService, load_settings
 from adk_redis.errors import RedisPermissionError
-from adk_redis.fallback import create_session_service
+from adk_redis.resilience._fallback import create_session_service
 
 from .servers import REDIS_SERVER, RedisServer, free_port, redis_server
 

@@ -16,10 +16,10 @@ import pytest
 
 import adk_redis
 from adk_redis import ConfigurationError, RedisMemoryService, RedisSessionService, load_settings
+from adk_redis._core.url import parse_redis_url, redact_url
 from adk_redis.config import ConfigurationError as ConfigConfigurationError
 from adk_redis.errors import AdkRedisError
 from adk_redis.registry import memory_factory, session_factory
-from adk_redis.url import parse_redis_url, redact_url
 from tests.servers import free_port
 
 ADK = Path(sys.executable).parent / "adk"
@@ -111,7 +111,7 @@ def test_one_redaction_function() -> None:
     assert redact_url("unix:///tmp/r.sock") == "unix:///tmp/r.sock"
     assert redact_url("rediss://h?ssl_password=x&a=b") == "rediss://h?ssl_password=***&a=b"
     assert redact_url("redis+sentinel://:p@a:1,b:2/m") == "redis+sentinel://:***@a:1,b:2/m"
-    from adk_redis import cli
+    from adk_redis.admin import cli
 
     assert cli.redact is redact_url
 
@@ -230,7 +230,7 @@ def test_redis_password_completes_a_url_with_a_user_name(monkeypatch: pytest.Mon
         svc = RedisSessionService(uri, key_prefix="pwtest")
         try:
             await svc.create_session(app_name="a", user_id="u")
-            return adk_redis.codec.text(await svc.client.execute_command("ACL", "WHOAMI"))
+            return adk_redis._core.codec.text(await svc.client.execute_command("ACL", "WHOAMI"))
         finally:
             await svc.close()
 

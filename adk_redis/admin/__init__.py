@@ -1,4 +1,4 @@
-"""The ``adk-redis`` admin commands, one module each; :mod:`adk_redis.cli` parses and dispatches.
+"""The ``adk-redis`` admin commands, one module each; :mod:`adk_redis.admin.cli` parses and dispatches.
 
 - :mod:`.common`: exit codes, ``CliError``, results, progress
 - :mod:`.errors`: exception -> exit code

@@ -9,7 +9,7 @@ Format history ("version 0" is the layout adk_redis upgrades from):
   ``<key_prefix>app_state:<app>`` and user state in
   ``<key_prefix>user_state:<app>:<user>``, each one JSON object.  Every append
   rewrites the whole session document.
-* **v1: adk_redis** (:mod:`adk_redis.keys`, :mod:`adk_redis.scripts`): a meta
+* **v1: adk_redis** (:mod:`adk_redis.keys`, :mod:`adk_redis.sessions._scripts`): a meta
   HASH per session (``_v`` = ``"1"``), events in a HASH as ``"1:" + JSON`` with
   an id index and a timestamp ZSET, per-key HASHes for app and user state,
   user and app session indexes.
@@ -41,9 +41,9 @@ from google.adk.sessions.session import Session
 from google.adk.sessions.state import State
 from pydantic import ValidationError
 
-from .. import codec
-from ..codec import text
-from ..session_service import RedisSessionService
+from .._core import codec
+from .._core.codec import text
+from ..sessions._service import RedisSessionService
 
 ADK_REDIS_DEFAULT_PREFIX = "adk:session:"
 

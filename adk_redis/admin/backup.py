@@ -6,8 +6,8 @@ import argparse
 import sys
 from typing import IO, Any
 
-from ..memory_service import RedisMemoryService
-from ..session_service import RedisSessionService
+from ..memory._service import RedisMemoryService
+from ..sessions._service import RedisSessionService
 from .common import (
     EXIT_DATA,
     EXIT_FILE,

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from ..memory_service import RedisMemoryService
-from ..session_service import RedisSessionService
+from ..memory._service import RedisMemoryService
+from ..sessions._service import RedisSessionService
 from .common import Progress, Result, plural
 from .maintenance import cleanup
 

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import IO, Any
 
-from ..codec import text
+from .._core.codec import text
 
 EXIT_OK = 0
 EXIT_PROBLEM = 1

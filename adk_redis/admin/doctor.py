@@ -14,10 +14,10 @@ from urllib.parse import urlsplit
 
 from redis.exceptions import AuthenticationError, ResponseError
 
-from ..codec import text
-from ..memory_service import RedisMemoryService
-from ..session_service import RedisSessionService
-from ..url import redact_url as redact
+from .._core.codec import text
+from .._core.url import redact_url as redact
+from ..memory._service import RedisMemoryService
+from ..sessions._service import RedisSessionService
 from .common import EXIT_OK, EXIT_PERMISSION, EXIT_PROBLEM, Result, plural, server_info
 from .errors import classify
 from .maintenance import check_sessions, cleanup

@@ -22,14 +22,14 @@ from redis.exceptions import (
     ResponseError,
 )
 
+from .._core.url import redact_url
 from ..errors import (
     ConfigurationError,
     CorruptedDataError,
     RedisOutOfMemoryError,
     RedisPermissionError,
 )
-from ..resilience import UNAVAILABLE_ERRORS
-from ..url import redact_url
+from ..resilience._breaker import UNAVAILABLE_ERRORS
 from .common import (
     EXIT_CONNECTION,
     EXIT_DATA,

@@ -12,11 +12,11 @@ from typing import Any
 
 from google.adk.sessions.base_session_service import GetSessionConfig
 
-from ..codec import text
+from .._core.codec import text
 from ..errors import CorruptedDataError
-from ..memory_search import now_ms
-from ..memory_service import RedisMemoryService
-from ..session_service import RedisSessionService
+from ..memory._search import now_ms
+from ..memory._service import RedisMemoryService
+from ..sessions._service import RedisSessionService
 
 _BATCH = 500
 

@@ -13,16 +13,16 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from urllib.parse import urlsplit
 
-from ..codec import text
-from ..session_layout import CREATED, FORMAT_VERSION, VERSION
-from ..session_service import RedisSessionService
-from ..url import redact_url as redact
+from .._core.codec import text
+from .._core.url import redact_url as redact
+from ..sessions._layout import CREATED, FORMAT_VERSION, VERSION
+from ..sessions._service import RedisSessionService
 from .common import EXIT_DATA, EXIT_FILE, EXIT_OK, EXIT_PROBLEM, CliError, Progress, Result, plural
 
 
 async def cmd_import_from(svc: RedisSessionService, args: argparse.Namespace) -> Result:
     """``import --from``: ADK's SQL session databases or ADK's Redis integration."""
-    from ..connection import create_client
+    from .._core.connection import create_client
     from .adk_stores import adk_redis_records, import_sessions, sql_records
 
     url: str = args.source

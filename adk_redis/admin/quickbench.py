@@ -18,7 +18,7 @@ from google.adk.events.event_actions import EventActions
 from google.adk.sessions.base_session_service import GetSessionConfig
 from google.genai import types
 
-from ..session_service import RedisSessionService
+from ..sessions._service import RedisSessionService
 
 _TEXT = (
     "I'm sorry about the double charge. I've opened a refund for the duplicate payment; "

@@ -11,11 +11,11 @@ from google.adk.events.event import Event
 from google.adk.sessions.session import Session
 from google.adk.sessions.state import State
 
-from ..codec import text
+from .._core.codec import text
 from ..errors import InvalidCursorError
-from ..session_layout import COUNT
-from ..session_pages import MAX_PAGE_LIMIT, PageOrder
-from ..session_service import RedisSessionService
+from ..sessions._layout import COUNT
+from ..sessions._pages import MAX_PAGE_LIMIT, PageOrder
+from ..sessions._service import RedisSessionService
 from .common import EXIT_OK, EXIT_PROBLEM, CliError, Result, iso, plural, server_info
 
 _SCOPED = (State.APP_PREFIX, State.USER_PREFIX, State.TEMP_PREFIX)

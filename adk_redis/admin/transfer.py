@@ -14,7 +14,7 @@ number of records of each type; then one record per line:
     ``knowledge``): its id, stored JSON, index terms, absolute expiry,
     vector (base64 FP32; null with ``--no-vectors``) and ``seq``, its insertion
     sequence number (null: none); restored through the index's own Lua writer
-    (:data:`adk_redis.memory_search.INDEX_PUT`), so ids and BM25 scores are the
+    (:data:`adk_redis.memory._search.INDEX_PUT`), so ids and BM25 scores are the
     same after a restore, and equal scores keep their order (documents of an
     export without ``seq`` are numbered as they are written).
 ``memory_tombstone``
@@ -53,14 +53,14 @@ from google.adk.sessions.state import State
 from pydantic import ValidationError
 from redis.exceptions import ResponseError
 
-from .. import codec
-from ..codec import text
+from .._core import codec
+from .._core.codec import text
 from ..errors import CorruptedDataError
 from ..keys import MAX_ID_LENGTH, MemoryIndexKeys, ParsedKey, escape
-from ..memory_search import INDEX_PUT, MAX_TF, now_ms
-from ..memory_service import RedisMemoryService
-from ..session_layout import CREATED
-from ..session_service import RedisSessionService
+from ..memory._search import INDEX_PUT, MAX_TF, now_ms
+from ..memory._service import RedisMemoryService
+from ..sessions._layout import CREATED
+from ..sessions._service import RedisSessionService
 from .common import Progress
 
 FORMAT = "adk-redis-export"

@@ -1,7 +1,8 @@
 """The design API's store riding out Redis outages: a backend composed of the Redis backend and the
-local backend (:mod:`adk_redis.store_backends`) with the resilience core (:mod:`adk_redis.resilience`).
+local backend (:mod:`adk_redis.store._backends`) with the resilience core
+(:mod:`adk_redis.resilience._breaker`).
 
-Sessions and messages go through a :class:`~adk_redis.fallback.FallbackSessionService` wrapping the two
+Sessions and messages go through a :class:`~adk_redis.resilience.FallbackSessionService` wrapping the two
 backends' session services; its core is the store's core, so the store's own records (owner records,
 failed-attempt counters, user context, agent memory, session history) follow the same breaker and the
 same ordered journal: while Redis is unreachable they are kept by the local backend and journaled; when
@@ -18,9 +19,9 @@ from typing import Any, TypeVar
 
 from google.adk.sessions.base_session_service import BaseSessionService
 
-from .fallback import FallbackSessionService
-from .resilience import Resilience
-from .store_backends import CrossSessionAPI, LocalCrossSession, LocalStoreBackend, RedisStoreBackend
+from ..resilience._breaker import Resilience
+from ..resilience._fallback import FallbackSessionService
+from ._backends import CrossSessionAPI, LocalCrossSession, LocalStoreBackend, RedisStoreBackend
 
 logger = logging.getLogger("adk_redis.facade")
 

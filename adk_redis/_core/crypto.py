@@ -25,7 +25,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from .errors import CorruptedDataError
+from ..errors import CorruptedDataError
 
 _KID_RE = re.compile(r"^[A-Za-z0-9_.\-]{1,32}$")
 _NONCE_LEN = 12

@@ -2,7 +2,7 @@
 
 Ids
 ---
-A search index (:mod:`adk_redis.memory_search`) holds documents of four sources,
+A search index (:mod:`adk_redis.memory._search`) holds documents of four sources,
 told apart by the head of their id; every component is escaped with
 :func:`adk_redis.keys.escape`, so a component never contains ``:``:
 
@@ -60,8 +60,8 @@ from google.adk.memory.memory_entry import MemoryEntry
 from google.genai import types
 from pydantic import ValidationError
 
-from .errors import CorruptedDataError
-from .keys import escape, unescape
+from ..errors import CorruptedDataError
+from ..keys import escape, unescape
 
 if TYPE_CHECKING:
     from google.adk.events.event import Event

@@ -6,7 +6,7 @@ JSON-safe values exactly like ADK's DatabaseSessionService does.
 
 With compression or encryption configured (:class:`PayloadCodec`) a payload may
 instead be the envelope ``"2:<flags>:<kid>:" + base64url(body)`` where flags is
-``z`` (zlib), ``e`` (AES-GCM, key id ``kid``, see :mod:`adk_redis.crypto`) or
+``z`` (zlib), ``e`` (AES-GCM, key id ``kid``, see :mod:`adk_redis._core.crypto`) or
 ``ze``.  Readers accept every format (a plain JSON value never starts with
 ``2:``), so old and new records mix freely.  State *field names* (the state keys)
 are never encrypted: only values are.
@@ -26,11 +26,11 @@ from google.adk.events.event import Event
 from google.adk.sessions import _session_util
 from pydantic import ValidationError
 
-from .errors import CorruptedDataError
+from ..errors import CorruptedDataError
 from .event_decode import fast_decode_event
 
 if TYPE_CHECKING:
-    from .config import RedisSettings
+    from ..config import RedisSettings
     from .crypto import Keyring
 
 FORMAT_VERSION = 1

@@ -1,11 +1,11 @@
-"""Backends of the design API's store (:mod:`adk_redis.facade`): where its records live.
+"""Backends of the design API's store (:mod:`adk_redis.store._api`): where its records live.
 
 A backend carries the ADK session service, the cross-session memory and the store's own records (owner
 of each session id, failed-attempt counters) of one place:
 
 * :class:`RedisStoreBackend`: Redis (``P:session:owner:<a>:<s>``, ``P:facade:security:<a>:...``);
 * :class:`LocalStoreBackend`: this process (memory mode);
-* :class:`~adk_redis.store_fallback.FallbackStoreBackend`: the two composed with the resilience core.
+* :class:`~adk_redis.store._fallback.FallbackStoreBackend`: the two composed with the resilience core.
 
 Every backend has the same methods (:class:`StoreBackend`); the store calls nothing else.
 """
@@ -22,15 +22,15 @@ from google.adk.sessions.base_session_service import BaseSessionService
 from google.adk.sessions.in_memory_session_service import InMemorySessionService
 from pydantic import BaseModel, ConfigDict, Field
 
-from .codec import text
-from .config import RedisSettings
-from .cross_session import CrossSessionMemory
-from .errors import AdkRedisError, RedisUnavailableError
-from .keys import KeySchema, escape, unescape
-from .memory_docs import history_record
-from .resilience import UNAVAILABLE_ERRORS
-from .session_service import RedisSessionService
-from .url import redact_url
+from .._core.codec import text
+from .._core.url import redact_url
+from ..config import RedisSettings
+from ..errors import AdkRedisError, RedisUnavailableError
+from ..keys import KeySchema, escape, unescape
+from ..memory._cross_session import CrossSessionMemory
+from ..memory._docs import history_record
+from ..resilience._breaker import UNAVAILABLE_ERRORS
+from ..sessions._service import RedisSessionService
 
 T = TypeVar("T")
 
@@ -43,7 +43,7 @@ class SessionStoreConfig(BaseModel):
     ``max_sessions`` is a soft cap checked when a session is created (default ``STORE_MAX_SESSIONS``,
     10,000); ``session_ttl_hours`` a sliding TTL (default ``SESSION_TTL_HOURS``; unset: sessions never
     expire); ``cleanup_interval_minutes`` (0: off) runs
-    :meth:`~adk_redis.facade.SessionStore.cleanup_expired_sessions` in the background; ``app_name``
+    :meth:`~adk_redis.store.SessionStore.cleanup_expired_sessions` in the background; ``app_name``
     defaults to the key prefix; a session is *flagged* after ``flag_threshold`` failed (wrong-user)
     accesses.  Fields left unset take the settings' values (:meth:`resolved`).
     """

@@ -2,8 +2,8 @@
 write-back journal and one health loop.
 
 Every fallback in adk_redis is built from it (the session and memory services in
-:mod:`adk_redis.fallback`, the design API's store in :mod:`adk_redis.store_fallback`); none of them
-catches connection errors itself::
+:mod:`adk_redis.resilience._fallback`, the design API's store in :mod:`adk_redis.store._fallback`);
+none of them catches connection errors itself::
 
     core = Resilience(redis.ping, failure_threshold=3, health_check_interval=5.0)
     value = await core.call("get_session", lambda: redis.get(...), lambda: memory.get(...))
@@ -12,7 +12,7 @@ catches connection errors itself::
 Routing (:meth:`Resilience.call`):
 
 * breaker **closed**: the Redis function runs; an *unavailable* error (:data:`UNAVAILABLE_ERRORS`: a
-  refused or reset connection, a timeout, a deadline expired in :mod:`adk_redis.connection`) is counted
+  refused or reset connection, a timeout, a deadline expired in :mod:`adk_redis._core.connection`) is counted
   and the memory function serves the call instead;
 * ``failure_threshold`` consecutive failures **open** the breaker: every call is served by memory at once;
 * the health loop PINGs Redis every ``health_check_interval`` seconds while the breaker is not closed or
@@ -42,14 +42,14 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisClusterException
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from .errors import RedisUnavailableError
+from ..errors import RedisUnavailableError
 
 logger = logging.getLogger("adk_redis.resilience")
 
 T = TypeVar("T")
 
 #: The one definition of "Redis is unavailable" (everything else is an answer, and propagates).
-#: ``RedisUnavailableError`` (a deadline expired, see :mod:`adk_redis.connection`) is a ``ConnectionError``.
+#: ``RedisUnavailableError`` (a deadline expired in :mod:`adk_redis._core.connection`) is a ConnectionError.
 #: Deliberately not ``OSError`` as a whole: a ``PermissionError`` (NOPERM, a wrong user in the design
 #: API) or a missing file is an answer, not an outage.
 UNAVAILABLE_ERRORS: tuple[type[BaseException], ...] = (

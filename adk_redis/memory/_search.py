@@ -6,12 +6,12 @@ the document length so scoring needs no extra lookup), ``t`` HASH doc -> the
 doc's ``term tf ...`` list (for deletion), ``stats`` HASH ``n``/``l`` (document
 count, total length), ``exp`` ZSET doc -> expiry (ms), ``docs`` HASH doc ->
 JSON, ``del`` HASH tombstones, ``vec`` HASH optional vectors (or, on servers with
-vector sets, the ``vset`` vector set; see :mod:`adk_redis.vector_index`), ``o`` HASH
+vector sets, the ``vset`` vector set; see :mod:`adk_redis.memory._vectors`), ``o`` HASH
 doc -> insertion sequence number (from ``stats`` field ``seq``; ties keep insertion order).
 
 :data:`SEARCH` scores BM25 (k1=1.2, b=0.75, Lucene idf) for the query terms
 over one or more indexes and returns the top-K documents with their JSON in a
-single round trip.  Term frequencies are weighted (:func:`adk_redis.tokenizer.index_terms`:
+single round trip.  Term frequencies are weighted (:func:`adk_redis.memory._tokenizer.index_terms`:
 a document's own words and its fields count 2, words of adjacent turns 1).  Equal
 scores keep insertion order (``<base>:o``, a sequence number per document).
 Terms are processed rarest first; once the rarer terms produced at least
@@ -37,11 +37,11 @@ from typing import Any
 
 from redis.exceptions import OutOfMemoryError, ResponseError
 
-from .codec import text
-from .errors import RedisOutOfMemoryError, server_error
-from .keys import MemoryIndexKeys, escape
-from .tokenizer import index_terms, query_terms
-from .vector_index import QUANTIZATIONS, vector_sets_supported
+from .._core.codec import text
+from ..errors import RedisOutOfMemoryError, server_error
+from ..keys import MemoryIndexKeys, escape
+from ._tokenizer import index_terms, query_terms
+from ._vectors import QUANTIZATIONS, vector_sets_supported
 
 logger = logging.getLogger("adk_redis.memory")
 
@@ -392,7 +392,7 @@ class SearchIndex:
         """Index ``text_`` as ``doc_id``; replace an existing doc unless ``skip_existing``.
 
         ``fields`` (speaker, date words) are searchable like the text, ``context`` (adjacent
-        turns) at half weight (:func:`~adk_redis.tokenizer.index_terms`); terms beyond
+        turns) at half weight (:func:`~adk_redis.memory._tokenizer.index_terms`); terms beyond
         ``max_document_terms`` are ignored (logged).  ``refresh``: only re-index the terms of a
         live stored doc (its vector and insertion order stay).
         ``side`` = (value key, value, registry zset, member): also SET the value

@@ -8,7 +8,7 @@ them to a second step that runs in the app's slot.
 
 from __future__ import annotations
 
-from .session_layout import LUA_PRELUDE
+from ._layout import LUA_PRELUDE
 
 # Every script that reads or writes a session's events takes its keys first, in the order of
 # ``SessionKeys.script_keys``: meta, log, ids, times, legacy_events, legacy_times.
@@ -265,7 +265,7 @@ return {meta, payloads, redis.call('HGETALL', KEYS[7]), app}
 """
 
 # KEYS: meta, log, ids, times, legacy_events, legacy_times, user_index, [app_index], then the
-#       creation indexes (adk_redis.session_pages): user_created, [app_created]
+#       creation indexes (adk_redis.sessions._pages): user_created, [app_created]
 #       (10 keys, or 8 on a cluster: the caller removes the app members)
 # ARGV: session_member, app_member
 DELETE_SESSION = r"""
@@ -281,7 +281,7 @@ return existed
 # Writes one whole session (import, migrate, backup restore): the one writer of
 # complete session records besides create/append.  Never overwrites.
 # KEYS: meta, log, ids, times, legacy_events, legacy_times, user_index, [app_index], then the
-#       creation indexes (adk_redis.session_pages): user_created, [app_created]
+#       creation indexes (adk_redis.sessions._pages): user_created, [app_created]
 #       (10 keys, or 8 on a cluster: the caller writes the app members)
 # ARGV: created, updated, ttl_ms, session_member, app_member, n_state, n_events,
 #       state field/value pairs ("s."-prefixed), then id, payload, timestamp per event.
@@ -332,7 +332,7 @@ if #KEYS >= 10 then created(KEYS[10], KEYS[8], ARGV[5]) end
 return 1
 """
 
-# One page of a session index (adk_redis.session_pages), keyset-paginated: the entries after the
+# One page of a session index (adk_redis.sessions._pages), keyset-paginated: the entries after the
 # cursor (score, member) in the index's order (ascending by score then member, or descending), found
 # in O(log n): ZRANK of the cursor member when it is still there at that score, else a binary search
 # among the ties of that score (ranks from ZCOUNT); then ZRANGE/ZREVRANGE by rank, limit + 1 entries

@@ -35,12 +35,12 @@ from typing import TYPE_CHECKING, Literal, get_args
 
 from google.adk.sessions.session import Session
 
-from .codec import text
-from .errors import InvalidCursorError
-from .session_layout import CREATED
+from .._core.codec import text
+from ..errors import InvalidCursorError
+from ._layout import CREATED
 
 if TYPE_CHECKING:
-    from .session_service import RedisSessionService
+    from ._service import RedisSessionService
 
 PageOrder = Literal["created", "updated"]
 PAGE_ORDERS: tuple[str, ...] = get_args(PageOrder)

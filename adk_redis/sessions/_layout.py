@@ -11,7 +11,7 @@ One session is four keys (see :class:`adk_redis.keys.SessionKeys`), all in the
 Format 1 (before 0.13) kept the events in ``<session>:events`` (HASH ``<seq> ->
 payload`` plus ``#<id> -> seq``) and ``<session>:ts`` (ZSET); the session scripts
 upgrade such a record in place the first time they touch it (``upgrade()`` in
-:mod:`adk_redis.scripts`), and ``adk-redis migrate`` upgrades them all.
+:mod:`adk_redis.sessions._scripts`), and ``adk-redis migrate`` upgrades them all.
 Format 2 costs about 20% less memory per event (measured in the README).
 
 The meta HASH holds:
@@ -34,7 +34,7 @@ field      meaning
            session (``k`` with its ``user:`` / ``app:`` prefix where it has one)
 =========  ==================================================================
 
-The Lua scripts in :mod:`adk_redis.scripts` receive these names from
+The Lua scripts in :mod:`adk_redis.sessions._scripts` receive these names from
 :data:`LUA_PRELUDE`, so a field is spelled here and nowhere else.
 """
 

@@ -18,8 +18,8 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from .config import RedisSettings, client_url
-from .errors import RedisUnavailableError
+from ..config import RedisSettings, client_url
+from ..errors import RedisUnavailableError
 
 T = TypeVar("T")
 _timeout: Any = getattr(asyncio, "timeout", None)  # Python 3.11+; 3.10 uses wait_for
@@ -113,7 +113,7 @@ def _sentinel_client(url: str, settings: RedisSettings, common: dict[str, Any]) 
         common["db"] = settings.redis_db
     elif len(path) > 1:
         common["db"] = int(path[1])
-    sentinel = Sentinel(  # type: ignore[no-untyped-call]
+    sentinel = Sentinel(  # type: ignore[no-untyped-call, unused-ignore]
         sentinels,
         sentinel_kwargs={
             "socket_timeout": settings.redis_socket_timeout,

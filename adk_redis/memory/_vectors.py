@@ -18,9 +18,9 @@ from typing import Any
 
 from redis.exceptions import ConnectionError, RedisError, TimeoutError
 
-from .codec import text
+from .._core.codec import text
+from ..keys import MemoryIndexKeys
 from .embeddings import cosine, pack, unpack
-from .keys import MemoryIndexKeys
 
 _np: Any
 try:  # optional (it comes with the local model's extra): fast client-side cosine

@@ -1,0 +1,527 @@
+"""RedisMemoryService: ADK long-term memory with BM25 full-text search in Redis.
+
+Scope: every read and write is keyed by (app, user).  A search covers the
+user's ingested history (session events), memories added with
+:meth:`add_memory`, the user's context documents (:class:`CrossSessionMemory`)
+and the app's shared knowledge (per app, visible to all its users, never
+deletable through a user's :meth:`delete_memory`).  Memory ids returned by
+:meth:`search_memory` are ``h:<session>:<event>`` (history), ``m:<id>``
+(explicit memories), ``c:<context key>`` (user context) and
+``k:<category>:<key>`` (knowledge), components escaped; ids and stored payloads
+are built and parsed by :mod:`adk_redis.memory._docs`.
+
+TTLs: history entries ``HISTORY_TTL_HOURS``, explicit memories and user
+context ``MEMORY_TTL_HOURS``, knowledge ``KNOWLEDGE_TTL_HOURS`` (override per
+call with ``custom_metadata={"ttl_hours": ...}``).  Expired entries are never
+returned.  With an :class:`~adk_redis.memory.embeddings.Embedder`, search is hybrid:
+BM25 and cosine scores fused (:func:`~adk_redis.memory.embeddings.fuse`, weight
+``hybrid_weight``); every document (history, memories, user context, knowledge)
+gets a vector.  On Redis 8 the
+vectors live in vector sets searched with ``VSIM`` (HNSW); on other servers
+the cosine ranking is computed client-side (see :mod:`adk_redis.memory._vectors`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections.abc import Mapping, Sequence
+from datetime import datetime, timezone
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+from google.adk.memory.base_memory_service import BaseMemoryService, SearchMemoryResponse
+from google.adk.memory.memory_entry import MemoryEntry
+from google.genai import types
+from redis.exceptions import ResponseError
+from typing_extensions import override
+
+from .. import telemetry
+from .._core.codec import text
+from .._core.connection import create_client, is_cluster
+from ..config import RedisSettings, resolve_settings
+from ..errors import CorruptedDataError
+from ..keys import KeySchema, MemoryIndexKeys, escape, unescape
+from ._cross_session import CrossSessionMemory, ttl_ms
+from ._docs import (
+    UNKNOWN_SESSION_ID,
+    content_text,
+    decode_entry,
+    history_ids,
+    history_payload,
+    knowledge_filter,
+    memory_payload,
+    parse_id,
+    source_of,
+)
+from ._docs import memory_id as memory_doc_id
+from ._search import Hit, SearchIndex, now_ms, write_error
+from ._tokenizer import query_terms
+from ._vectors import fetch_vectors, rank, rank_fetched
+from .embeddings import Embedder, QueryVectors, fuse, pack
+
+if TYPE_CHECKING:
+    from google.adk.events.event import Event
+    from google.adk.sessions.session import Session
+
+logger = logging.getLogger("adk_redis.memory")
+
+# Re-exported: they were defined here before adk_redis.memory._docs.
+__all__ = ["HYBRID_WEIGHT", "RedisMemoryService", "decode_entry", "history_ids", "memory_text"]
+_HYBRID_POOL = 50
+# Hybrid score fusion: (1 - w) * BM25 / max BM25 + w * cosine / max cosine, w chosen on LoCoMo's
+# development half with all-MiniLM-L6-v2 (README, memory benchmark).
+HYBRID_WEIGHT = 0.4
+
+
+_MONTHS = (
+    "January", "February", "March", "April", "May", "June", "July", "August", "September", "October",
+    "November", "December",
+)
+
+
+class _Doc(NamedTuple):
+    """One document to index: searchable ``fields`` like its text, ``context`` at half weight."""
+
+    doc_id: str
+    body: str
+    payload: str
+    fields: tuple[str, ...] = ()
+    context: tuple[str, ...] = ()
+    vector_text: str = ""  # what is embedded (default: body)
+
+
+def _fields(author: str | None, ts: float | None) -> tuple[str, ...]:
+    """Searchable fields of a memory: its author (the speaker) and the month and year it was said."""
+    out = [author] if author else []
+    if ts:
+        try:
+            when = datetime.fromtimestamp(ts, tz=timezone.utc)
+            out.append(f"{_MONTHS[when.month - 1]} {when.year}")
+        except (OverflowError, OSError, ValueError):
+            pass
+    return tuple(out)
+
+
+def _ttl_override(custom_metadata: Mapping[str, object] | None, default_hours: float) -> int:
+    hours = (custom_metadata or {}).get("ttl_hours")
+    if isinstance(hours, (int, float)) and not isinstance(hours, bool) and hours > 0:
+        return ttl_ms(float(hours))
+    return ttl_ms(default_hours)
+
+
+def memory_text(content: types.Content | None) -> str:
+    """The searchable text of a content (text parts, thoughts excluded)."""
+    return content_text(content)
+
+
+class RedisMemoryService(BaseMemoryService):
+    """A persistent, multi-process ADK memory service backed by Redis.
+
+    Args:
+      uri: any redis-py URL or ``redis+cluster://``; defaults to ``REDIS_URL``.
+      client: an injected ``redis.asyncio`` client (not closed by :meth:`close`).
+      settings: explicit settings; otherwise read from the environment.
+      key_prefix: overrides ``REDIS_KEY_PREFIX``.
+      search_limit: maximum memories returned by :meth:`search_memory`.
+      agents_dir: accepted and ignored (ADK's service registry passes it).
+      embedder: optional :class:`~adk_redis.memory.embeddings.Embedder` for hybrid search.
+      hybrid_weight: weight of the cosine in hybrid score fusion (BM25 gets ``1 - hybrid_weight``).
+      vector_quantization: ``Q8`` (default), ``NOQUANT`` or ``BIN`` for Redis 8 vector sets
+        (fixed when a vector set is created).
+      read_stored_sessions: :meth:`add_session_to_memory` reads the session's events as stored by
+        a :class:`~adk_redis.RedisSessionService` on the same Redis and key prefix (when it is
+        there), so a stale session object still ingests every event.
+    """
+
+    def __init__(
+        self,
+        uri: str | None = None,
+        *,
+        client: Any = None,
+        settings: RedisSettings | None = None,
+        key_prefix: str | None = None,
+        search_limit: int = 10,
+        agents_dir: str | None = None,
+        embedder: Embedder | None = None,
+        vector_quantization: str = "Q8",
+        read_stored_sessions: bool = True,
+        hybrid_weight: float = HYBRID_WEIGHT,
+        **_ignored: Any,
+    ) -> None:
+        del agents_dir
+        if search_limit <= 0:
+            raise ValueError("search_limit must be positive")
+        if not 0.0 <= hybrid_weight <= 1.0:
+            raise ValueError("hybrid_weight must be within [0, 1]")
+        settings = resolve_settings(settings, uri, redis_key_prefix=key_prefix)
+        self.settings = settings
+        self.keys = KeySchema(settings.redis_key_prefix)
+        self._owns_client = client is None
+        self.client: Any = client if client is not None else create_client(settings, uri)
+        self._cluster = is_cluster(self.client)
+        self.search_limit = search_limit
+        self.embedder = embedder
+        self.hybrid_weight = hybrid_weight
+        self._queries = QueryVectors(embedder) if embedder is not None else None
+        self.index = SearchIndex(
+            self.client,
+            quantization=vector_quantization,
+            max_document_terms=settings.memory_max_terms_per_document,
+            max_query_terms=settings.memory_max_query_terms,
+        )
+        self.read_stored_sessions = read_stored_sessions
+        self._sessions: Any = None
+        self._cross: dict[str, CrossSessionMemory] = {}
+
+    def cross_session(self, app_name: str) -> CrossSessionMemory:
+        """The app's :class:`CrossSessionMemory`, sharing this service's client and index."""
+        cs = self._cross.get(app_name)
+        if cs is None:
+            cs = CrossSessionMemory(
+                self.client, self.keys, self.settings, app_name, index=self.index, embedder=self.embedder
+            )
+            self._cross[app_name] = cs
+        return cs
+
+    # -- writes ------------------------------------------------------------------
+    async def _put_many(
+        self, ik: MemoryIndexKeys, docs: Sequence[_Doc], ttl: int, mode: str = "replace"
+    ) -> list[bool]:
+        """Index documents, pipelined (one round trip); per document: stored (True) or skipped.
+
+        ``mode``: ``replace``, ``skip`` (keep live stored or deleted docs) or ``refresh``
+        (re-index the terms of live stored docs, nothing else).
+        """
+        if not docs:
+            return []
+        vectors: list[bytes] = [b""] * len(docs)
+        if self.embedder is not None and mode != "refresh":
+            todo = list(range(len(docs)))
+            if mode == "skip":  # re-ingesting a session: embed only what the script will store
+                todo = [n for n, new in zip(todo, await self._storable(ik, docs)) if new]
+            if todo:
+                embedded = await self.embedder.embed([docs[n].vector_text or docs[n].body for n in todo])
+                for n, v in zip(todo, embedded):
+                    vectors[n] = pack(v)
+        kw: dict[str, Any] = {"ttl_ms": ttl, "skip_existing": mode == "skip", "refresh": mode == "refresh"}
+        if self._cluster:  # redis-py's cluster pipeline refuses EVALSHA; one slot, so in order
+            return [
+                bool(await self.index.put(
+                    ik, d.doc_id, d.body, d.payload, vector=vec, fields=d.fields, context=d.context, **kw
+                ))
+                for d, vec in zip(docs, vectors)
+            ]
+        pipe = self.client.pipeline(transaction=False)
+        for d, vec in zip(docs, vectors):
+            await self.index.put(
+                ik, d.doc_id, d.body, d.payload, vector=vec, fields=d.fields, context=d.context,
+                client=pipe, **kw,
+            )
+        try:
+            replies = await pipe.execute(raise_on_error=False)
+        except ResponseError as exc:
+            raise write_error(exc, f"indexing {len(docs)} memories") from exc
+        for reply in replies:
+            if isinstance(reply, ResponseError):
+                raise write_error(reply, f"indexing {len(docs)} memories") from reply
+        return [int(r) == 1 for r in replies]
+
+    async def _storable(self, ik: MemoryIndexKeys, docs: Sequence[_Doc]) -> list[bool]:
+        """Which docs a 'skip' put would store (not live, not deleted), read in one round trip.
+
+        A doc that becomes storable in between (expired meanwhile) is stored without a vector, so
+        only full text finds it.
+        """
+        pipe = self.client.pipeline(transaction=False)
+        for d in docs:
+            pipe.zscore(ik.expiry, d.doc_id)
+            pipe.hget(ik.deleted, d.doc_id)
+        res = await pipe.execute()
+        t = now_ms()
+        return [
+            not ((res[2 * n] is not None and float(res[2 * n]) > t)
+                 or (res[2 * n + 1] is not None and float(text(res[2 * n + 1])) > t))
+            for n in range(len(docs))
+        ]
+
+    async def _stored_events(self, session: Session) -> list[Event] | None:
+        """The session's events as a RedisSessionService on this client and prefix stored them."""
+        if self._sessions is None:
+            from ..sessions._service import RedisSessionService
+
+            self._sessions = RedisSessionService(client=self.client, settings=self.settings)
+        try:
+            stored = await self._sessions.get_session(
+                app_name=session.app_name, user_id=session.user_id, session_id=session.id
+            )
+        except (CorruptedDataError, ValueError) as exc:
+            logger.warning("add_session_to_memory: stored session %r not readable (%s)", session.id, exc)
+            return None
+        return None if stored is None else list(stored.events)
+
+    @override
+    async def add_session_to_memory(self, session: Session) -> None:
+        """Ingest the session's events; re-adding a session only adds new events.
+
+        With ``read_stored_sessions`` (default), a session stored under this service's Redis and key
+        prefix (a :class:`~adk_redis.RedisSessionService` sharing them) is ingested from storage:
+        its stored events, plus any of the object's events not stored, so a stale object (the one
+        ``create_session`` returned, after a Runner appended through its own copy) still ingests
+        every event.  Otherwise only the object's events are known: adding a session without any
+        text event logs a warning.
+        """
+        events: list[Event] = list(session.events)
+        if self.read_stored_sessions:
+            stored = await self._stored_events(session)
+            if stored is not None:
+                seen = {e.id for e in stored if e.id}
+                events = stored + [e for e in events if not e.id or e.id not in seen]
+        if not any(content_text(e.content).strip() for e in events):
+            logger.warning(
+                "add_session_to_memory: session %r of user %r has no text events, nothing to index "
+                "(a stale session object? pass the session returned by get_session)",
+                session.id, session.user_id,
+            )
+            return
+        await self.add_events_to_memory(
+            app_name=session.app_name, user_id=session.user_id, events=events, session_id=session.id
+        )
+
+    @override
+    async def add_events_to_memory(
+        self,
+        *,
+        app_name: str,
+        user_id: str,
+        events: Sequence[Event],
+        session_id: str | None = None,
+        custom_metadata: Mapping[str, object] | None = None,
+    ) -> None:
+        """Ingest events (idempotent per event id; deleted events are not re-ingested).
+
+        ``custom_metadata``: ``ttl_hours`` overrides ``HISTORY_TTL_HOURS``.
+        """
+        sid = session_id or UNKNOWN_SESSION_ID
+        turns: list[tuple[Event, str]] = []
+        for event in events:
+            body = content_text(event.content)
+            if body.strip() and event.content is not None:
+                turns.append((event, body))
+        docs: list[_Doc] = []
+        for n, (event, body) in enumerate(turns):
+            doc_id, eid = history_ids(sid, event)
+            payload = history_payload(event, sid, eid)
+            # the exchange a turn belongs to: the adjacent text turns of another author
+            context = tuple(
+                turns[m][1] for m in (n - 1, n + 1)
+                if 0 <= m < len(turns) and turns[m][0].author != event.author
+            )
+            # embedded: the turn with its speaker, after the other party's previous turn
+            prev = turns[n - 1] if n and turns[n - 1][0].author != event.author else None
+            vector_text = f"{event.author}: {body}" if event.author else body
+            if prev is not None:
+                vector_text = f"{prev[0].author}: {prev[1]}\n{vector_text}"
+            docs.append(
+                _Doc(doc_id, body, payload, _fields(event.author, event.timestamp), context, vector_text)
+            )
+        ttl = _ttl_override(custom_metadata, self.settings.history_ttl_hours)
+        ik = self.keys.user_memory_index(app_name, str(user_id))
+        stored = await self._put_many(ik, docs, ttl, mode="skip")
+        # a turn indexed earlier gains the words of its new successor (re-ingestion after each turn)
+        refresh = [
+            docs[n] for n in range(len(docs) - 1)
+            if not stored[n] and stored[n + 1] and turns[n][0].author != turns[n + 1][0].author
+        ]
+        if refresh:
+            await self._put_many(ik, refresh, ttl, mode="refresh")
+
+    @override
+    async def add_memory(
+        self,
+        *,
+        app_name: str,
+        user_id: str,
+        memories: Sequence[MemoryEntry],
+        custom_metadata: Mapping[str, object] | None = None,
+    ) -> None:
+        """Store explicit memories (an entry with an existing ``id`` replaces it).
+
+        TTL ``MEMORY_TTL_HOURS`` unless ``custom_metadata={"ttl_hours": ...}``.
+        """
+        docs: list[_Doc] = []
+        for entry in memories:
+            body = content_text(entry.content)
+            mid = entry.id or uuid.uuid4().hex
+            ts: float | None = None
+            if entry.timestamp:
+                try:
+                    ts = datetime.fromisoformat(entry.timestamp).timestamp()
+                except ValueError:
+                    ts = None
+            payload = memory_payload(entry, mid, ts)
+            docs.append(_Doc(memory_doc_id(mid), body, payload, _fields(entry.author, ts)))
+        ttl = _ttl_override(custom_metadata, self.settings.memory_ttl_hours)
+        await self._put_many(self.keys.user_memory_index(app_name, str(user_id)), docs, ttl)
+
+    @override
+    async def delete_memory(self, *, app_name: str, user_id: str, memory_id: str | None = None) -> None:
+        """Delete one memory by the id :meth:`search_memory` returned.
+
+        Deleted history events are not re-ingested by later
+        :meth:`add_session_to_memory` calls (tombstone kept ``HISTORY_TTL_HOURS``).
+        Knowledge ids are ignored: shared knowledge is not a user's to delete.
+        """
+        if not memory_id:
+            return
+        uid = str(user_id)
+        source = source_of(memory_id)
+        if source == "context":
+            ref = parse_id(memory_id)
+            assert ref is not None
+            await self.cross_session(app_name).delete_user_context(uid, ref.parts[0])
+        elif source in ("history", "memory"):
+            await self.index.delete(
+                self.keys.user_memory_index(app_name, uid),
+                memory_id,
+                tombstone_ttl_ms=ttl_ms(self.settings.history_ttl_hours),
+            )
+        else:
+            logger.info("delete_memory: %r is not a deletable user memory id", memory_id)
+
+    async def forget_user(self, app_name: str, user_id: str | int) -> None:
+        """Delete everything stored for (app, user): history, memories, context, session history."""
+        uid = str(user_id)
+        ik = self.keys.user_memory_index(app_name, uid)
+        ctx = self.keys.user_context_index(app_name, uid)
+        members = await self.client.zrange(ctx, 0, -1)
+        hk = self.keys.history(app_name, uid)
+        extra = [ctx, hk.order, hk.data, hk.expiry]
+        extra += [self.keys.user_context(app_name, uid, unescape(text(m))) for m in members]
+        await self.index.drop(ik, extra)
+        await self.client.zrem(self.keys.memory_registry(app_name, "users"), escape(uid))
+
+    async def cleanup(self, app_name: str, user_id: str | int | None = None) -> int:
+        """Prune expired entries of the user's index (and the app's knowledge); returns the count."""
+        removed = await self.index.cleanup(self.keys.knowledge_index(app_name))
+        if user_id is not None:
+            removed += await self.index.cleanup(self.keys.user_memory_index(app_name, str(user_id)))
+        return removed
+
+    # -- search ------------------------------------------------------------------
+    async def _bm25(self, app_name: str, user_id: str, terms: list[str], limit: int) -> list[Hit]:
+        specs = [
+            (self.keys.user_memory_index(app_name, user_id), ""),
+            (self.keys.knowledge_index(app_name), knowledge_filter()),
+        ]
+        if not self._cluster:
+            return await self.index.search(specs, terms, limit)
+        hits: list[Hit] = []
+        for n, spec in enumerate(specs):
+            found = await self.index.search([spec], terms, limit)
+            hits += [Hit(n + 1, h.doc_id, h.score, h.payload) for h in found]
+        hits.sort(key=lambda h: (-h.score, h.index))  # stable: ties keep each index's insertion order
+        return hits[:limit]
+
+    async def _hybrid(self, app_name: str, user_id: str, query: str, terms: list[str]) -> list[Hit]:
+        """BM25 and cosine rankings (VSIM on Redis 8, else client side), score-fused (:func:`fuse`)."""
+        assert self._queries is not None
+        pool = max(_HYBRID_POOL, self.search_limit)
+        specs = [self.keys.user_memory_index(app_name, user_id), self.keys.knowledge_index(app_name)]
+        vsets = await self.index.vector_sets(specs[0])
+        # the query embeds while BM25 runs and (without vector sets) the stored vectors are read
+        vector = asyncio.ensure_future(self._queries.get(query))
+        stored = None if vsets else asyncio.ensure_future(fetch_vectors(self.client, specs))
+        try:
+            lexical = await self._bm25(app_name, user_id, terms, pool) if terms else []
+            qv = await vector
+            if stored is None:
+                ranked = await rank(self.client, specs, qv, pool, vector_sets=True)
+            else:
+                ranked = rank_fetched(qv, await stored, pool)
+        except BaseException:
+            for task in (vector, stored):
+                if task is not None:
+                    task.cancel()
+            raise
+        by_key = {(h.index, h.doc_id): h for h in lexical}
+        fused = fuse(
+            [((h.index, h.doc_id), h.score) for h in lexical],
+            [((n, doc), score) for score, n, doc in ranked],
+            self.hybrid_weight,
+        )
+        # documents only the vectors found: their JSON, if still alive (expiry is not in the vectors)
+        head = fused[: self.search_limit + 10]
+        missing = [(0.0, n, doc, specs[n - 1]) for (n, doc), _ in head if (n, doc) not in by_key]
+        if missing:
+            for (_, n, doc, _), payload in zip(missing, await self._alive_payloads(missing)):
+                if payload:
+                    by_key[(n, doc)] = Hit(n, doc, 0.0, payload)
+        hits = [
+            Hit(key[0], key[1], score, by_key[key].payload) for key, score in head if key in by_key
+        ]
+        return hits[: self.search_limit]
+
+    async def _alive_payloads(self, items: list[tuple[float, int, str, MemoryIndexKeys]]) -> list[str]:
+        pipe = self.client.pipeline(transaction=False)
+        for _, _, doc, ik in items:
+            pipe.zscore(ik.expiry, doc)
+            pipe.hget(ik.docs, doc)
+        res = await pipe.execute()
+        t = now_ms()
+        out: list[str] = []
+        for i in range(0, len(res), 2):
+            exp, payload = res[i], res[i + 1]
+            out.append(text(payload) if payload is not None and exp is not None and float(exp) > t else "")
+        return out
+
+    @override
+    async def search_memory(self, *, app_name: str, user_id: str, query: str) -> SearchMemoryResponse:
+        """The ``search_limit`` most relevant memories of (app, user) (plus app knowledge)."""
+        uid = str(user_id)
+        terms = query_terms(query or "")
+        if self.embedder is None:
+            if not terms:
+                return SearchMemoryResponse()
+            hits = await self._bm25(app_name, uid, terms, self.search_limit)
+        else:
+            if not (query or "").strip():
+                return SearchMemoryResponse()
+            hits = await self._hybrid(app_name, uid, query, terms)
+        memories: list[MemoryEntry] = []
+        for hit in hits:
+            try:
+                memories.append(decode_entry(hit.doc_id, hit.payload))
+            except CorruptedDataError as exc:
+                logger.warning("skipping corrupted memory: %s", exc)
+        return SearchMemoryResponse(memories=memories)
+
+    # -- lifecycle ---------------------------------------------------------------
+    async def ping(self) -> bool:
+        """True when Redis answers (raises the client's connection error otherwise)."""
+        return bool(await self.client.ping())
+
+    async def close(self) -> None:
+        """Close the client if this service created it."""
+        if self._owns_client:
+            await self.client.aclose()
+
+    async def __aenter__(self) -> RedisMemoryService:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+
+# OpenTelemetry spans/metrics (adk_redis.telemetry); a no-op check while no SDK is configured.
+telemetry.traced_methods(
+    RedisMemoryService,
+    "memory",
+    ("add_session_to_memory", "add_events_to_memory", "add_memory", "delete_memory", "search_memory"),
+)

@@ -1,0 +1,42 @@
+"""The design document's application API: :func:`get_session_store` and friends, :class:`SessionStore`.
+
+- ``_api``: the store, its loop thread, the module-level functions
+- ``_backends``: the Redis and local backends
+- ``_fallback``: the fallback backend (Redis, local while it is unreachable)
+"""
+
+from ..errors import SessionAccessError, SessionLimitError, UnknownSessionError
+from ._api import (
+    AppConfig,
+    SessionStore,
+    create_session_store,
+    get_agent_memory,
+    get_config,
+    get_session_history,
+    get_session_store,
+    get_session_store_stats,
+    get_user_context,
+    shutdown_session_store,
+    store_agent_memory,
+    store_user_context,
+)
+from ._backends import SessionStoreConfig
+
+__all__ = [
+    "AppConfig",
+    "SessionAccessError",
+    "SessionLimitError",
+    "SessionStore",
+    "SessionStoreConfig",
+    "UnknownSessionError",
+    "create_session_store",
+    "get_agent_memory",
+    "get_config",
+    "get_session_history",
+    "get_session_store",
+    "get_session_store_stats",
+    "get_user_context",
+    "shutdown_session_store",
+    "store_agent_memory",
+    "store_user_context",
+]
