@@ -7,6 +7,7 @@ Packages by concern: :mod:`adk_redis.sessions`, :mod:`adk_redis.memory`, :mod:`a
 :mod:`adk_redis.telemetry`, :mod:`adk_redis.testing`.
 """
 
+from . import _compat
 from .config import RedisSettings, load_settings
 from .errors import (
     AccessRefusedError,
@@ -107,3 +108,5 @@ __all__ = [
     "store_user_context",
 ]
 __version__ = "0.1.0"
+
+_compat.install()  # the import paths of before the move (adk_redis.session_service, ...): one more release
