@@ -10,7 +10,7 @@ listing indexes: escaped session id, or ``<user>:<session>`` app-wide):
   existed when it began and was not deleted exactly once.  With a TTL the creation indexes
   expire like the listing indexes but are refreshed at creates only: a missing one is left
   missing by creates (unless the session is the first of its listing) and rebuilt whole by
-  the next page (:func:`rebuild_created_index`).
+  the next page (``RedisSessionService._rebuild_created_index``).
 * ``"updated"``: the listing indexes (scored by last update), most recent first.  A
   session updated during a traversal moves to the front: it may be missed or seen twice.
 
@@ -31,16 +31,11 @@ import json
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Literal, get_args
+from typing import Literal, get_args
 
 from google.adk.sessions.session import Session
 
-from .._core.codec import text
 from ..errors import InvalidCursorError
-from ._layout import CREATED
-
-if TYPE_CHECKING:
-    from ._service import RedisSessionService
 
 PageOrder = Literal["created", "updated"]
 PAGE_ORDERS: tuple[str, ...] = get_args(PageOrder)
@@ -115,90 +110,6 @@ def _finite(score: str) -> bool:
         return False
 
 
-async def read_page(
-    svc: RedisSessionService,
-    *,
-    app_name: str,
-    user_id: str | None,
-    limit: int,
-    cursor: str | None,
-    order: str,
-) -> SessionPage:
-    """One page from Redis: the index page (one script, one slot), then the records (one pipeline)."""
-    check_args(limit, order)
-    score, member = ("", "") if cursor is None else decode_cursor(cursor, app_name, user_id, order)
-    keys = svc.keys
-    listing = keys.app_index(app_name) if user_id is None else keys.user_index(app_name, user_id)
-    if order == "created":
-        index = (
-            keys.app_created_index(app_name)
-            if user_id is None
-            else keys.user_created_index(app_name, user_id)
-        )
-        args = ["asc", score, member, limit]
-        reply = await svc._page(keys=[index, listing], args=args)
-        if reply and isinstance(reply[0], list):  # the creation index expired (TTL) or never existed
-            await rebuild_created_index(svc, app_name, user_id)
-            reply = await svc._page(keys=[index, listing], args=args)
-            if reply and isinstance(reply[0], list):  # nothing to index: every session is gone
-                reply = []
-    else:
-        reply = await svc._page(keys=[listing], args=["desc", score, member, limit])
-    entries = [
-        (m.decode() if type(m) is bytes else m, v.decode() if type(v) is bytes else v)
-        for m, v in zip(reply[::2], reply[1::2])
-    ]
-    more = len(entries) > limit
-    entries = entries[:limit]
-    pairs: list[tuple[str, str]] = []
-    for m, _ in entries:
-        pair = svc._index_pair(app_name, user_id, m)
-        if pair is not None:
-            pairs.append(pair)
-    sessions = await svc._summaries(app_name, pairs)
-    next_cursor = None
-    if more:
-        last_member, last_score = entries[-1]
-        next_cursor = encode_cursor(app_name, user_id, order, last_score, last_member)
-    return SessionPage(sessions=sessions, next_cursor=next_cursor)
-
-
-async def rebuild_created_index(svc: RedisSessionService, app_name: str, user_id: str | None) -> int:
-    """Rebuild a missing creation index from the listing index and each session's creation time.
-
-    Needed once when the index expired (a sliding TTL refreshes it at creates only) or was never
-    written; O(sessions of the listing), then pages are O(limit) again.  Returns the entries added.
-    """
-    keys = svc.keys
-    listing = keys.app_index(app_name) if user_id is None else keys.user_index(app_name, user_id)
-    index = (
-        keys.app_created_index(app_name) if user_id is None else keys.user_created_index(app_name, user_id)
-    )
-    members = [text(m) for m in await svc.client.zrange(listing, 0, -1)]
-    found: dict[str, float] = {}
-    for i in range(0, len(members), 1000):
-        chunk: list[tuple[str, tuple[str, str]]] = []
-        for m in members[i : i + 1000]:
-            pair = svc._index_pair(app_name, user_id, m)
-            if pair is not None:
-                chunk.append((m, pair))
-        pipe = svc.client.pipeline(transaction=False)
-        for _, (u, s) in chunk:
-            pipe.hget(keys.session_meta(app_name, u, s), CREATED)
-        for (m, _), created in zip(chunk, await pipe.execute(raise_on_error=False), strict=True):
-            try:
-                found[m] = float(text(created))
-            except (TypeError, ValueError, AttributeError):  # gone, or unreadable: not indexed
-                continue
-    if not found:
-        return 0
-    pipe = svc.client.pipeline(transaction=False)
-    pipe.zadd(index, found, nx=True)
-    if int(svc._ttl) > 0:
-        pipe.pexpire(index, int(svc._ttl))
-    return int((await pipe.execute())[0])
-
-
 def page_in_memory(
     entries: Iterable[tuple[float, str, Session]],
     *,
@@ -210,7 +121,8 @@ def page_in_memory(
 ) -> SessionPage:
     """The same page over sessions held in memory: ``entries`` are (score, index member, session).
 
-    Same order, ties and cursors as :func:`read_page` (the fallback service during an outage).
+    Same order, ties and cursors as ``RedisSessionService.list_sessions_page`` (the fallback service
+    during an outage).
     """
     check_args(limit, order)
     desc = order == "updated"
@@ -242,6 +154,4 @@ __all__ = [
     "decode_cursor",
     "encode_cursor",
     "page_in_memory",
-    "read_page",
-    "rebuild_created_index",
 ]

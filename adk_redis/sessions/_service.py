@@ -440,9 +440,96 @@ class RedisSessionService(BaseSessionService):
         ``next_cursor`` to get the next page (None: no more).  ``limit`` is 1..1000;
         a cursor of another listing raises :class:`~adk_redis.errors.InvalidCursorError`.
         """
-        return await session_pages.read_page(
-            self, app_name=app_name, user_id=user_id, limit=limit, cursor=cursor, order=order
+        return await self._read_page(
+            app_name=app_name, user_id=user_id, limit=limit, cursor=cursor, order=order
         )
+
+    async def _read_page(
+        self,
+        *,
+        app_name: str,
+        user_id: str | None,
+        limit: int,
+        cursor: str | None,
+        order: str,
+    ) -> SessionPage:
+        """One page from Redis: the index page (one script, one slot), then the records (one pipeline)."""
+        session_pages.check_args(limit, order)
+        score, member = (
+            ("", "") if cursor is None else session_pages.decode_cursor(cursor, app_name, user_id, order)
+        )
+        keys = self.keys
+        listing = keys.app_index(app_name) if user_id is None else keys.user_index(app_name, user_id)
+        if order == "created":
+            index = (
+                keys.app_created_index(app_name)
+                if user_id is None
+                else keys.user_created_index(app_name, user_id)
+            )
+            args = ["asc", score, member, limit]
+            reply = await self._page(keys=[index, listing], args=args)
+            if reply and isinstance(reply[0], list):  # the creation index expired (TTL) or never existed
+                await self._rebuild_created_index(app_name, user_id)
+                reply = await self._page(keys=[index, listing], args=args)
+                if reply and isinstance(reply[0], list):  # nothing to index: every session is gone
+                    reply = []
+        else:
+            reply = await self._page(keys=[listing], args=["desc", score, member, limit])
+        entries = [
+            (m.decode() if type(m) is bytes else m, v.decode() if type(v) is bytes else v)
+            for m, v in zip(reply[::2], reply[1::2])
+        ]
+        more = len(entries) > limit
+        entries = entries[:limit]
+        pairs: list[tuple[str, str]] = []
+        for m, _ in entries:
+            pair = self._index_pair(app_name, user_id, m)
+            if pair is not None:
+                pairs.append(pair)
+        sessions = await self._summaries(app_name, pairs)
+        next_cursor = None
+        if more:
+            last_member, last_score = entries[-1]
+            next_cursor = session_pages.encode_cursor(app_name, user_id, order, last_score, last_member)
+        return SessionPage(sessions=sessions, next_cursor=next_cursor)
+
+
+    async def _rebuild_created_index(self, app_name: str, user_id: str | None) -> int:
+        """Rebuild a missing creation index from the listing index and each session's creation time.
+
+        Needed once when the index expired (a sliding TTL refreshes it at creates only) or was never
+        written; O(sessions of the listing), then pages are O(limit) again.  Returns the entries added.
+        """
+        keys = self.keys
+        listing = keys.app_index(app_name) if user_id is None else keys.user_index(app_name, user_id)
+        index = (
+            keys.app_created_index(app_name)
+            if user_id is None
+            else keys.user_created_index(app_name, user_id)
+        )
+        members = [text(m) for m in await self.client.zrange(listing, 0, -1)]
+        found: dict[str, float] = {}
+        for i in range(0, len(members), 1000):
+            chunk: list[tuple[str, tuple[str, str]]] = []
+            for m in members[i : i + 1000]:
+                pair = self._index_pair(app_name, user_id, m)
+                if pair is not None:
+                    chunk.append((m, pair))
+            pipe = self.client.pipeline(transaction=False)
+            for _, (u, s) in chunk:
+                pipe.hget(keys.session_meta(app_name, u, s), layout.CREATED)
+            for (m, _), created in zip(chunk, await pipe.execute(raise_on_error=False), strict=True):
+                try:
+                    found[m] = float(text(created))
+                except (TypeError, ValueError, AttributeError):  # gone, or unreadable: not indexed
+                    continue
+        if not found:
+            return 0
+        pipe = self.client.pipeline(transaction=False)
+        pipe.zadd(index, found, nx=True)
+        if int(self._ttl) > 0:
+            pipe.pexpire(index, int(self._ttl))
+        return int((await pipe.execute())[0])
 
     def _index_pair(self, app_name: str, user_id: str | None, member: bytes | str) -> tuple[str, str] | None:
         """(user, session) of a member of a user (``user_id``) or app (None) index; None if undecodable."""
