@@ -10,7 +10,7 @@ import asyncio
 import json
 import sys
 
-from google.adk.errors._stale_session_error import StaleSessionError
+from google.adk.errors import StaleSessionError
 from google.adk.events.event import Event
 from google.adk.runners import Runner
 from google.genai import types
