@@ -31,7 +31,6 @@ from adk_redis import (
     RedisSettings,
     RedisUnavailableError,
     SessionAccessError,
-    SessionStore,
     SessionStoreConfig,
     UnknownSessionError,
     create_session_store,
@@ -46,6 +45,7 @@ from adk_redis import (
     store_user_context,
 )
 from adk_redis.memory._cross_session import CrossSessionMemory
+from adk_redis.store import SessionStore
 from adk_redis.store._api import SessionLimitError
 
 from .servers import free_port
