@@ -1,4 +1,4 @@
-"""``adk-redis`` never shows a traceback: one test per row of the README's exit-code table.
+"""``adk-redis`` never shows a traceback: one test per row of the exit-code table (docs/reference/cli.md).
 
 0 ok, 1 problem found, 2 usage/configuration, 3 connection/authentication/server, 4 permission,
 5 file, 6 data.  Every error is one line on stderr (and ``{"error", "exit_code"}`` with --json).
@@ -52,9 +52,9 @@ def _one_line_error(err: str, *fragments: str) -> None:
 
 def test_the_table_is_complete() -> None:
     assert [code for code, _ in EXIT_CODES] == [0, 1, 2, 3, 4, 5, 6]
-    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    table = (Path(__file__).resolve().parents[1] / "docs" / "reference" / "cli.md").read_text()
     for code, _ in EXIT_CODES:
-        assert f"| {code} |" in readme
+        assert f"| {code} |" in table
 
 
 def test_0_ok(redis_url: str, prefix: str, capsys: pytest.CaptureFixture[str]) -> None:
