@@ -147,6 +147,15 @@ def test_readme_is_short_and_keeps_the_ci_commands() -> None:
     assert "pip install -e '.[dev]'" in ci and "mkdocs build --strict" in ci
 
 
+def test_every_setting_is_documented() -> None:
+    """The configuration reference names every RedisSettings field by its environment variable."""
+    from adk_redis import RedisSettings
+
+    page = (ROOT / "docs" / "reference" / "configuration.md").read_text(encoding="utf-8")
+    missing = [name.upper() for name in RedisSettings.model_fields if f"`{name.upper()}`" not in page]
+    assert missing == []
+
+
 def test_no_python_block_needs_a_network_model() -> None:
     """A block that names Gemini would call Google: such examples must be fenced as text."""
     offenders = [f"{b.page}:{b.line}" for b in ALL if re.search(r"model=\"gemini|GOOGLE_API_KEY", b.source)]
