@@ -18,7 +18,7 @@ import pytest
 import redis
 
 import adk_redis
-from adk_redis.cli import main
+from adk_redis.admin.cli import main
 
 SCRIPT = str(Path(sys.executable).with_name("adk-redis"))
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import adk_redis
 
 ROOT = Path(adk_redis.__file__).resolve().parent
-PACKAGES = ("_core", "sessions", "memory", "resilience", "store", "admin")
+PACKAGES = ("_core", "sessions", "memory", "resilience", "store", "admin", "samples")
 
 
 def _modules() -> dict[str, Path]:

@@ -221,7 +221,7 @@ def _version() -> str:
     """``adk-redis X (google-adk Y, redis-py Z)``: what a bug report needs."""
     from importlib.metadata import PackageNotFoundError, version
 
-    from . import __version__
+    from .. import __version__
 
     def of(dist: str) -> str:
         try:
@@ -303,7 +303,7 @@ def main(argv: Sequence[str] | None = None, *, client: Any = None) -> int:
             setattr(args, name, default)
     try:
         if args.command == "demo":
-            from .admin.demo import cmd_demo
+            from .demo import cmd_demo
 
             result = cmd_demo(args)
         else:

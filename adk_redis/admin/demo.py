@@ -52,7 +52,7 @@ async def _turn(url: str, prefix: str | None, lines: list[str]) -> dict[str, Any
     from google.genai import types
 
     from ..samples.hello_agent.agent import build_agent
-    from ..session_service import RedisSessionService
+    from ..sessions import RedisSessionService
 
     try:
         sessions = RedisSessionService(url, key_prefix=prefix)
