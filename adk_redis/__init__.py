@@ -17,6 +17,7 @@ from .errors import (
     InvalidCursorError,
     InvalidSessionIdError,
     MergeConflictError,
+    RedisOutcomeUnknownError,
     RedisOutOfMemoryError,
     RedisPermissionError,
     RedisUnavailableError,
@@ -33,7 +34,7 @@ from .memory import (
     RedisMemoryService,
     SentenceTransformerEmbedder,
 )
-from .registry import register
+from .registry import install_error_handlers, register
 from .resilience import (
     FallbackMemoryService,
     FallbackSessionService,
@@ -79,6 +80,7 @@ __all__ = [
     "RedisSettings",
     "load_settings",
     # ADK's service registry hook
+    "install_error_handlers",
     "register",
     # errors
     "AdkRedisError",
@@ -88,6 +90,7 @@ __all__ = [
     "InvalidCursorError",
     "InvalidSessionIdError",
     "MergeConflictError",
+    "RedisOutcomeUnknownError",
     "RedisOutOfMemoryError",
     "RedisPermissionError",
     "RedisUnavailableError",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Any, Literal
 
-from pydantic import Field, PrivateAttr, SecretStr, ValidationError, field_validator
+from pydantic import Field, PrivateAttr, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from ._core.url import RedisURL, parse_redis_url, redact_url
@@ -26,6 +26,9 @@ __all__ = [
 _PREFIX_RE = re.compile(r"^[A-Za-z0-9_.\-:]{1,64}$")
 
 
+#: The socket timeout's share of the operation deadline when REDIS_SOCKET_TIMEOUT is not set.
+SOCKET_SHARE = 0.4
+
 _SECRET_FIELDS = frozenset({"REDIS_ENCRYPTION_KEYS", "REDIS_PASSWORD"})
 
 
@@ -44,10 +47,14 @@ class RedisSettings(BaseSettings):
     redis_password: str | None = None
     redis_max_connections: int = Field(default=50, ge=1)
     redis_retry_attempts: int = Field(default=3, ge=0)
+    # Seconds one attempt waits for a reply before redis-py retries it.  Not set: 40 % of the operation
+    # deadline (2 s of the default 5 s), so redis-py can retry a lost reply within the deadline; 5 s
+    # when there is no deadline (REDIS_OPERATION_TIMEOUT=0).
     redis_socket_timeout: float = Field(default=5.0, gt=0)
     redis_connect_timeout: float = Field(default=2.0, gt=0)
     # Deadline of one operation (command, script or pipeline), connection setup and redis-py's retries
-    # included; a stalled server fails it with RedisUnavailableError (adk_redis._core.connection). 0: none.
+    # included; a stalled server fails it with RedisUnavailableError, or RedisOutcomeUnknownError for a
+    # write that was sent (adk_redis._core.connection). 0: none.
     redis_operation_timeout: float = Field(default=5.0, ge=0)
     redis_fallback_to_memory: bool = True
     # Circuit breaker of the fallback services: consecutive failures that open it, seconds between PINGs.
@@ -73,6 +80,13 @@ class RedisSettings(BaseSettings):
     redis_compress_min_bytes: int | None = Field(default=None, ge=1)
     # The URL whose adk_redis query parameters (key_prefix, ...) these settings already include.
     _url_applied: str | None = PrivateAttr(default=None)
+
+    @model_validator(mode="after")
+    def _derive_socket_timeout(self) -> RedisSettings:
+        """REDIS_SOCKET_TIMEOUT not given: 40 % of the operation deadline (see the field)."""
+        if "redis_socket_timeout" not in self.model_fields_set and self.redis_operation_timeout > 0:
+            self.redis_socket_timeout = round(max(0.05, self.redis_operation_timeout * SOCKET_SHARE), 3)
+        return self
 
     @field_validator("redis_url")
     @classmethod

@@ -8,6 +8,8 @@ it means the Python process is out of memory).
 
 from __future__ import annotations
 
+from typing import Any
+
 from google.adk.errors import StaleSessionError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoPermissionError, OutOfMemoryError, ResponseError
@@ -26,11 +28,61 @@ class CorruptedDataError(AdkRedisError, ValueError):
 
 
 class RedisUnavailableError(AdkRedisError, RedisConnectionError, ConnectionError):
-    """Redis could not be reached (down, or stalled past the deadline) and no fallback is allowed."""
+    """Redis could not serve the call: down, reset, stalled past a timeout, or refusing for now.
+
+    Raised for a refused or reset connection, a connection closed mid-reply, a socket timeout or the
+    operation deadline (``REDIS_OPERATION_TIMEOUT``), and the "not now" replies ``LOADING``,
+    ``READONLY``, ``MASTERDOWN``, ``CLUSTERDOWN``, ``TRYAGAIN`` and ``BUSY`` (after redis-py's
+    retries).  It is a built-in :class:`ConnectionError` *and* redis-py's
+    ``redis.exceptions.ConnectionError``, so ``except ConnectionError`` and
+    ``except redis.exceptions.ConnectionError`` (or ``RedisError``) both catch it.  ``kind`` says which
+    fault it was: ``"refused"``, ``"closed"``, ``"timeout"``, ``"deadline"``, ``"loading"``,
+    ``"readonly"``, ``"masterdown"``, ``"clusterdown"``, ``"tryagain"``, ``"busy"``, ``"cluster"``,
+    ``"unavailable"`` (other causes, e.g. the breaker or no fallback allowed).
+
+    Nothing this call sent was applied, unless it is a :class:`RedisOutcomeUnknownError`.
+    """
+
+    def __init__(self, message: str, *, kind: str = "unavailable") -> None:
+        super().__init__(message)
+        self.kind = kind
+
+    def __reduce__(self) -> Any:  # picklable across processes despite the keyword argument
+        return (_rebuild, (type(self), str(self), self.kind))
+
+
+class RedisOutcomeUnknownError(RedisUnavailableError):
+    """A write was sent but its reply was lost (a timeout, the deadline, a connection cut mid-reply).
+
+    The write may have landed.  Retrying the same call is safe: appends are idempotent per event id,
+    and a create retried with the same ``session_id`` from the same service returns the session the
+    first attempt stored.
+    """
+
+
+def _rebuild(cls: type[RedisUnavailableError], message: str, kind: str) -> RedisUnavailableError:
+    return cls(message, kind=kind)
 
 
 class RedisOutOfMemoryError(AdkRedisError):
-    """Redis refused a write because it reached ``maxmemory`` (``noeviction``); nothing was written."""
+    """Redis refused a write because it reached ``maxmemory`` (``noeviction``).
+
+    A single write wrote nothing.  A batch (``add_events_to_memory`` / ``add_session_to_memory``)
+    stops at the first refused document: ``written`` names the ids of the documents stored before it
+    (empty: nothing was written).  Re-running the same batch once memory is freed is safe (idempotent
+    per event id).
+    """
+
+    def __init__(self, message: str, *, written: tuple[str, ...] = ()) -> None:
+        super().__init__(message)
+        self.written = written
+
+    def __reduce__(self) -> Any:
+        return (_rebuild_oom, (str(self), self.written))
+
+
+def _rebuild_oom(message: str, written: tuple[str, ...]) -> RedisOutOfMemoryError:
+    return RedisOutOfMemoryError(message, written=written)
 
 
 class RedisPermissionError(AdkRedisError, PermissionError):

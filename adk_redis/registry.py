@@ -9,6 +9,12 @@ and never reach redis-py: ``key_prefix`` (overrides ``REDIS_KEY_PREFIX``) and,
 for sessions, ``session_ttl_hours`` and ``stale_policy`` (the memory factory
 accepts and ignores them, so one URI serves both).  When the server does not
 answer at start-up, one warning names the (redacted) URL.
+
+:func:`register` also makes the FastAPI apps ADK builds (``adk api_server``, ``adk web``,
+``get_fast_api_app``) answer a request that Redis could not serve with ``503 Service Unavailable``
+and one line (``{"detail": "Redis at redis://host:6379 is unavailable (...): ..."}``) instead of a
+500 with redis-py's text: :func:`install_error_handlers`, which an application building its own
+FastAPI app can call itself.
 """
 
 from __future__ import annotations
@@ -23,11 +29,18 @@ from google.adk.memory.base_memory_service import BaseMemoryService
 from google.adk.sessions.base_session_service import BaseSessionService
 
 from ._core.url import SCHEMES, RedisURL, parse_redis_url
-from .errors import AdkRedisError, ConfigurationError
+from .errors import AdkRedisError, ConfigurationError, RedisUnavailableError
 
 logger = logging.getLogger("adk_redis.registry")
 
-__all__ = ["SCHEMES", "memory_factory", "register", "session_factory", "split_uri"]
+__all__ = [
+    "SCHEMES",
+    "install_error_handlers",
+    "memory_factory",
+    "register",
+    "session_factory",
+    "split_uri",
+]
 
 # SCHEMES: the URI schemes register() claims for both session and memory services (adk_redis._core.url).
 
@@ -166,6 +179,70 @@ def memory_factory(uri: str, **kwargs: Any) -> BaseMemoryService:
     return service
 
 
+def _unavailable_cause(exc: BaseException) -> RedisUnavailableError | None:
+    """The :class:`RedisUnavailableError` ``exc`` is or wraps (ADK re-raises errors as HTTPException)."""
+    seen = 0
+    current: BaseException | None = exc
+    while current is not None and seen < 10:
+        if isinstance(current, RedisUnavailableError):
+            return current
+        current = current.__cause__ or current.__context__
+        seen += 1
+    return None
+
+
+def install_error_handlers(app: Any) -> Any:
+    """Make FastAPI ``app`` answer requests Redis could not serve with 503 and one line.
+
+    A :class:`~adk_redis.errors.RedisUnavailableError` (or a ``RedisOutcomeUnknownError``) raised by a
+    route, or wrapped by ADK's routes in an ``HTTPException(500)``, becomes ``503`` with
+    ``{"detail": "<one line>"}`` and ``Retry-After: 1``; every other error keeps FastAPI's handling.
+    Idempotent; returns ``app``.
+    """
+    if getattr(app.state, "adk_redis_handlers", False):
+        return app
+    from fastapi.exception_handlers import http_exception_handler
+    from fastapi.responses import JSONResponse
+    from starlette.exceptions import HTTPException
+
+    def unavailable(error: RedisUnavailableError) -> Any:
+        line = " ".join(str(error).split())  # one line, whatever redis-py put in it
+        return JSONResponse({"detail": line}, status_code=503, headers={"Retry-After": "1"})
+
+    async def on_unavailable(request: Any, exc: Exception) -> Any:
+        return unavailable(exc)  # type: ignore[arg-type]
+
+    async def on_http(request: Any, exc: Exception) -> Any:
+        cause = _unavailable_cause(exc) if getattr(exc, "status_code", None) == 500 else None
+        if cause is not None:
+            return unavailable(cause)
+        return await http_exception_handler(request, exc)  # type: ignore[arg-type]
+
+    app.add_exception_handler(RedisUnavailableError, on_unavailable)
+    app.add_exception_handler(HTTPException, on_http)
+    app.state.adk_redis_handlers = True
+    return app
+
+
+def _hook_adk_apps() -> None:
+    """Install :func:`install_error_handlers` on every FastAPI app ADK's ``ApiServer`` builds (once)."""
+    try:
+        from google.adk.cli.api_server import ApiServer
+    except ImportError:  # pragma: no cover - ADK without its web server
+        return
+    build = ApiServer.get_fast_api_app
+    if getattr(build, "adk_redis_hooked", False):
+        return
+
+    def get_fast_api_app(self: Any, *args: Any, **kwargs: Any) -> Any:
+        return install_error_handlers(build(self, *args, **kwargs))
+
+    get_fast_api_app.adk_redis_hooked = True  # type: ignore[attr-defined]
+    get_fast_api_app.__wrapped__ = build  # type: ignore[attr-defined]
+    get_fast_api_app.__doc__ = build.__doc__
+    ApiServer.get_fast_api_app = get_fast_api_app  # type: ignore[method-assign]
+
+
 def register(registry: ServiceRegistry | None = None) -> ServiceRegistry:
     """Register adk_redis' session and memory factories for every Redis URI scheme.
 
@@ -174,6 +251,7 @@ def register(registry: ServiceRegistry | None = None) -> ServiceRegistry:
     replace any built-in ``redis`` handler.  Idempotent.
     """
     registry = registry if registry is not None else get_service_registry()
+    _hook_adk_apps()
     for scheme in SCHEMES:
         registry.register_session_service(scheme, session_factory)
         registry.register_memory_service(scheme, memory_factory)

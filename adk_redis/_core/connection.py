@@ -7,19 +7,35 @@ import asyncio
 import contextlib
 import copy
 import inspect
+import socket
 from collections.abc import Awaitable, Callable
+from contextvars import ContextVar
 from typing import Any, TypeVar
 from urllib.parse import urlparse
 
 import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialWithJitterBackoff
+from redis.exceptions import (
+    AuthenticationError,
+    AuthorizationError,
+    BusyLoadingError,
+    ClusterDownError,
+    CrossSlotTransactionError,
+    ExternalAuthProviderError,
+    InvalidPipelineStack,
+    MasterDownError,
+    ReadOnlyError,
+    RedisClusterException,
+    ResponseError,
+    TryAgainError,
+)
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from ..config import RedisSettings, client_url
-from ..errors import RedisUnavailableError
+from ..errors import RedisOutcomeUnknownError, RedisUnavailableError
+from .url import redact_url
 
 T = TypeVar("T")
 _timeout: Any = getattr(asyncio, "timeout", None)  # Python 3.11+; 3.10 uses wait_for
@@ -62,6 +78,157 @@ def make_retry(attempts: int) -> Retry:
     )
 
 
+# -- what "Redis is unavailable" means: the one translation into RedisUnavailableError -----------------
+class _Call:
+    """What one operation sent and had answered (all of redis-py's attempts included)."""
+
+    __slots__ = ("answers", "exact", "pipeline", "sends")
+
+    def __init__(self, *, pipeline: bool = False, exact: bool = True) -> None:
+        self.sends = 0
+        self.answers = 0
+        self.pipeline = pipeline
+        self.exact = exact  # False: the client's connections do not count (cluster, sentinel)
+
+    def unanswered(self, kind: str) -> bool:
+        """A request reached the socket and its reply was not read (it may have been executed)."""
+        if not self.exact:  # not counted: any failure but a refused connection may follow a send
+            return kind in ("timeout", "deadline", "closed", "cluster")
+        return self.sends > 0 if self.pipeline else self.sends > self.answers
+
+
+_CALL: ContextVar[_Call | None] = ContextVar("adk_redis_call", default=None)
+
+_READS = (
+    "get mget getrange strlen exists type ttl pttl expiretime pexpiretime hget hmget hgetall hlen "
+    "hexists hkeys hvals hscan hstrlen zrange zrangebyscore zrevrange zrevrangebyscore zrangebylex "
+    "zscore zmscore zcard zcount zrank zrevrank zscan smembers sismember smismember scard sscan scan "
+    "keys lrange llen lindex xrange xrevrange xlen xinfo_stream ping echo info dbsize time lastsave "
+    "memory_usage object config_get client_list client_info client_id script_exists script_load "
+    "evalsha_ro eval_ro vcard vdim vsim vemb vinfo vrandmember ft_search ft_info cluster_info "
+    "cluster_nodes cluster_slots cluster_shards role wait waitaof "
+)
+#: Commands (redis-py method names, lower case) that never write: their failure is never "outcome unknown".
+READ_COMMANDS = frozenset(_READS.split())
+
+_REPLY_KINDS: tuple[tuple[type[BaseException], str, str], ...] = (
+    (BusyLoadingError, "loading", "it is loading its data set (LOADING)"),
+    (ReadOnlyError, "readonly", "it is a read-only replica (READONLY)"),
+    (MasterDownError, "masterdown", "it is a replica cut off from its primary (MASTERDOWN)"),
+    (ClusterDownError, "clusterdown", "the cluster is down (CLUSTERDOWN)"),
+    (TryAgainError, "tryagain", "the cluster is moving the keys' slot (TRYAGAIN)"),
+)
+
+
+def unavailable_kind(exc: BaseException) -> tuple[str, str] | None:
+    """``(kind, reason)`` when ``exc`` means Redis could not serve a call; None for an answer or a bug.
+
+    Authentication failures are answers (a wrong setting, not an outage), although redis-py makes them
+    connection errors.
+    """
+    if isinstance(exc, RedisUnavailableError):
+        return exc.kind, str(exc)
+    if isinstance(exc, (AuthenticationError, AuthorizationError, ExternalAuthProviderError)):
+        return None
+    for cls, kind, reason in _REPLY_KINDS:
+        if isinstance(exc, cls):
+            return kind, reason
+    if isinstance(exc, ResponseError):
+        msg = str(exc)
+        if msg.startswith("BUSY ") or msg == "BUSY":  # a script past its time limit (not BUSYKEY/BUSYGROUP)
+            return "busy", "it is busy running a script (BUSY)"
+        return None
+    if isinstance(exc, RedisTimeoutError):
+        return "timeout", f"no reply within the socket timeout (REDIS_SOCKET_TIMEOUT): {exc}"
+    if isinstance(exc, RedisConnectionError):
+        msg = str(exc)
+        if "connecting to" in msg:
+            return "refused", msg
+        return "closed", f"the connection was lost: {msg}"
+    if isinstance(exc, (CrossSlotTransactionError, InvalidPipelineStack)):
+        return None  # our bug, not an outage
+    if isinstance(exc, RedisClusterException):
+        return "cluster", f"the cluster cannot serve it: {exc}"
+    if isinstance(exc, (TimeoutError, asyncio.TimeoutError)):
+        return "deadline", str(exc) or "no reply within the deadline (REDIS_OPERATION_TIMEOUT)"
+    if isinstance(exc, (ConnectionError, socket.gaierror)):
+        return "refused", str(exc) or type(exc).__name__
+    return None
+
+
+def typed_error(
+    exc: BaseException, *, what: str, where: str = "Redis", writes: bool = True, call: _Call | None = None
+) -> BaseException:
+    """The typed error for ``exc`` raised by a call of ``what``; ``exc`` itself when it is not an outage.
+
+    :class:`RedisOutcomeUnknownError` when the call ``writes`` and a request was sent whose reply was
+    lost (``call``), else :class:`RedisUnavailableError`.  The message is one line: the server (password
+    redacted), the fault, the command, and for an unknown outcome that retrying is safe.
+    """
+    found = unavailable_kind(exc)
+    if found is None:
+        return exc
+    kind, reason = found
+    unknown = writes and call is not None and call.unanswered(kind)
+    if isinstance(exc, RedisUnavailableError):
+        if isinstance(exc, RedisOutcomeUnknownError) or not unknown:
+            return exc
+        reason = str(exc)
+    if unknown:
+        return RedisOutcomeUnknownError(
+            f"{where} did not confirm {what}: {reason}; the write may have landed, and retrying the "
+            "same call is safe",
+            kind=kind,
+        )
+    if kind == "refused":
+        return RedisUnavailableError(f"cannot reach {where} ({what}): {reason}", kind=kind)
+    return RedisUnavailableError(f"{where} is unavailable ({what}): {reason}", kind=kind)
+
+
+def _tracking(connection_class: type[Any]) -> type[Any]:
+    """Count the requests a connection sends and the replies it reads for the running operation.
+
+    A failure with a request unanswered (:class:`_Call`) means the outcome of a write is unknown.
+    The connection handshake (HELLO, AUTH, SELECT) and the health-check PING are not counted.
+    """
+
+    class Tracking(connection_class):  # type: ignore[misc]
+        adk_redis_tracks = True
+
+        async def send_packed_command(self, command: Any, check_health: bool = True) -> None:
+            call = _CALL.get()
+            if call is None:
+                await super().send_packed_command(command, check_health)
+                return
+            token = _CALL.set(None)  # the handshake and the health-check PING are not the command
+            try:
+                if not self.is_connected:
+                    await self.connect_check_health(check_health=False)
+                if check_health:
+                    await self.check_health()
+            finally:
+                _CALL.reset(token)
+            call.sends += 1
+            await super().send_packed_command(command, False)
+
+        async def read_response(self, *args: Any, **kwargs: Any) -> Any:
+            try:
+                reply = await super().read_response(*args, **kwargs)
+            except Exception as exc:
+                call = _CALL.get()
+                # an error reply (redis-py sets the reply's code; LOADING is a ConnectionError)
+                if call is not None and (isinstance(exc, ResponseError) or getattr(exc, "status_code", None)):
+                    call.answers += 1
+                raise
+            call = _CALL.get()
+            if call is not None:
+                call.answers += 1
+            return reply
+
+    Tracking.__name__ = Tracking.__qualname__ = "Tracking" + connection_class.__name__
+    return Tracking
+
+
 _FAST_CLASSES: dict[type[Any], type[Any]] = {}
 
 
@@ -75,7 +242,7 @@ def _fast_packing(connection_class: type[Any]) -> type[Any]:
     try:
         import hiredis
     except ImportError:  # pragma: no cover - hiredis is a dependency
-        return connection_class
+        return _tracking(connection_class)
     if connection_class not in _FAST_CLASSES:
         python_pack = connection_class.pack_command
 
@@ -89,7 +256,7 @@ def _fast_packing(connection_class: type[Any]) -> type[Any]:
             return list(python_pack(self, *args))
 
         _FAST_CLASSES[connection_class] = type(
-            "Fast" + connection_class.__name__, (connection_class,), {"pack_command": pack_command}
+            "Fast" + connection_class.__name__, (_tracking(connection_class),), {"pack_command": pack_command}
         )
     return _FAST_CLASSES[connection_class]
 
@@ -130,7 +297,10 @@ def create_client(settings: RedisSettings, uri: str | None = None) -> LoopLocalC
     pipeline by ``settings.redis_operation_timeout``.  The URL is checked now
     (:class:`~adk_redis.errors.ConfigurationError`).
     """
-    return LoopLocalClient(lambda: new_client(settings, uri), deadline=settings.redis_operation_timeout)
+    where = "Redis at " + redact_url(uri or settings.redis_url)
+    return LoopLocalClient(
+        lambda: new_client(settings, uri), deadline=settings.redis_operation_timeout, where=where
+    )
 
 
 def new_client(settings: RedisSettings, uri: str | None = None) -> Any:
@@ -178,6 +348,14 @@ def new_client(settings: RedisSettings, uri: str | None = None) -> Any:
     return aioredis.Redis.from_pool(pool)  # the client owns (and closes) its pool
 
 
+def read_script(client: Any, source: str) -> Any:
+    """``client.register_script(source)`` for a script that serves a read: when it fails, the outcome
+    is never "unknown" (:class:`~adk_redis.errors.RedisOutcomeUnknownError` is for writes)."""
+    if isinstance(client, LoopLocalClient):
+        return client.register_script(source, reads=True)
+    return client.register_script(source)
+
+
 def is_cluster(client: Any) -> bool:
     """True for a Redis Cluster client (multi-key steps must stay in one slot)."""
     from redis.asyncio.cluster import RedisCluster
@@ -188,8 +366,9 @@ def is_cluster(client: Any) -> bool:
 
 
 # -- the client services hold: one redis-py client per event loop, every operation under a deadline ----
-async def _within(awaitable: Awaitable[T], deadline: float | None, what: str) -> T:
-    """Await ``awaitable``; :class:`RedisUnavailableError` when it takes longer than ``deadline`` seconds.
+async def _within(awaitable: Awaitable[T], deadline: float | None) -> T:
+    """Await ``awaitable``; a built-in ``TimeoutError`` when it takes longer than ``deadline`` seconds
+    (:func:`typed_error` makes it a :class:`RedisUnavailableError`).
 
     The deadline covers everything redis-py does for the call: waiting for a pooled connection,
     connecting, redis-py's retries with their backoff, and the reply.  A stalled server (``DEBUG
@@ -204,9 +383,8 @@ async def _within(awaitable: Awaitable[T], deadline: float | None, what: str) ->
                 return await awaitable
         return await asyncio.wait_for(awaitable, deadline)
     except (asyncio.TimeoutError, TimeoutError) as exc:
-        raise RedisUnavailableError(
-            f"Redis did not answer {what} within {deadline:g} s (REDIS_OPERATION_TIMEOUT)"
-        ) from exc
+        # translated by the caller (typed_error): a write's outcome may be unknown
+        raise TimeoutError(f"no reply within {deadline:g} s (REDIS_OPERATION_TIMEOUT)") from exc
 
 
 def _running_loop() -> asyncio.AbstractEventLoop | None:
@@ -229,11 +407,16 @@ class LoopLocalClient:
     the most recently used client (statistics).
     """
 
-    def __init__(self, factory: Callable[[], Any], *, deadline: float | None) -> None:
+    def __init__(self, factory: Callable[[], Any], *, deadline: float | None, where: str = "Redis") -> None:
         self._factory = factory
         self.deadline = deadline
+        self.where = where
         self._spare: Any = factory()  # made now: a bad URL fails at construction
         self._cluster = hasattr(self._spare, "nodes_manager")  # redis-py's async RedisCluster
+        pool = getattr(self._spare, "connection_pool", None)
+        # connections that count requests and replies (standalone): exact "outcome unknown" decisions
+        self._exact = bool(getattr(getattr(pool, "connection_class", None), "adk_redis_tracks", False))
+        self._read_scripts: set[str] = set()
         self._last: Any = self._spare
         self._clients: dict[asyncio.AbstractEventLoop, Any] = {}
         self._closers: dict[asyncio.AbstractEventLoop, Any] = {}
@@ -293,7 +476,7 @@ class LoopLocalClient:
         def call(*args: Any, **kwargs: Any) -> Any:
             result = attr(*args, **kwargs)
             if name == "pipeline":  # a pipeline is awaitable too, but it is awaited via execute()
-                _bound_pipeline(result, deadline)
+                _bound_pipeline(result, deadline, self)
             elif inspect.isawaitable(result):
                 return self._await(result, loop, name, args, kwargs)
             return result
@@ -319,26 +502,53 @@ class LoopLocalClient:
             # caller awaiting initialize() (locked, once) first does not (tests/test_cluster.py).
             awaitable = self._initialized_first(self.current, awaitable)
         deadline = self.deadline
-        if not deadline or _timeout is None:
-            return await _within(awaitable, deadline, name)
-        try:  # _within inlined: one coroutine less on every command
-            async with _timeout(deadline):
+        call = _Call(exact=self._exact)
+        token = _CALL.set(call)
+        try:
+            if not deadline or _timeout is None:
+                return await _within(awaitable, deadline)
+            async with _timeout(deadline):  # _within inlined: one coroutine less on every command
                 return await awaitable
-        except TimeoutError as exc:
-            raise RedisUnavailableError(
-                f"Redis did not answer {name} within {deadline:g} s (REDIS_OPERATION_TIMEOUT)"
-            ) from exc
+        except TimeoutError as exc:  # the deadline (asyncio.timeout)
+            cut = TimeoutError(f"no reply within {deadline:g} s (REDIS_OPERATION_TIMEOUT)")
+            raise self._typed(cut, name, args, call) from exc
+        except Exception as exc:
+            typed = self._typed(exc, name, args, call)
+            if typed is exc:
+                raise
+            raise typed from exc
+        finally:
+            _CALL.reset(token)
+
+    def _typed(self, exc: BaseException, name: str, args: tuple[Any, ...], call: _Call) -> BaseException:
+        """The typed error of a failed command (:func:`typed_error`); ``exc`` when it is an answer."""
+        if name in ("evalsha", "eval"):
+            writes = not (args and text_arg(args[0]) in self._read_scripts)
+            what = "a script"
+        elif name == "execute_command":
+            writes = not (args and text_arg(args[0]).lower() in READ_COMMANDS)
+            what = text_arg(args[0]) if args else name
+        else:
+            writes = name not in READ_COMMANDS
+            what = name.upper()
+        return typed_error(exc, what=what, where=self.where, writes=writes, call=call)
 
     @staticmethod
     async def _initialized_first(client: Any, awaitable: Awaitable[T]) -> T:
         await client.initialize()
         return await awaitable
 
-    def register_script(self, script: str | bytes) -> Any:
-        """A redis-py Script run through this proxy (on the calling loop's client, within the deadline)."""
+    def register_script(self, script: str | bytes, *, reads: bool = False) -> Any:
+        """A redis-py Script run through this proxy (on the calling loop's client, within the deadline).
+
+        ``reads``: the script serves a read (its failure is never "outcome unknown").
+        """
         from redis.commands.core import AsyncScript
 
-        return AsyncScript(self, script)  # type: ignore[arg-type]
+        registered = AsyncScript(self, script)  # type: ignore[arg-type]
+        if reads:
+            self._read_scripts.add(registered.sha)
+        return registered
 
     def get_encoder(self) -> Any:
         client = self.current
@@ -367,7 +577,32 @@ class LoopLocalClient:
         return f"<LoopLocalClient {self._last!r} loops={len(self._clients)} deadline={self.deadline}>"
 
 
-def _bound_pipeline(pipe: Any, deadline: float | None) -> None:
+def text_arg(value: Any) -> str:
+    """A command argument as text (script SHAs and command names arrive as str or bytes)."""
+    return value.decode("utf-8", "replace") if isinstance(value, (bytes, bytearray)) else str(value)
+
+
+def _pipeline_writes(pipe: Any, read_scripts: set[str]) -> bool:
+    """True unless every queued command of ``pipe`` is a read (unknown layouts count as writes)."""
+    stack = getattr(pipe, "command_stack", None)
+    if stack is None:
+        stack = getattr(pipe, "_command_stack", None)
+    if not stack:
+        return stack is None
+    for entry in stack:
+        args = getattr(entry, "args", None) or (entry[0] if isinstance(entry, tuple) else ())
+        if not args:
+            return True
+        name = text_arg(args[0]).lower()
+        if name in ("evalsha", "eval"):
+            if len(args) < 2 or text_arg(args[1]) not in read_scripts:
+                return True
+        elif name.replace(" ", "_") not in READ_COMMANDS:
+            return True
+    return False
+
+
+def _bound_pipeline(pipe: Any, deadline: float | None, owner: LoopLocalClient | None = None) -> None:
     """Bound ``pipe.execute()`` by the deadline and release its connection when it fails.
 
     redis-py's ``Pipeline.execute`` loads the pipeline's scripts (``SCRIPT EXISTS`` / ``SCRIPT
@@ -381,12 +616,30 @@ def _bound_pipeline(pipe: Any, deadline: float | None) -> None:
     if execute is None:
         return
 
+    where = owner.where if owner is not None else "Redis"
+    exact = owner._exact if owner is not None else False
+    read_scripts = owner._read_scripts if owner is not None else set()
+
     async def bounded(*args: Any, **kwargs: Any) -> Any:
+        writes = _pipeline_writes(pipe, read_scripts)
+        call = _Call(pipeline=True, exact=exact)
+        token = _CALL.set(call)
         try:
-            return await _within(execute(*args, **kwargs), deadline, "a pipeline")
+            replies = await _within(execute(*args, **kwargs), deadline)
         except BaseException as exc:
             await _release_pipeline(pipe, exc)
-            raise
+            typed = typed_error(exc, what="a pipeline", where=where, writes=writes, call=call)
+            if typed is exc:
+                raise
+            raise typed from exc
+        finally:
+            _CALL.reset(token)
+        for reply in replies if isinstance(replies, list) else ():
+            # raise_on_error=False: a "not now" reply (LOADING, MASTERDOWN, ...) is an outage, not data.
+            # Every command was answered: the outcome is known (a refused command was not run).
+            if isinstance(reply, ResponseError) and unavailable_kind(reply) is not None:
+                raise typed_error(reply, what="a pipeline", where=where, writes=False) from reply
+        return replies
 
     pipe.execute = bounded
 

@@ -28,6 +28,7 @@ from ..errors import (
     CorruptedDataError,
     RedisOutOfMemoryError,
     RedisPermissionError,
+    RedisUnavailableError,
 )
 from ..resilience._breaker import UNAVAILABLE_ERRORS
 from .common import (
@@ -59,6 +60,8 @@ def classify(exc: BaseException, url: str) -> CliError | None:
         return exc
     if isinstance(exc, ConfigurationError):
         return CliError(message, EXIT_USAGE)
+    if isinstance(exc, RedisUnavailableError):  # adk_redis' one line: the server, the fault, the command
+        return CliError(message, EXIT_CONNECTION)
     if isinstance(exc, InvalidResponse):
         # e.g. an HTTP server on the port: 'Protocol error, got "<" as reply type byte'
         return CliError(

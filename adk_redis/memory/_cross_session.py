@@ -23,6 +23,7 @@ from typing import Any
 from redis.exceptions import ResponseError
 
 from .._core.codec import text
+from .._core.connection import read_script
 from ..config import RedisSettings
 from ..errors import CorruptedDataError, server_error
 from ..keys import KeySchema, escape, unescape
@@ -156,8 +157,8 @@ class CrossSessionMemory:
         self.app_name = app_name
         self.index = index if index is not None else SearchIndex(client)
         self._history_put = client.register_script(_HISTORY_PUT)
-        self._history_get = client.register_script(_HISTORY_GET)
-        self._live = client.register_script(_LIVE_MEMBERS)
+        self._history_get = read_script(client, _HISTORY_GET)
+        self._live = read_script(client, _LIVE_MEMBERS)
         self._index_put = client.register_script(_INDEX_PUT)
 
     # -- helpers -------------------------------------------------------------

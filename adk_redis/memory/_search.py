@@ -38,6 +38,7 @@ from typing import Any
 from redis.exceptions import OutOfMemoryError, ResponseError
 
 from .._core.codec import text
+from .._core.connection import read_script
 from ..errors import RedisOutOfMemoryError, server_error
 from ..keys import MemoryIndexKeys, escape
 from ._tokenizer import index_terms, query_terms
@@ -322,6 +323,26 @@ def write_error(exc: ResponseError, where: str) -> Exception:
     return server_error(exc, where)
 
 
+def partial_write_error(exc: Exception, where: str, written: tuple[str, ...]) -> Exception:
+    """The typed error of a batch that stopped part way: :func:`write_error`'s, saying what was written.
+
+    A :class:`RedisOutOfMemoryError` carries ``written`` (the ids of the documents stored) and its
+    message the count and the first ids; other errors are returned as :func:`write_error` types them.
+    """
+    typed = write_error(exc, where) if isinstance(exc, ResponseError) else exc
+    if not isinstance(typed, RedisOutOfMemoryError):
+        return typed
+    if not written:
+        return typed
+    shown = ", ".join(written[:5]) + (", ..." if len(written) > 5 else "")
+    return RedisOutOfMemoryError(
+        f"{where}: Redis is out of memory (maxmemory reached) part way: {len(written)} document(s) were "
+        f"written ({shown}), the rest were not; running the same call again once memory is freed is "
+        f"safe: {str(exc)[:160]}",
+        written=written,
+    )
+
+
 def now_ms() -> int:
     return int(time.time() * 1000)
 
@@ -365,7 +386,8 @@ class SearchIndex:
         self.max_query_terms = max_query_terms
         self._put = client.register_script(INDEX_PUT)
         self._delete = client.register_script(INDEX_DELETE)
-        self._search = client.register_script(
+        self._search = read_script(
+            client,
             SEARCH.replace("__BATCH__", str(PRUNE_BATCH)).replace("__FLOOR__", str(CANDIDATE_FLOOR))
         )
         self._cleanup = client.register_script(CLEANUP)

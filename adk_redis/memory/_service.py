@@ -41,7 +41,7 @@ from .. import telemetry
 from .._core.codec import text
 from .._core.connection import create_client, is_cluster
 from ..config import RedisSettings, resolve_settings
-from ..errors import CorruptedDataError
+from ..errors import CorruptedDataError, RedisOutOfMemoryError
 from ..keys import KeySchema, MemoryIndexKeys, escape, unescape
 from ._cross_session import CrossSessionMemory, ttl_ms
 from ._docs import (
@@ -56,7 +56,7 @@ from ._docs import (
     source_of,
 )
 from ._docs import memory_id as memory_doc_id
-from ._search import Hit, SearchIndex, now_ms, write_error
+from ._search import Hit, SearchIndex, now_ms, partial_write_error, write_error
 from ._tokenizer import query_terms
 from ._vectors import fetch_vectors, rank, rank_fetched
 from .embeddings import Embedder, QueryVectors, fuse, pack
@@ -207,12 +207,16 @@ class RedisMemoryService(BaseMemoryService):
                     vectors[n] = pack(v)
         kw: dict[str, Any] = {"ttl_ms": ttl, "skip_existing": mode == "skip", "refresh": mode == "refresh"}
         if self._cluster:  # redis-py's cluster pipeline refuses EVALSHA; one slot, so in order
-            return [
-                bool(await self.index.put(
-                    ik, d.doc_id, d.body, d.payload, vector=vec, fields=d.fields, context=d.context, **kw
-                ))
-                for d, vec in zip(docs, vectors)
-            ]
+            done: list[bool] = []
+            for d, vec in zip(docs, vectors):
+                try:
+                    done.append(bool(await self.index.put(
+                        ik, d.doc_id, d.body, d.payload, vector=vec, fields=d.fields, context=d.context, **kw
+                    )))
+                except RedisOutOfMemoryError as exc:
+                    written = tuple(x.doc_id for x, new in zip(docs, done) if new)
+                    raise partial_write_error(exc, f"indexing {len(docs)} memories", written) from exc
+            return done
         pipe = self.client.pipeline(transaction=False)
         for d, vec in zip(docs, vectors):
             await self.index.put(
@@ -223,9 +227,13 @@ class RedisMemoryService(BaseMemoryService):
             replies = await pipe.execute(raise_on_error=False)
         except ResponseError as exc:
             raise write_error(exc, f"indexing {len(docs)} memories") from exc
-        for reply in replies:
-            if isinstance(reply, ResponseError):
-                raise write_error(reply, f"indexing {len(docs)} memories") from reply
+        failed = [r for r in replies if isinstance(r, ResponseError)]
+        if failed:
+            # each document's script is all or nothing; the others of the batch may have been stored
+            ok = [not isinstance(r, Exception) and int(r) == 1 for r in replies]
+            written = tuple(d.doc_id for d, new in zip(docs, ok) if new)
+            where = f"indexing {len(docs)} memories"
+            raise partial_write_error(failed[0], where, written) from failed[0]
         return [int(r) == 1 for r in replies]
 
     async def _storable(self, ik: MemoryIndexKeys, docs: Sequence[_Doc]) -> list[bool]:
@@ -335,7 +343,11 @@ class RedisMemoryService(BaseMemoryService):
             if not stored[n] and stored[n + 1] and turns[n][0].author != turns[n + 1][0].author
         ]
         if refresh:
-            await self._put_many(ik, refresh, ttl, mode="refresh")
+            try:
+                await self._put_many(ik, refresh, ttl, mode="refresh")
+            except RedisOutOfMemoryError as exc:  # the new documents are stored; name them too
+                written = tuple(d.doc_id for d, new in zip(docs, stored) if new)
+                raise partial_write_error(exc, f"indexing {len(docs)} memories", written) from exc
 
     @override
     async def add_memory(

@@ -16,9 +16,10 @@ import weakref
 from collections.abc import Sequence
 from typing import Any
 
-from redis.exceptions import ConnectionError, RedisError, TimeoutError
+from redis.exceptions import RedisError
 
 from .._core.codec import text
+from .._core.connection import unavailable_kind
 from ..keys import MemoryIndexKeys
 from .embeddings import cosine, pack, unpack
 
@@ -55,10 +56,10 @@ async def vector_sets_supported(client: Any, probe_key: str) -> bool:
     try:
         await client.execute_command("VCARD", probe_key)
         found = True
-    except (ConnectionError, TimeoutError):
-        raise  # unknown, not cached
-    except RedisError:  # unknown command (Redis < 8, Valkey, fakeredis; a cluster client's own check)
-        found = False
+    except RedisError as exc:
+        if unavailable_kind(exc) is not None:  # Redis did not answer: unknown, not cached
+            raise
+        found = False  # unknown command (Redis < 8, Valkey, fakeredis; a cluster client's own check)
     _support[client] = found
     return found
 

@@ -32,9 +32,9 @@ from typing_extensions import override
 from .. import telemetry
 from .._core import codec
 from .._core.codec import text
-from .._core.connection import create_client, is_cluster
+from .._core.connection import create_client, is_cluster, read_script
 from ..config import RedisSettings, resolve_settings
-from ..errors import CorruptedDataError, MergeConflictError, server_error
+from ..errors import CorruptedDataError, MergeConflictError, RedisOutcomeUnknownError, server_error
 from ..keys import KeySchema, SessionKeys
 from ..security import PERMISSIVE_POLICY, IdPolicy
 from . import _layout as layout
@@ -49,6 +49,7 @@ _STALE = (
     "Please reload the session before appending more events."
 )
 _STATE_FIELD = layout.STATE_PREFIX
+_MAX_UNCONFIRMED = 10_000  # creation tokens kept for retries of creates whose outcome is unknown
 
 StalePolicy = Literal["reject", "merge"]
 STALE_POLICIES: tuple[str, ...] = get_args(StalePolicy)
@@ -226,13 +227,15 @@ class RedisSessionService(BaseSessionService):
         self._ttl = str(int(ttl * 3_600_000)) if ttl else "0"
         self._create = self.client.register_script(scripts.CREATE_SESSION)
         self._append = self.client.register_script(scripts.APPEND_EVENT)
-        self._get = self.client.register_script(scripts.GET_SESSION)
+        self._get = read_script(self.client, scripts.GET_SESSION)
         self._delete = self.client.register_script(scripts.DELETE_SESSION)
         self._app_touch = self.client.register_script(scripts.APP_TOUCH)
         self._restore = self.client.register_script(scripts.RESTORE_SESSION)
         self._upgrade = self.client.register_script(scripts.UPGRADE_SESSION)
-        self._page = self.client.register_script(scripts.PAGE_INDEX)
-        self._list_script = self.client.register_script(scripts.LIST_SUMMARIES)
+        self._page = read_script(self.client, scripts.PAGE_INDEX)
+        self._list_script = read_script(self.client, scripts.LIST_SUMMARIES)
+        #: Creation tokens of creates whose outcome is unknown (RedisOutcomeUnknownError), oldest first.
+        self._unconfirmed_creates: dict[tuple[str, str, str], str] = {}
 
     # -- helpers -----------------------------------------------------------
     def _app_keys(self, app_name: str) -> list[str]:
@@ -315,6 +318,7 @@ class RedisSessionService(BaseSessionService):
         session_id: str | None = None,
     ) -> Session:
         session_id = _strip_id(session_id) or None
+        explicit_id = session_id is not None
         session_id = session_id or platform_uuid.new_uuid()
         self.id_policy.check(session_id)
         deltas = codec.json_safe(state or {})
@@ -339,13 +343,26 @@ class RedisSessionService(BaseSessionService):
             len(deltas["user"]),
             len(deltas["app"]),
             # Creation token: when redis-py retries this call after a lost reply, the script finds
-            # the session it created itself and answers as if it had just created it.
+            # the session it created itself and answers as if it had just created it.  After a
+            # RedisOutcomeUnknownError the token is kept (per app, user and session id), so the
+            # application's own retry of the create gets the session instead of AlreadyExistsError.
             secrets.token_hex(8),
             *self.codec.flatten(deltas["session"], _STATE_FIELD),
             *self.codec.flatten(deltas["user"]),
             *app_pairs,
         ]
-        res = await self._create(keys=keys, args=args)
+        pending = (app_name, user_id, session_id)
+        if explicit_id and pending in self._unconfirmed_creates:
+            args[7] = self._unconfirmed_creates[pending]  # this create's earlier attempt: the same token
+        try:
+            res = await self._create(keys=keys, args=args)
+        except RedisOutcomeUnknownError:
+            if explicit_id:  # a retry of this call (same ids) must recognise the session it may have stored
+                self._unconfirmed_creates[pending] = str(args[7])
+                while len(self._unconfirmed_creates) > _MAX_UNCONFIRMED:
+                    self._unconfirmed_creates.pop(next(iter(self._unconfirmed_creates)))
+            raise
+        self._unconfirmed_creates.pop(pending, None)
         if int(res[0]) == 0:
             raise AlreadyExistsError(f"Session with id {session_id} already exists.")
         where = f"session {session_id!r}"

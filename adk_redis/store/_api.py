@@ -690,7 +690,8 @@ def create_session_store(
             if client is None:
                 runner.run(conn.aclose())
             runner.stop()
-            raise RedisUnavailableError(f"Redis at {where} is unreachable: {exc}") from exc
+            kind = getattr(exc, "kind", "refused")
+            raise RedisUnavailableError(f"Redis at {where} is unreachable: {exc}", kind=kind) from exc
         logger.warning("Redis at %s is unreachable (%s); serving from memory until it answers", where, exc)
         reachable = False
     try:

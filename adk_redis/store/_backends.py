@@ -23,6 +23,7 @@ from google.adk.sessions.in_memory_session_service import InMemorySessionService
 from pydantic import BaseModel, ConfigDict, Field
 
 from .._core.codec import text
+from .._core.connection import typed_error
 from .._core.url import redact_url
 from ..config import RedisSettings
 from ..errors import AdkRedisError, RedisUnavailableError
@@ -226,14 +227,23 @@ class RedisStoreBackend:
         return "redis"
 
     async def guard(self, coro: Coroutine[Any, Any, T]) -> T:
-        """Run a store call; Redis unavailable -> :class:`RedisUnavailableError` (no fallback here)."""
+        """Run a store call, counting outages for the stats (no fallback here).
+
+        adk_redis' clients raise :class:`RedisUnavailableError` themselves (:mod:`adk_redis.connection`);
+        an injected client's raw redis-py error is translated the same way (:func:`typed_error`).
+        """
         try:
             result = await coro
-        except UNAVAILABLE_ERRORS as exc:
+        except Exception as exc:
+            typed = typed_error(exc, what="a store call", writes=False)
+            if typed is exc and not isinstance(exc, RedisUnavailableError):
+                raise
             self._errors += 1
             self._available = False
             self._last_error = f"{type(exc).__name__}: {exc}"
-            raise RedisUnavailableError(f"Redis is unavailable: {exc}") from exc
+            if typed is exc:
+                raise
+            raise typed from exc
         self._available = True
         return result
 
