@@ -21,7 +21,9 @@ def turn(n: int) -> Event:
     words = " ".join(f"word{n}x{k} topic{k % 7}" for k in range(60))
     author = "user" if n % 2 == 0 else "agent"
     return Event(
-        author=author, invocation_id=f"i{n}", content=types.Content(role=author, parts=[types.Part(text=words)])
+        author=author,
+        invocation_id=f"i{n}",
+        content=types.Content(role=author, parts=[types.Part(text=words)]),
     )
 
 
