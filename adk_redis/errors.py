@@ -89,6 +89,12 @@ class RedisPermissionError(AdkRedisError, PermissionError):
     """The Redis ACL user may not run a command (NOPERM); the message names the command."""
 
 
+class InvalidInputError(AdkRedisError, ValueError):
+    """An id, state key or value, or event that cannot be stored: not valid Unicode text (a lone
+    surrogate), bytes that are not UTF-8, nested deeper than JSON encoding allows, or otherwise not
+    representable as JSON.  The message names the argument; nothing was written."""
+
+
 class InvalidCursorError(AdkRedisError, ValueError):
     """A page cursor that is garbage, was altered, or belongs to another app, user or order."""
 

@@ -16,6 +16,8 @@ import re
 from dataclasses import dataclass
 from functools import lru_cache
 
+from .errors import InvalidInputError
+
 MAX_ID_LENGTH = 4096
 _UNSAFE = frozenset("%:{}*?[]\\\"'")
 
@@ -31,12 +33,19 @@ def escape(component: str) -> str:
     if not isinstance(component, str):
         raise TypeError(f"key components must be str, got {type(component).__name__}")
     if len(component) > MAX_ID_LENGTH:
-        raise ValueError(f"id is {len(component)} characters long; at most {MAX_ID_LENGTH} are allowed")
+        raise InvalidInputError(
+            f"id is {len(component)} characters long; at most {MAX_ID_LENGTH} are allowed"
+        )
     if component == "":
         return "%"  # a lone '%' never results from escaping a non-empty string
     out = []
     for ch in component:
         if ch in _UNSAFE or ch.isspace() or not ch.isprintable():
+            if "\ud800" <= ch <= "\udfff":
+                raise InvalidInputError(
+                    f"id {component.encode('utf-8', 'backslashreplace').decode()[:80]!r} contains a lone "
+                    "surrogate: it is not valid Unicode text"
+                )
             out.append("".join(f"%{b:02X}" for b in ch.encode("utf-8")))
         else:
             out.append(ch)

@@ -64,6 +64,8 @@ class IdPolicy:
             return "must not be empty"
         if len(session_id) > self.max_length:
             return f"is {len(session_id)} characters long; at most {self.max_length} are allowed"
+        if not session_id.isascii() and any("\ud800" <= c <= "\udfff" for c in session_id):
+            return "contains a lone surrogate (not valid Unicode text)"
         if not self.allow_control_chars and any(unicodedata.category(c) in ("Cc", "Cf") for c in session_id):
             return "contains control characters"
         if self.pattern is not None and not re.fullmatch(self.pattern, session_id):

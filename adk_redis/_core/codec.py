@@ -26,7 +26,7 @@ from google.adk.events.event import Event
 from google.adk.sessions import _session_util
 from pydantic import ValidationError
 
-from ..errors import CorruptedDataError
+from ..errors import CorruptedDataError, InvalidInputError
 from .event_decode import fast_decode_event
 
 if TYPE_CHECKING:
@@ -45,7 +45,15 @@ def text(value: bytes | str) -> str:
 
 def encode_event(event: Event) -> str:
     """Serialize an event for storage."""
-    return _EVENT_TAG + event.model_dump_json(exclude_none=True)
+    return _EVENT_TAG + _event_json(event)
+
+
+def _event_json(event: Event) -> str:
+    """The event's JSON; InvalidInputError when it cannot be stored (lone surrogates, too deep, ...)."""
+    try:
+        return event.model_dump_json(exclude_none=True)
+    except (ValueError, TypeError, RecursionError) as exc:
+        raise InvalidInputError(f"event {event.id!r} cannot be stored: {_why(exc)}") from None
 
 
 def decode_event(payload: bytes | str, *, where: str) -> Event:
@@ -87,7 +95,42 @@ def json_safe(state: dict[str, Any]) -> dict[str, dict[str, Any]]:
     for key in state:
         if not isinstance(key, str):
             raise TypeError(f"state keys must be str, got {type(key).__name__}")
-    return _session_util.extract_json_safe_state_delta(state)
+    try:
+        return _session_util.extract_json_safe_state_delta(state)
+    except (ValueError, TypeError, RecursionError) as exc:  # bytes that are not UTF-8, too deep, ...
+        raise InvalidInputError(f"the state cannot be stored as JSON: {_why(exc)}") from None
+
+
+def _why(exc: BaseException) -> str:
+    """A short reason without the offending data (it may be huge or binary)."""
+    if isinstance(exc, RecursionError):
+        return "it is nested too deeply"
+    return f"{type(exc).__name__}: {str(exc)[:120]}"
+
+
+def _checked(field: str, encoded: str) -> None:
+    """InvalidInputError unless the field name and its encoded value are valid Unicode (no lone
+    surrogates, which cannot be sent as UTF-8)."""
+    for what, value in (("state key", field), ("value of state key", encoded)):
+        if not value.isascii():
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError:
+                name = field.encode("utf-8", "backslashreplace").decode()[:80]
+                raise InvalidInputError(
+                    f"the {what} {name!r} contains a lone surrogate: it is not valid Unicode text"
+                ) from None
+
+
+def _encode_field(field: str, value: Any, encode: Any) -> str:
+    try:
+        encoded: str = encode(value)
+    except (ValueError, TypeError, RecursionError) as exc:
+        name = field.encode("utf-8", "backslashreplace").decode()[:80]
+        raise InvalidInputError(f"the value of state key {name!r} cannot be stored: {_why(exc)}") from None
+    if not (encoded.isascii() and field.isascii()):
+        _checked(field, encoded)
+    return encoded
 
 
 # What json.dumps(value, ensure_ascii=False, separators=(",", ":")) builds on every call.
@@ -111,8 +154,9 @@ def flatten(mapping: dict[str, Any], field_prefix: str = "") -> list[str]:
     """``{k: v}`` -> ``[prefix+k, json(v), ...]`` for HSET-style arguments."""
     out: list[str] = []
     for key, value in mapping.items():
-        out.append(field_prefix + key)
-        out.append(encode_value(value))
+        field = field_prefix + key
+        out.append(field)
+        out.append(_encode_field(field, value, encode_value))
     return out
 
 
@@ -202,7 +246,7 @@ class PayloadCodec:
     # -- events ----------------------------------------------------------------------
     def encode_event(self, event: Event) -> str:
         """Serialize an event for storage (deterministic: equal events give equal payloads)."""
-        body = event.model_dump_json(exclude_none=True)
+        body = _event_json(event)
         if self.plain:
             return _EVENT_TAG + body
         sealed = self._seal(body.encode("utf-8"), _EVENT_AAD)
@@ -264,8 +308,9 @@ class PayloadCodec:
             return flatten(mapping, field_prefix)
         out: list[str] = []
         for key, value in mapping.items():
-            out.append(field_prefix + key)
-            out.append(self.encode_value(value))
+            field = field_prefix + key
+            out.append(field)
+            out.append(_encode_field(field, value, self.encode_value))
         return out
 
     def decode_hash(self, pairs: dict[Any, Any] | Sequence[Any], *, where: str) -> dict[str, Any]:

@@ -10,13 +10,32 @@ from __future__ import annotations
 
 from ._layout import LUA_PRELUDE
 
+# Containment of foreign keys of the wrong Redis type under our prefix (a STRING where the app's state
+# HASH or an index ZSET belongs):
+# * ``state_of(key)``: a state hash for reading, or the string '!' when the key has another type (the
+#   service leaves that scope's state out, logged with the key's name);
+# * ``wrong_type(key, want)``: checked before a script's first write, so a write that would meet such a
+#   key writes nothing and names the key ({-4, key, type}).
+_CONTAINMENT = r"""
+local function state_of(key)
+  local h = redis.pcall('HGETALL', key)
+  if h.err then return '!' end
+  return h
+end
+local function wrong_type(key, want)
+  local t = redis.call('TYPE', key)['ok']
+  if t ~= 'none' and t ~= want then return {-4, key, t} end
+  return nil
+end
+"""
+
 # Every script that reads or writes a session's events takes its keys first, in the order of
 # ``SessionKeys.script_keys``: meta, log, ids, times, legacy_events, legacy_times.
 #
 # ``upgrade()`` converts a format-1 record (events in a HASH ``<seq> -> payload, #<id> -> seq``
 # and a ZSET of timestamps) to format 2 (a LIST of payloads, a HASH id -> seq, a LIST of
 # timestamps), in place and atomically, on its first touch; a format-2 record costs one HGET.
-_SESSION_EVENTS = LUA_PRELUDE + r"""
+_SESSION_EVENTS = LUA_PRELUDE + _CONTAINMENT + r"""
 local function upgrade()
   if redis.call('HGET', KEYS[1], F_V) == FORMAT then return end
   if redis.call('EXISTS', KEYS[1]) == 0 then return end
@@ -63,15 +82,22 @@ end
 # Returns {0} when the session exists (created by someone else), else
 # {1, user_state, app_state}; a retry of this very create (same token: the
 # first reply was lost) finds its own session and answers {1, ...} again.
-CREATE_SESSION = LUA_PRELUDE + r"""
+CREATE_SESSION = LUA_PRELUDE + _CONTAINMENT + r"""
 local app = {}
 if redis.call('EXISTS', KEYS[1]) == 1 then
   if redis.call('HGET', KEYS[1], F_T) ~= ARGV[8] then return {0} end
-  if #KEYS >= 7 then app = redis.call('HGETALL', KEYS[5]) end
-  return {1, redis.call('HGETALL', KEYS[2]), app}
+  if #KEYS >= 7 then app = state_of(KEYS[5]) end
+  return {1, state_of(KEYS[2]), app}
 end
 local now, ttl = ARGV[1], tonumber(ARGV[2])
 local ns, nu, na = tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7])
+local bad = wrong_type(KEYS[1], 'hash') or wrong_type(KEYS[3], 'zset') or wrong_type(KEYS[4], 'zset')
+if not bad and nu > 0 then bad = wrong_type(KEYS[2], 'hash') end
+if not bad and #KEYS >= 7 then
+  bad = wrong_type(KEYS[6], 'zset') or wrong_type(KEYS[7], 'zset')
+  if not bad and na > 0 then bad = wrong_type(KEYS[5], 'hash') end
+end
+if bad then return bad end
 local i = 9
 redis.call('HSET', KEYS[1], F_C, now, F_U, now, F_R, '0', F_N, '0', F_L, '', F_V, FORMAT, F_T, ARGV[8],
   F_M, '0')
@@ -97,9 +123,9 @@ if #KEYS >= 7 then
   redis.call('ZADD', KEYS[6], now, ARGV[4])
   created(KEYS[7], KEYS[6], ARGV[4])
   if ttl > 0 then redis.call('PEXPIRE', KEYS[6], ttl) end
-  app = redis.call('HGETALL', KEYS[5])
+  app = state_of(KEYS[5])
 end
-return {1, redis.call('HGETALL', KEYS[2]), app}
+return {1, state_of(KEYS[2]), app}
 """
 
 # Brings one session record to the current format (``adk-redis migrate``; the session scripts
@@ -146,8 +172,8 @@ local function missed()
   local payloads = {}
   if first < n then payloads = redis.call('LRANGE', KEYS[2], first, n - 1) end
   local app = {}
-  if #KEYS >= 10 then app = redis.call('HGETALL', KEYS[9]) end
-  return {payloads, redis.call('HGETALL', KEYS[1]), redis.call('HGETALL', KEYS[7]), app}
+  if #KEYS >= 10 then app = state_of(KEYS[9]) end
+  return {payloads, redis.call('HGETALL', KEYS[1]), state_of(KEYS[7]), app}
 end
 local seen = redis.call('HGET', KEYS[3], ARGV[4])
 if seen and redis.call('LINDEX', KEYS[2], seen) == ARGV[5] then
@@ -181,6 +207,13 @@ if stale then
     if #bad > 1 then return bad end
   end
 end
+local bad = wrong_type(KEYS[8], 'zset')
+if not bad and nu > 0 then bad = wrong_type(KEYS[7], 'hash') end
+if not bad and #KEYS >= 10 then
+  bad = wrong_type(KEYS[10], 'zset')
+  if not bad and na > 0 then bad = wrong_type(KEYS[9], 'hash') end
+end
+if bad then return bad end
 local ts, ttl = ARGV[6], tonumber(ARGV[7])
 local seq = tostring(n)
 local newrev = tostring(tonumber(rev) + 1)
@@ -260,8 +293,8 @@ else
   for _ = #payloads + 1, n - first do payloads[#payloads + 1] = false end
 end
 local app = {}
-if #KEYS >= 8 then app = redis.call('HGETALL', KEYS[8]) end
-return {meta, payloads, redis.call('HGETALL', KEYS[7]), app}
+if #KEYS >= 8 then app = state_of(KEYS[8]) end
+return {meta, payloads, state_of(KEYS[7]), app}
 """
 
 # KEYS: meta, log, ids, times, legacy_events, legacy_times, user_index, [app_index], then the

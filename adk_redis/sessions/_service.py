@@ -82,6 +82,15 @@ def _data_errors(
     return wrapper
 
 
+def _wrong_type(reply: Any, what: str) -> CorruptedDataError:
+    """The error of a write that met a key of the wrong Redis type (the scripts' ``{-4, key, type}``)."""
+    key, kind = text(reply[1]), text(reply[2])
+    return CorruptedDataError(
+        f"{what}: Redis key {key!r} has the wrong type ({kind}); nothing was written. Delete or repair "
+        "that key (it is not one adk_redis wrote in this form)"
+    )
+
+
 def _strip_id(session_id: Any) -> Any:
     """Strip a session id; TypeError for anything but str / None."""
     if isinstance(session_id, str):
@@ -284,14 +293,21 @@ class RedisSessionService(BaseSessionService):
             {k[len(_STATE_FIELD) :]: v for k, v in meta.items() if k.startswith(_STATE_FIELD)}, where, ""
         )
 
-    def _state(self, raw: Any, where: str, scope: str) -> dict[str, Any]:
+    def _state(self, raw: Any, where: str, scope: str, key: str = "") -> dict[str, Any]:
         """Decode a state hash; a value that does not decode fails only itself.
 
         Containment: one bad value (foreign JSON, an unknown encryption key id)
         must not make every session of the app unreadable.  The key is left out
-        with a warning; ``adk-redis doctor`` names such values.
+        with a warning; ``adk-redis doctor`` names such values.  A whole app or user
+        state ``key`` of the wrong Redis type (the scripts' mark ``'!'``) is left out
+        the same way, its name logged: it fails only the writes into it.
         """
         out: dict[str, Any] = {}
+        if isinstance(raw, (bytes, str)):  # the scripts' mark: the state key has the wrong Redis type
+            note = f"{scope or 'session '}state key {key!r} has the wrong Redis type (not a hash)"
+            logger.warning("Leaving out the %sstate of %s: %s", scope, where, note)
+            self.skipped_records.append(f"{note}, left out of {where}")
+            return out
         for key, value in self._pairs_to_dict(raw).items():
             try:
                 out[key] = self.codec.decode_value(value, where=where)
@@ -365,6 +381,8 @@ class RedisSessionService(BaseSessionService):
         self._unconfirmed_creates.pop(pending, None)
         if int(res[0]) == 0:
             raise AlreadyExistsError(f"Session with id {session_id} already exists.")
+        if int(res[0]) == -4:
+            raise _wrong_type(res, f"create_session of session {session_id!r}")
         where = f"session {session_id!r}"
         if self._cluster:
             await self._touch_app(app_name, now, member, app_pairs, created=True)
@@ -376,8 +394,8 @@ class RedisSessionService(BaseSessionService):
             app_name=app_name,
             user_id=user_id,
             state=_merge(
-                self._state(app_raw, where, State.APP_PREFIX),
-                self._state(res[1], where, State.USER_PREFIX),
+                self._state(app_raw, where, State.APP_PREFIX, self.keys.app_state(app_name)),
+                self._state(res[1], where, State.USER_PREFIX, self.keys.user_state(app_name, user_id)),
                 deltas["session"],
             ),
             last_update_time=float(now),
@@ -418,8 +436,8 @@ class RedisSessionService(BaseSessionService):
             user_id=user_id,
             session_id=session_id,
             meta=self._pairs_to_dict(res[0]),
-            app_state=self._state(app_raw, where, State.APP_PREFIX),
-            user_state=self._state(res[2], where, State.USER_PREFIX),
+            app_state=self._state(app_raw, where, State.APP_PREFIX, self.keys.app_state(app_name)),
+            user_state=self._state(res[2], where, State.USER_PREFIX, self.keys.user_state(app_name, user_id)),
             events=events,
             where=where,
         )
@@ -472,9 +490,10 @@ class RedisSessionService(BaseSessionService):
     ) -> SessionPage:
         """One page from Redis: the index page (one script, one slot), then the records (one pipeline)."""
         session_pages.check_args(limit, order)
-        score, member = (
+        score, text_member = (
             ("", "") if cursor is None else session_pages.decode_cursor(cursor, app_name, user_id, order)
         )
+        member = text_member.encode("utf-8", "surrogateescape")  # the index member's exact bytes
         keys = self.keys
         listing = keys.app_index(app_name) if user_id is None else keys.user_index(app_name, user_id)
         if order == "created":
@@ -492,8 +511,10 @@ class RedisSessionService(BaseSessionService):
                     reply = []
         else:
             reply = await self._page(keys=[listing], args=["desc", score, member, limit])
+        # a member that is not UTF-8 (a foreign write) stays escaped: skipped below (logged), and a cursor
+        # after it carries it exactly (surrogateescape round-trips the bytes)
         entries = [
-            (m.decode() if type(m) is bytes else m, v.decode() if type(v) is bytes else v)
+            (m.decode("utf-8", "surrogateescape") if type(m) is bytes else m, text(v))
             for m, v in zip(reply[::2], reply[1::2])
         ]
         more = len(entries) > limit
@@ -552,6 +573,8 @@ class RedisSessionService(BaseSessionService):
         """(user, session) of a member of a user (``user_id``) or app (None) index; None if undecodable."""
         try:
             m = member.decode("utf-8") if isinstance(member, bytes) else member
+            if not m.isascii():
+                m.encode("utf-8")  # UnicodeEncodeError (a ValueError): an undecodable member, escaped
             if user_id is None:
                 return self.keys.parse_app_index_member(m)
             return user_id, self.keys.parse_session_member(m)
@@ -787,6 +810,8 @@ class RedisSessionService(BaseSessionService):
         code = int(res[0])
         if code == -1:
             raise SessionNotFoundError(f"Session {session.id} not found.")
+        if code == -4:
+            raise _wrong_type(res, f"append_event to session {session.id!r}")
         if code == -2:
             raise StaleSessionError(_STALE)
         if code == -3:
@@ -851,11 +876,12 @@ class RedisSessionService(BaseSessionService):
                 if k.startswith(State.APP_PREFIX)
             }
         else:
-            app_state = self._state(app_raw, where, State.APP_PREFIX)
+            app_state = self._state(app_raw, where, State.APP_PREFIX, self.keys.app_state(session.app_name))
         temp = {k: v for k, v in session.state.items() if k.startswith(State.TEMP_PREFIX)}
+        user_key = self.keys.user_state(session.app_name, session.user_id)
         session.state = _merge(
             app_state,
-            self._state(user_raw, where, State.USER_PREFIX),
+            self._state(user_raw, where, State.USER_PREFIX, user_key),
             self._session_state(self._pairs_to_dict(meta_raw), where),
         )
         session.state.update(temp)
