@@ -114,14 +114,19 @@ def probe(checked: RedisURL, timeout: float = 1.0) -> str | None:
         return str(exc)
     try:
         client.ping()
-    except redis.exceptions.ResponseError as exc:
+    except Exception as exc:
+        from .connection import unavailable_kind
+
         if "NOAUTH" in str(exc) or "WRONGPASS" in str(exc):
             return f"authentication failed ({exc})"
+        found = unavailable_kind(exc)  # the one definition of "unavailable" (adk_redis.connection)
+        if found is not None:
+            return found[1]
         if "NOPERM" in str(exc):
             return None  # it answered; this ACL user may just not PING
-        return f"it answered with an error: {exc}"  # e.g. a database number it does not have
-    except (redis.exceptions.RedisError, OSError) as exc:
-        return str(exc) or type(exc).__name__
+        if isinstance(exc, (redis.exceptions.RedisError, OSError)):
+            return f"it answered with an error: {exc}"  # e.g. a database number it does not have
+        raise
     finally:
         client.close()
     return None

@@ -453,3 +453,43 @@ def test_api_server_answers_503(monkeypatch: pytest.MonkeyPatch) -> None:
         detail = answer.json()["detail"]
         assert detail.startswith(f"cannot reach Redis at {url}") and "\n" not in detail, detail
         assert answer.headers["retry-after"] == "1"
+
+
+@pytest.mark.parametrize(
+    ("exc", "kind"),
+    [
+        (
+            redis.exceptions.ConnectionError("Error 111 connecting to 127.0.0.1:1. Connection refused."),
+            "refused",
+        ),
+        (redis.exceptions.ConnectionError("Connection closed by server."), "closed"),
+        (redis.exceptions.TimeoutError("Timeout reading from 127.0.0.1:1"), "timeout"),
+        (TimeoutError("no reply within 1 s (REDIS_OPERATION_TIMEOUT)"), "deadline"),
+        (redis.exceptions.BusyLoadingError("Redis is loading the dataset in memory"), "loading"),
+        (redis.exceptions.ReadOnlyError("You can't write against a read only replica."), "readonly"),
+        (redis.exceptions.MasterDownError("Link with MASTER is down"), "masterdown"),
+        (redis.exceptions.ClusterDownError("The cluster is down"), "clusterdown"),
+        (redis.exceptions.TryAgainError("Multiple keys request during rehashing of slot"), "tryagain"),
+        (redis.exceptions.ResponseError("BUSY Redis is busy running a script."), "busy"),
+        (redis.exceptions.RedisClusterException("Redis Cluster cannot be connected."), "cluster"),
+        (redis.exceptions.AuthenticationError("invalid password"), None),
+        (redis.exceptions.ResponseError("ERR unknown command 'VCARD'"), None),
+        (redis.exceptions.ResponseError("BUSYGROUP Consumer Group name already exists"), None),
+        (redis.exceptions.NoScriptError("No matching script."), None),
+        (ValueError("a bug"), None),
+    ],
+)
+def test_typed_error_classifies(exc: BaseException, kind: str | None) -> None:
+    from adk_redis.connection import _Call, typed_error
+
+    typed = typed_error(exc, what="GET", where="Redis at redis://h:1", writes=False)
+    if kind is None:
+        assert typed is exc  # an answer (or a bug): propagates unchanged
+        return
+    assert isinstance(typed, RedisUnavailableError) and typed.kind == kind
+    assert not isinstance(typed, RedisOutcomeUnknownError)
+    sent = _Call()
+    sent.sends = 1  # a write whose request went out, unanswered
+    write = typed_error(exc, what="EVALSHA", where="Redis at redis://h:1", writes=True, call=sent)
+    assert isinstance(write, RedisOutcomeUnknownError) and write.kind == kind
+    assert "may have landed" in str(write)
