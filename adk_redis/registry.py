@@ -115,7 +115,7 @@ def probe(checked: RedisURL, timeout: float = 1.0) -> str | None:
     try:
         client.ping()
     except Exception as exc:
-        from .connection import unavailable_kind
+        from ._core.connection import unavailable_kind
 
         if "NOAUTH" in str(exc) or "WRONGPASS" in str(exc):
             return f"authentication failed ({exc})"

@@ -43,7 +43,7 @@ from adk_redis import (
     create_session_store,
     load_settings,
 )
-from adk_redis.cli import main as cli_main
+from adk_redis.admin.cli import main as cli_main
 from adk_redis.keys import KeySchema
 from adk_redis.registry import memory_factory, session_factory
 
@@ -84,7 +84,7 @@ class Ctx:
 
 async def make_ctx(url: str, prefix: str, **kw: Any) -> Ctx:
     settings = load_settings(redis_url=url, redis_key_prefix=prefix, **{**FAST, **kw})
-    from adk_redis.connection import create_client
+    from adk_redis._core.connection import create_client
 
     return Ctx(
         url=url,
@@ -480,7 +480,7 @@ def test_api_server_answers_503(monkeypatch: pytest.MonkeyPatch) -> None:
     ],
 )
 def test_typed_error_classifies(exc: BaseException, kind: str | None) -> None:
-    from adk_redis.connection import _Call, typed_error
+    from adk_redis._core.connection import _Call, typed_error
 
     typed = typed_error(exc, what="GET", where="Redis at redis://h:1", writes=False)
     if kind is None:
