@@ -51,7 +51,7 @@ _fallbacks: weakref.WeakSet[Any] = weakref.WeakSet()
 @functools.lru_cache(maxsize=1024)
 def app_hash(app_name: str) -> str:
     """The app attribute: a short SHA-256 digest (app names may be customer names)."""
-    return hashlib.sha256(app_name.encode("utf-8")).hexdigest()[:12]
+    return hashlib.sha256(app_name.encode("utf-8", "surrogatepass")).hexdigest()[:12]  # never raises
 
 
 def _observe_fallbacks(options: CallbackOptions) -> Iterable[Observation]:
