@@ -493,3 +493,20 @@ def test_typed_error_classifies(exc: BaseException, kind: str | None) -> None:
     write = typed_error(exc, what="EVALSHA", where="Redis at redis://h:1", writes=True, call=sent)
     assert isinstance(write, RedisOutcomeUnknownError) and write.kind == kind
     assert "may have landed" in str(write)
+
+
+async def test_runner_surfaces_the_typed_error() -> None:
+    """ADK's Runner re-raises the service's error: the caller of run_async gets it, typed."""
+    from google.adk.agents.llm_agent import LlmAgent
+    from google.adk.runners import Runner
+
+    url = f"redis://127.0.0.1:{free_port()}"
+    sessions = RedisSessionService(settings=load_settings(redis_url=url, **FAST))
+    runner = Runner(
+        app_name=APP, agent=LlmAgent(name="agent", model="gemini-2.0-flash"), session_service=sessions
+    )
+    message = types.Content(role="user", parts=[types.Part(text="hi")])
+    with pytest.raises(RedisUnavailableError) as info:
+        async for _ in runner.run_async(user_id="u", session_id="s1", new_message=message):
+            pass
+    assert info.value.kind == "refused" and "cannot reach Redis at" in str(info.value)
