@@ -92,6 +92,9 @@ async def test_wrong_type_state_key_fails_only_writes_into_it(svc: RedisSessionS
     with pytest.raises(CorruptedDataError, match=broken):
         await svc.create_session(app_name=APP, user_id="u", session_id="x", state={prefix + "k": 1})
     assert await svc.get_session(app_name=APP, user_id="u", session_id="x") is None
+    if scope == "user":  # the one read whose whole answer is the broken key: typed, naming it
+        with pytest.raises(CorruptedDataError, match=broken):
+            await svc.get_user_state(app_name=APP, user_id="u")
     # another user (app scope: the app's state is broken for everyone; user scope: only this user)
     other = await svc.create_session(app_name=APP, user_id="v", session_id="o", state={"user:z": 1})
     assert other.state.get("user:z") == 1

@@ -747,8 +747,16 @@ class RedisSessionService(BaseSessionService):
     @override
     @_data_errors
     async def get_user_state(self, *, app_name: str, user_id: str) -> dict[str, Any]:
-        reply = await self.client.hgetall(self.keys.user_state(app_name, user_id))
-        return self._state(reply, f"user state of {user_id!r}", State.USER_PREFIX)
+        key = self.keys.user_state(app_name, user_id)
+        try:
+            reply = await self.client.hgetall(key)
+        except ResponseError as exc:
+            if "WRONGTYPE" not in str(exc):
+                raise
+            # the one read whose whole answer is that key: typed, naming it (not left out)
+            wrong = f"user state key {key!r} has the wrong Redis type (not a hash)"
+            raise CorruptedDataError(wrong) from None
+        return self._state(reply, f"user state of {user_id!r}", State.USER_PREFIX, key)
 
     @override
     @_data_errors
