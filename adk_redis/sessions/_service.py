@@ -754,7 +754,7 @@ class RedisSessionService(BaseSessionService):
             if "WRONGTYPE" not in str(exc):
                 raise
             # the one read whose whole answer is that key: typed, naming it (not left out)
-            wrong = f"user state key {key!r} has the wrong Redis type (not a hash)"
+            wrong = f"user state key {key!r} has the wrong Redis type (not a hash): {str(exc)[:80]}"
             raise CorruptedDataError(wrong) from None
         return self._state(reply, f"user state of {user_id!r}", State.USER_PREFIX, key)
 
