@@ -78,8 +78,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="run one turn of the sample agent on Redis (an embedded server without --url)",
         description="Runs one turn of the sample agent hello_agent (offline scripted model) through "
         "ADK's Runner with RedisSessionService, then reads the session back. Server: --url or "
-        "$REDIS_URL, else an embedded Valkey server (installed with the package on Linux x86-64) with its data "
-        "in --data-dir. --agents-dir prints the samples' agents directory, for adk web.",
+        "$REDIS_URL, else an embedded Valkey server (installed with the package on Linux x86-64) "
+        "with its data in --data-dir. --agents-dir prints the samples' agents directory, for adk web.",
     )
     p.add_argument("--data-dir", help="embedded server's data ($ADK_REDIS_DATA_DIR, else ./.adk_redis_data)")
     p.add_argument("--agents-dir", action="store_true", help="print the sample agents directory and exit")

