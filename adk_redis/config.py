@@ -53,6 +53,10 @@ class RedisSettings(BaseSettings):
     # Circuit breaker of the fallback services: consecutive failures that open it, seconds between PINGs.
     redis_failure_threshold: int = Field(default=3, ge=1)
     redis_health_check_interval: float = Field(default=5.0, gt=0)
+    # Fallback write-back (adk_redis.fallback): conflicts held in memory at most; past the cap they spill
+    # to a Redis LIST (keys.writeback_conflicts), or to this JSON-lines file when Redis refuses them.
+    redis_writeback_max_conflicts: int = Field(default=10_000, ge=0)
+    redis_writeback_conflicts_file: str | None = None
     redis_key_prefix: str = "vana"
     session_ttl_hours: float | None = Field(default=None, gt=0)
     # The design API's store (get_session_store()): live sessions allowed (a soft cap checked at creation).
@@ -100,7 +104,9 @@ class RedisSettings(BaseSettings):
         parse_keyring(value.get_secret_value())  # KeyringError messages never contain key material
         return value
 
-    @field_validator("session_ttl_hours", "redis_compress_min_bytes", mode="before")
+    @field_validator(
+        "session_ttl_hours", "redis_compress_min_bytes", "redis_writeback_conflicts_file", mode="before"
+    )
     @classmethod
     def _empty_is_none(cls, value: Any) -> Any:
         if isinstance(value, str) and value.strip().lower() in ("", "none", "0"):
