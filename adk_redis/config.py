@@ -61,9 +61,10 @@ class RedisSettings(BaseSettings):
     session_ttl_hours: float | None = Field(default=None, gt=0)
     # The design API's store (get_session_store()): live sessions allowed (a soft cap checked at creation).
     store_max_sessions: int = Field(default=10_000, ge=1)
-    # Stale writers (a session object behind storage): "reject" as DatabaseSessionService, or "merge"
-    # appends whose state keys nobody else wrote since (adk_redis.sessions._service).
-    session_stale_policy: Literal["reject", "merge"] = "reject"
+    # Stale writers (a session object behind storage): "reject" as DatabaseSessionService, "merge"
+    # appends whose state keys nobody else wrote since, "lww" appends all, per key the later timestamp
+    # wins (adk_redis.sessions._service).
+    session_stale_policy: Literal["reject", "merge", "lww"] = "reject"
     memory_ttl_hours: float = Field(default=72, gt=0)
     knowledge_ttl_hours: float = Field(default=168, gt=0)
     history_ttl_hours: float = Field(default=720, gt=0)

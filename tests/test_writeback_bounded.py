@@ -202,3 +202,40 @@ async def test_half_open_sends_new_work_to_redis(aof_server: RedisServer, prefix
     assert got is not None and got.state["y"] == 1
     assert await svc.core.check() and svc.state is BreakerState.CLOSED
     await svc.close()
+
+
+async def test_lww_write_back_stores_every_outage_event_and_keeps_the_latest(
+    aof_server: RedisServer, prefix: str
+) -> None:
+    """With stale_policy="lww" the write-back reports no conflict: every outage event is stored and each
+    key keeps the value of its latest-timestamped write (the other writer's lands in the middle)."""
+    redis = RedisSessionService(
+        aof_server.url, settings=load_settings(**FAST), key_prefix=prefix, stale_policy="lww"
+    )
+    svc = FallbackSessionService(redis, failure_threshold=1, health_check_interval=3600)
+    t0 = time.time()
+
+    def at(ts: float, **delta: Any) -> Event:
+        return Event(author="a", invocation_id="i", timestamp=ts, actions=EventActions(state_delta=delta))
+
+    s = await svc.create_session(app_name=APP, user_id="u", session_id="s")
+    await svc.append_event(s, at(t0, n=-100, m=-100))
+    aof_server.kill()
+    ids = []
+    for i in range(10):
+        ids.append((await svc.append_event(s, at(t0 + 1 + i, n=i, **({"m": i} if i < 5 else {})))).id)
+    aof_server.start()
+    other = RedisSessionService(aof_server.url, settings=load_settings(**FAST), key_prefix=prefix)
+    theirs = await other.get_session(app_name=APP, user_id="u", session_id="s")
+    assert theirs is not None
+    await other.append_event(theirs, at(t0 + 7.5, n="theirs", m="theirs"))
+    await svc.write_back()
+    assert svc.get_redis_stats()["conflicts"] == 0 and svc.conflicts == []
+    stored = await other.get_session(app_name=APP, user_id="u", session_id="s")
+    assert stored is not None and set(ids) <= {e.id for e in stored.events}
+    assert stored.state["n"] == 9  # the outage's last write (t0+10) is later than theirs (t0+7.5)
+    assert stored.state["m"] == "theirs"  # theirs is later than the outage's last "m" (t0+5)
+    await svc.append_event(s, at(time.time(), k=1))  # the caller's object goes on against Redis
+    assert s.state["n"] == 9 and s.state["m"] == "theirs"
+    await other.close()
+    await svc.close()

@@ -483,7 +483,8 @@ class FallbackSessionService(_Fallback, BaseSessionService):
 
     # -- write-back (one journal entry per session) --------------------------------------
     def _write_back_policy(self) -> StalePolicy:
-        return "merge"
+        """The rule of the write-back: lww when the service's policy is lww, else merge."""
+        return "lww" if self.redis.stale_policy == "lww" else "merge"
 
     async def _write_back_session(self, key: _Key) -> None:
         """Write memory's copy of one session to Redis with the service's rule, then hand it back to Redis.
