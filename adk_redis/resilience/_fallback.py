@@ -182,6 +182,13 @@ class FallbackSessionService(_Fallback, BaseSessionService):
     A session served by memory (created or appended to while Redis was unreachable) stays memory's until
     it is written back.
 
+    Reads during an outage: ``get_session`` of a session this process holds in memory is served from
+    memory; of any other session (it may exist in Redis) it raises
+    :class:`~adk_redis.errors.RedisUnavailableError` rather than answer ``None`` ("no such session"), so
+    ADK's ``Runner.run_async`` raises it too instead of creating an empty session under that id.
+    ``list_sessions`` / ``list_sessions_page`` list the sessions this process holds (the ones it can
+    serve), with a warning logged once per outage; a session deleted during the outage reads as ``None``.
+
     Args:
       redis: the primary service.
       memory: the fallback (a new ``InMemorySessionService`` by default).
@@ -216,6 +223,7 @@ class FallbackSessionService(_Fallback, BaseSessionService):
         """Written-back sessions: memory copy's last event id, Redis copy right after the write-back."""
         self._created_at: dict[_Key, float] = {}
         """Creation time of the sessions created in memory (``order="created"`` pages during an outage)."""
+        self._warned_listing = -1
         self._done: dict[_Key, int] = {}
         """Memory events of a session written back or reported so far (a cut write-back resumes there)."""
         self._gates: dict[_Key, asyncio.Event] = {}
@@ -328,9 +336,19 @@ class FallbackSessionService(_Fallback, BaseSessionService):
             "config": config,
         }
         key = (app_name, user_id, session_id.strip() if session_id else session_id)
-        return await self._call(
-            "get_session", key, lambda: self.redis.get_session(**kw), lambda: self.memory.get_session(**kw)
-        )
+
+        async def in_memory() -> Session | None:
+            got = await self.memory.get_session(**kw)
+            if got is not None or self.core.pending(("delete", key)):
+                return got
+            # Not this process's: it may exist in Redis.  None would read as "no such session" (and
+            # make ADK's Runner with auto_create_session fork a new, empty one under the same id).
+            raise RedisUnavailableError(
+                f"get_session of session {session_id!r} of user {user_id!r} in app {app_name!r}: Redis is "
+                "unreachable and this process does not hold the session (it may exist in Redis); retry later"
+            )
+
+        return await self._call("get_session", key, lambda: self.redis.get_session(**kw), in_memory)
 
     @override
     async def list_sessions(self, *, app_name: str, user_id: str | None = None) -> ListSessionsResponse:
@@ -338,12 +356,23 @@ class FallbackSessionService(_Fallback, BaseSessionService):
             listed = await self.redis.list_sessions(app_name=app_name, user_id=user_id)
             return await self._overlay(listed, app_name, user_id)
 
-        return await self._call(
-            "list_sessions",
-            None,
-            from_redis,
-            lambda: self.memory.list_sessions(app_name=app_name, user_id=user_id),
-        )
+        async def in_memory() -> ListSessionsResponse:
+            self._partial_listing("list_sessions", app_name)
+            return await self.memory.list_sessions(app_name=app_name, user_id=user_id)
+
+        return await self._call("list_sessions", None, from_redis, in_memory)
+
+    def _partial_listing(self, op: str, app_name: str) -> None:
+        """Log (once per outage) that a listing holds only the sessions this process holds."""
+        opened = self.breaker.times_opened
+        if self._warned_listing != opened:
+            self._warned_listing = opened
+            logger.warning(
+                "%s of app %r during a Redis outage lists only the sessions this process holds "
+                "(the ones it can serve now); sessions stored only in Redis are missing until it is back",
+                op,
+                app_name,
+            )
 
     async def list_sessions_page(
         self,
@@ -373,6 +402,7 @@ class FallbackSessionService(_Fallback, BaseSessionService):
             return await self._overlay_page(await self.redis.list_sessions_page(**kw), app_name, user_id)
 
         async def in_memory() -> SessionPage:
+            self._partial_listing("list_sessions_page", app_name)
             listed = await self.memory.list_sessions(app_name=app_name, user_id=user_id)
             keys = self.redis.keys
             entries = [
