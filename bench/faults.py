@@ -24,7 +24,11 @@ Targets (issue 10): with fallback no call waits longer than deadline x threshold
 sessions written back in under 2 s.  Issue 17: 1,000 pending sessions with 400 conflicts written back,
 breaker closed, in under 5 s while writers continue.
 
-``--only conflicts`` runs only the conflicting write-back scenarios.
+Shared key (issue 17 item 4): ``--processes`` processes append ``--appends`` events each to one session
+during an outage, every one writing ``user:last``; after the restart each writes back.  Reported per
+policy (merge, lww): acknowledged / stored / reported as conflicts / lost.
+
+``--only conflicts`` / ``--only shared-key`` runs only those scenarios.
 """
 
 from __future__ import annotations
@@ -309,6 +313,97 @@ async def conflicting_write_back(
     return result
 
 
+def _shared_key_writer(args: tuple[str, str, int, str, str, int]) -> dict[str, Any]:
+    """One process of :func:`shared_key_outage`: ``appends`` outage appends, each writing ``user:last``."""
+    url, prefix, wid, sync, policy, appends = args
+    logging.getLogger("adk_redis").setLevel(logging.CRITICAL)
+
+    def wait_for(name: str) -> None:
+        while not os.path.exists(os.path.join(sync, name)):
+            time.sleep(0.01)
+
+    async def run() -> dict[str, Any]:
+        st = load_settings(
+            redis_url=url, redis_operation_timeout=1.0, redis_connect_timeout=0.2, redis_retry_attempts=1
+        )
+        redis = RedisSessionService(settings=st, key_prefix=prefix, stale_policy=policy)
+        svc = FallbackSessionService(redis, failure_threshold=1, health_check_interval=0.1)
+        session = await svc.get_session(app_name=APP, user_id="u", session_id="shared")
+        assert session is not None
+        open(os.path.join(sync, f"ready{wid}"), "w").close()
+        await asyncio.to_thread(wait_for, "down")
+        acked = []
+        for j in range(appends):
+            e = await svc.append_event(session, ev(**{f"w{wid}": j, "user:last": f"{wid}-{j}"}))
+            acked.append(e.id)
+        open(os.path.join(sync, f"done{wid}"), "w").close()
+        await asyncio.to_thread(wait_for, "up")
+        t0 = time.monotonic()
+        closed = await svc.wait_closed(120)
+        out = {
+            "acked": acked,
+            "conflicts": [c.event.id for c in await svc.read_conflicts(app_name=APP, limit=10**6) if c.event],
+            "closed": closed,
+            "close_s": time.monotonic() - t0,
+        }
+        await svc.close()
+        return out
+
+    return asyncio.run(run())
+
+
+def shared_key_outage(policy: str, processes: int, appends: int) -> dict[str, Any]:
+    """Issue 17 item 4: ``processes`` processes on one session, ``appends`` outage appends each, every one
+    writing ``user:last``; reports acknowledged / stored / reported as conflicts / lost."""
+    import multiprocessing as mp
+    import tempfile
+
+    server = RedisServer(args=["--appendonly", "yes", "--appendfsync", "always"]).start()
+    prefix = f"bs{uuid.uuid4().hex[:6]}"
+
+    async def setup() -> None:
+        svc = RedisSessionService(server.url, key_prefix=prefix)
+        await svc.create_session(app_name=APP, user_id="u", session_id="shared")
+        await svc.close()
+
+    asyncio.run(setup())
+    with tempfile.TemporaryDirectory() as sync, mp.get_context("spawn").Pool(processes) as pool:
+        pending = pool.map_async(
+            _shared_key_writer, [(server.url, prefix, w, sync, policy, appends) for w in range(processes)]
+        )
+        while sum(os.path.exists(os.path.join(sync, f"ready{w}")) for w in range(processes)) < processes:
+            time.sleep(0.02)
+        server.kill()
+        open(os.path.join(sync, "down"), "w").close()
+        while sum(os.path.exists(os.path.join(sync, f"done{w}")) for w in range(processes)) < processes:
+            time.sleep(0.02)
+        server.start()
+        open(os.path.join(sync, "up"), "w").close()
+        results = pending.get(timeout=300)
+
+    async def stored() -> tuple[set[str], Any]:
+        svc = RedisSessionService(server.url, key_prefix=prefix)
+        got = await svc.get_session(app_name=APP, user_id="u", session_id="shared")
+        await svc.close()
+        assert got is not None
+        return {e.id for e in got.events}, got.state.get("user:last")
+
+    ids, last = asyncio.run(stored())
+    server.stop()
+    acked = [i for r in results for i in r["acked"]]
+    conflicted = {i for r in results for i in r["conflicts"]}
+    return {
+        "policy": policy,
+        "acknowledged": len(acked),
+        "stored": len(set(acked) & ids),
+        "reported_as_conflicts": len(conflicted),
+        "lost": len(set(acked) - ids - conflicted),
+        "all_closed": all(r["closed"] for r in results),
+        "max_close_s": round(max(r["close_s"] for r in results), 3),
+        "user_last": last,
+    }
+
+
 async def main_async(a: argparse.Namespace) -> dict[str, Any]:
     out: dict[str, Any] = {"deadline_s": a.deadline, "failure_threshold": a.threshold, "fault_s": a.stall}
     if a.only in (None, "faults"):
@@ -327,6 +422,11 @@ async def main_async(a: argparse.Namespace) -> dict[str, Any]:
         out["one_session_conflicts"] = await conflicting_write_back(
             1, a.session_conflicts, a.deadline, per_session=a.session_conflicts, trace=True
         )
+    if a.only in (None, "shared-key"):
+        for policy in ("merge", "lww"):
+            out[f"shared_key_{policy}"] = await asyncio.to_thread(
+                shared_key_outage, policy, a.processes, a.appends
+            )
     return out
 
 
@@ -339,7 +439,9 @@ def main() -> None:
     ap.add_argument("--sessions", type=int, default=1000)
     ap.add_argument("--conflicts", type=int, default=400, help="conflicting sessions of the write-back")
     ap.add_argument("--session-conflicts", type=int, default=600, help="conflicting events in one session")
-    ap.add_argument("--only", choices=["faults", "conflicts"], default=None)
+    ap.add_argument("--processes", type=int, default=4, help="processes of the shared-key run")
+    ap.add_argument("--appends", type=int, default=500, help="outage appends per process (shared key)")
+    ap.add_argument("--only", choices=["faults", "conflicts", "shared-key"], default=None)
     ap.add_argument("--json", action="store_true")
     a = ap.parse_args()
     result = asyncio.run(main_async(a))
