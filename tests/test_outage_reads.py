@@ -17,7 +17,7 @@ from google.adk.runners import Runner
 from google.genai import types
 
 from adk_redis import RedisSessionService, RedisUnavailableError, load_settings
-from adk_redis.fallback import BreakerState, FallbackSessionService
+from adk_redis.resilience._fallback import BreakerState, FallbackSessionService
 
 from .servers import RedisServer
 from .test_runner import ScriptedModel, remember
