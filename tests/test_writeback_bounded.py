@@ -239,3 +239,33 @@ async def test_lww_write_back_stores_every_outage_event_and_keeps_the_latest(
     assert s.state["n"] == 9 and s.state["m"] == "theirs"
     await other.close()
     await svc.close()
+
+
+async def test_a_write_back_cut_by_an_outage_resumes_without_reporting_twice(
+    aof_server: RedisServer, prefix: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    svc = service(aof_server, prefix)
+    _, ids, other = await outage(aof_server, svc, 6, every=2)  # 6 conflicting, 6 to write
+    real = svc.redis.append_event
+    calls = 0
+
+    async def cut_once(*args: Any, **kw: Any) -> Any:
+        nonlocal calls
+        calls += 1
+        if calls == 3:  # Redis goes away again in the middle of the write-back
+            raise ConnectionError("connection reset")
+        return await real(*args, **kw)
+
+    monkeypatch.setattr(svc.redis, "append_event", cut_once)
+    with pytest.raises(ConnectionError):
+        await svc.write_back()
+    reported = [c.event.id for c in svc.conflicts if c.event]
+    assert 0 < len(reported) < 6 and svc.core.pending()
+    await svc.write_back()  # resumes where it stopped
+    reported = [c.event.id for c in svc.conflicts if c.event]
+    assert reported == ids  # each once, in order
+    stored = await other.get_session(app_name=APP, user_id="u", session_id="s")
+    assert stored is not None and len(stored.events) == 2 + 6  # before + theirs, then the 6 others once
+    assert len({e.id for e in stored.events}) == len(stored.events)
+    await other.close()
+    await svc.close()
