@@ -60,13 +60,18 @@ class RedisSettings(BaseSettings):
     # Circuit breaker of the fallback services: consecutive failures that open it, seconds between PINGs.
     redis_failure_threshold: int = Field(default=3, ge=1)
     redis_health_check_interval: float = Field(default=5.0, gt=0)
+    # Fallback write-back (adk_redis.fallback): conflicts held in memory at most; past the cap they spill
+    # to a Redis LIST (keys.writeback_conflicts), or to this JSON-lines file when Redis refuses them.
+    redis_writeback_max_conflicts: int = Field(default=10_000, ge=0)
+    redis_writeback_conflicts_file: str | None = None
     redis_key_prefix: str = "vana"
     session_ttl_hours: float | None = Field(default=None, gt=0)
     # The design API's store (get_session_store()): live sessions allowed (a soft cap checked at creation).
     store_max_sessions: int = Field(default=10_000, ge=1)
-    # Stale writers (a session object behind storage): "reject" as DatabaseSessionService, or "merge"
-    # appends whose state keys nobody else wrote since (adk_redis.sessions._service).
-    session_stale_policy: Literal["reject", "merge"] = "reject"
+    # Stale writers (a session object behind storage): "reject" as DatabaseSessionService, "merge"
+    # appends whose state keys nobody else wrote since, "lww" appends all, per key the later timestamp
+    # wins (adk_redis.sessions._service).
+    session_stale_policy: Literal["reject", "merge", "lww"] = "reject"
     memory_ttl_hours: float = Field(default=72, gt=0)
     knowledge_ttl_hours: float = Field(default=168, gt=0)
     history_ttl_hours: float = Field(default=720, gt=0)
@@ -114,7 +119,9 @@ class RedisSettings(BaseSettings):
         parse_keyring(value.get_secret_value())  # KeyringError messages never contain key material
         return value
 
-    @field_validator("session_ttl_hours", "redis_compress_min_bytes", mode="before")
+    @field_validator(
+        "session_ttl_hours", "redis_compress_min_bytes", "redis_writeback_conflicts_file", mode="before"
+    )
     @classmethod
     def _empty_is_none(cls, value: Any) -> Any:
         if isinstance(value, str) and value.strip().lower() in ("", "none", "0"):

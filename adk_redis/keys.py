@@ -245,6 +245,14 @@ class KeySchema:
             return ParsedKey("security")
         if family == "migrate":
             return ParsedKey("migration")
+        if family == "writeback":
+            sub, _, app = rest.partition(":")
+            if sub != "conflicts" or not app:
+                return None
+            try:
+                return ParsedKey("writeback_conflicts", unescape(app))
+            except (ValueError, UnicodeDecodeError):
+                return None
         if family == "session":
             if rest.startswith("owner:"):
                 app, sep, sid = rest[len("owner:") :].partition(":")
@@ -313,6 +321,11 @@ class KeySchema:
     def migration_invalid(self, name: str) -> str:
         """SET: legacy keys one ``adk-redis migrate`` found unreadable (counted once each)."""
         return f"{self.prefix}:migrate:{escape(name)}:invalid"
+
+    # -- fallback write-back (adk_redis.resilience) --------------------------------
+    def writeback_conflicts(self, app_name: str) -> str:
+        """LIST: the app's write-back conflicts spilled past the in-memory cap (JSON, oldest first)."""
+        return f"{self.prefix}:writeback:conflicts:{escape(app_name)}"
 
     # -- facade / security (adk_redis.store._api) ----------------------------------
     def session_owner(self, app_name: str, session_id: str) -> str:

@@ -12,20 +12,39 @@ fail), the time from the server's return until everything was written back and t
 the records written back / conflicted / failed.  Then: write-back time of ``--sessions`` sessions
 created (with two events each) while the server was down.
 
+Conflicting write-back (issue 17): ``--sessions`` sessions taken over by memory during an outage (two
+events each), ``--conflicts`` of them changed meanwhile by another writer on a key an outage event also
+writes; 8 writer tasks keep appending while the write-back runs.  Reports the time from the first health
+round after the restart until the breaker closed, conflicts recorded (each once), the RSS peak above the
+level before the restart (sampled every 5 ms) and, in a second run under ``tracemalloc``, the peak of
+Python allocations during the recovery.  The same for one session with ``--session-conflicts``
+conflicting events (the issue's 600 recorded 1,199 times, 6.8 GB).
+
 Targets (issue 10): with fallback no call waits longer than deadline x threshold; 1,000 pending
-sessions written back in under 2 s.
+sessions written back in under 2 s.  Issue 17: 1,000 pending sessions with 400 conflicts written back,
+breaker closed, in under 5 s while writers continue.
+
+Shared key (issue 17 item 4): ``--processes`` processes append ``--appends`` events each to one session
+during an outage, every one writing ``user:last``; after the restart each writes back.  Reported per
+policy (merge, lww): acknowledged / stored / reported as conflicts / lost.
+
+``--only conflicts`` / ``--only shared-key`` runs only those scenarios.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import json
+import logging
 import os
+import random
 import statistics
 import sys
 import threading
 import time
+import tracemalloc
 import uuid
 from typing import Any
 
@@ -190,22 +209,239 @@ async def write_back_volume(sessions: int, deadline: float) -> dict[str, Any]:
     }
 
 
+def rss_bytes() -> int:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+async def conflicting_write_back(
+    sessions: int, conflicts: int, deadline: float, *, per_session: int = 1, trace: bool = False
+) -> dict[str, Any]:
+    """``sessions`` sessions taken over by memory, ``conflicts`` conflicting outage events (spread over
+    ``conflicts // per_session`` sessions), 8 writers appending during the recovery (see the docstring)."""
+    server = RedisServer(args=["--appendonly", "yes", "--appendfsync", "everysec"]).start()
+    prefix = f"bc{uuid.uuid4().hex[:6]}"
+    redis = RedisSessionService(settings=settings(server, deadline), key_prefix=prefix)
+    svc = FallbackSessionService(redis, failure_threshold=1, health_check_interval=3600)
+    objs = [await svc.create_session(app_name=APP, user_id=f"u{i % 50}") for i in range(sessions)]
+    for s in objs:
+        await svc.append_event(s, ev(k=0))
+    with server.client() as c:  # everything on disk before the kill
+        c.execute_command("BGREWRITEAOF")
+        while c.info("persistence")["aof_rewrite_in_progress"]:
+            time.sleep(0.05)
+    server.kill()
+    clashing = conflicts // per_session
+    acked_ids: list[str] = []
+    for i, s in enumerate(objs):
+        n = per_session if i < clashing else 1
+        for j in range(n):  # "k": the other writer changes it too
+            acked_ids.append((await svc.append_event(s, ev(k=j + 1, pad="x" * 200))).id)
+        acked_ids.append((await svc.append_event(s, ev(**{f"own{i}": i}))).id)
+    server.start()
+    other = RedisSessionService(settings=settings(server, deadline), key_prefix=prefix)
+    for s in objs[:clashing]:
+        theirs = await other.get_session(app_name=APP, user_id=s.user_id, session_id=s.id)
+        assert theirs is not None
+        await other.append_event(theirs, ev(k=-1))
+    gc.collect()
+    base_rss = peak_rss = rss_bytes()
+    acked = 0
+    stop = False
+
+    async def writer(w: int) -> None:
+        nonlocal acked
+        rnd = random.Random(w)
+        mine = objs[w::writers]  # one task per session object, as one invocation per session
+        while not stop:
+            s = mine[rnd.randrange(len(mine))]
+            # every other append also writes "k": in a session still memory's it conflicts too
+            e = await svc.append_event(s, ev(**{f"w{w}": acked}) if acked % 2 else ev(k=acked))
+            acked_ids.append(e.id)
+            acked += 1
+            await asyncio.sleep(0.002)
+
+    async def sample() -> None:
+        nonlocal peak_rss
+        while not stop:
+            peak_rss = max(peak_rss, rss_bytes())
+            await asyncio.sleep(0.005)
+
+    if trace:
+        tracemalloc.start()
+    writers = min(8, sessions)
+    tasks = [asyncio.create_task(writer(w)) for w in range(writers)] + [asyncio.create_task(sample())]
+    t0 = time.monotonic()
+    rounds = 1
+    while not await svc.core.check():  # health rounds, 50 ms apart (as health_check_interval=0.05)
+        rounds += 1
+        await asyncio.sleep(0.05)
+    took = time.monotonic() - t0
+    traced_peak = tracemalloc.get_traced_memory()[1] if trace else None
+    await asyncio.sleep(0.5)  # the writers go on against Redis
+    stop = True
+    await asyncio.gather(*tasks)
+    if trace:
+        tracemalloc.stop()
+    stats = svc.get_redis_stats()
+    ids = [c.event.id for c in await svc.read_conflicts(app_name=APP, limit=10**6) if c.event]
+    stored: set[str] = set()
+    for s in objs:
+        got = await other.get_session(app_name=APP, user_id=s.user_id, session_id=s.id)
+        stored |= {e.id for e in got.events} if got else set()
+    result: dict[str, Any] = {
+        "pending_sessions": sessions,
+        "conflicting_events": conflicts,
+        "close_s": round(took, 3),
+        "health_rounds": rounds,
+        "breaker": stats["breaker_state"],
+        "conflicts_recorded": stats["conflicts"],
+        "recorded_once": len(ids) == len(set(ids)),
+        "written_back": stats["written_back"],
+        "failed": stats["failed"],
+        "writer_appends": acked,
+        "acknowledged": len(acked_ids),
+        "lost": len(set(acked_ids) - stored - set(ids)),
+        "stored_and_reported": len(stored & set(ids)),
+        "rss_peak_above_base_mb": round((peak_rss - base_rss) / 2**20, 1),
+    }
+    if trace:
+        result["traced_peak_mb"] = round((traced_peak or 0) / 2**20, 1)
+    await other.close()
+    await svc.close()
+    server.stop()
+    return result
+
+
+def _shared_key_writer(args: tuple[str, str, int, str, str, int]) -> dict[str, Any]:
+    """One process of :func:`shared_key_outage`: ``appends`` outage appends, each writing ``user:last``."""
+    url, prefix, wid, sync, policy, appends = args
+    logging.getLogger("adk_redis").setLevel(logging.CRITICAL)
+
+    def wait_for(name: str) -> None:
+        while not os.path.exists(os.path.join(sync, name)):
+            time.sleep(0.01)
+
+    async def run() -> dict[str, Any]:
+        st = load_settings(
+            redis_url=url, redis_operation_timeout=1.0, redis_connect_timeout=0.2, redis_retry_attempts=1
+        )
+        redis = RedisSessionService(settings=st, key_prefix=prefix, stale_policy=policy)
+        svc = FallbackSessionService(redis, failure_threshold=1, health_check_interval=0.1)
+        session = await svc.get_session(app_name=APP, user_id="u", session_id="shared")
+        assert session is not None
+        open(os.path.join(sync, f"ready{wid}"), "w").close()
+        await asyncio.to_thread(wait_for, "down")
+        acked = []
+        for j in range(appends):
+            e = await svc.append_event(session, ev(**{f"w{wid}": j, "user:last": f"{wid}-{j}"}))
+            acked.append(e.id)
+        open(os.path.join(sync, f"done{wid}"), "w").close()
+        await asyncio.to_thread(wait_for, "up")
+        t0 = time.monotonic()
+        closed = await svc.wait_closed(120)
+        out = {
+            "acked": acked,
+            "conflicts": [c.event.id for c in await svc.read_conflicts(app_name=APP, limit=10**6) if c.event],
+            "closed": closed,
+            "close_s": time.monotonic() - t0,
+        }
+        await svc.close()
+        return out
+
+    return asyncio.run(run())
+
+
+def shared_key_outage(policy: str, processes: int, appends: int) -> dict[str, Any]:
+    """Issue 17 item 4: ``processes`` processes on one session, ``appends`` outage appends each, every one
+    writing ``user:last``; reports acknowledged / stored / reported as conflicts / lost."""
+    import multiprocessing as mp
+    import tempfile
+
+    server = RedisServer(args=["--appendonly", "yes", "--appendfsync", "always"]).start()
+    prefix = f"bs{uuid.uuid4().hex[:6]}"
+
+    async def setup() -> None:
+        svc = RedisSessionService(server.url, key_prefix=prefix)
+        await svc.create_session(app_name=APP, user_id="u", session_id="shared")
+        await svc.close()
+
+    asyncio.run(setup())
+    with tempfile.TemporaryDirectory() as sync, mp.get_context("spawn").Pool(processes) as pool:
+        pending = pool.map_async(
+            _shared_key_writer, [(server.url, prefix, w, sync, policy, appends) for w in range(processes)]
+        )
+        while sum(os.path.exists(os.path.join(sync, f"ready{w}")) for w in range(processes)) < processes:
+            time.sleep(0.02)
+        server.kill()
+        open(os.path.join(sync, "down"), "w").close()
+        while sum(os.path.exists(os.path.join(sync, f"done{w}")) for w in range(processes)) < processes:
+            time.sleep(0.02)
+        server.start()
+        open(os.path.join(sync, "up"), "w").close()
+        results = pending.get(timeout=300)
+
+    async def stored() -> tuple[set[str], Any]:
+        svc = RedisSessionService(server.url, key_prefix=prefix)
+        got = await svc.get_session(app_name=APP, user_id="u", session_id="shared")
+        await svc.close()
+        assert got is not None
+        return {e.id for e in got.events}, got.state.get("user:last")
+
+    ids, last = asyncio.run(stored())
+    server.stop()
+    acked = [i for r in results for i in r["acked"]]
+    conflicted = {i for r in results for i in r["conflicts"]}
+    return {
+        "policy": policy,
+        "acknowledged": len(acked),
+        "stored": len(set(acked) & ids),
+        "reported_as_conflicts": len(conflicted),
+        "lost": len(set(acked) - ids - conflicted),
+        "all_closed": all(r["closed"] for r in results),
+        "max_close_s": round(max(r["close_s"] for r in results), 3),
+        "user_last": last,
+    }
+
+
 async def main_async(a: argparse.Namespace) -> dict[str, Any]:
     out: dict[str, Any] = {"deadline_s": a.deadline, "failure_threshold": a.threshold, "fault_s": a.stall}
-    for kind in ("stall", "kill"):
-        for fallback in (True, False):
-            name = f"{kind}_{'fallback' if fallback else 'no_fallback'}"
-            out[name] = await fault_run(kind, fallback, a.deadline, a.threshold, a.stall)
-    out["write_back"] = await write_back_volume(a.sessions, a.deadline)
+    if a.only in (None, "faults"):
+        for kind in ("stall", "kill"):
+            for fallback in (True, False):
+                name = f"{kind}_{'fallback' if fallback else 'no_fallback'}"
+                out[name] = await fault_run(kind, fallback, a.deadline, a.threshold, a.stall)
+        out["write_back"] = await write_back_volume(a.sessions, a.deadline)
+    if a.only in (None, "conflicts"):
+        row = await conflicting_write_back(a.sessions, a.conflicts, a.deadline)
+        row["within_target"] = row["close_s"] < 5.0
+        out["conflicting_write_back"] = row
+        out["conflicting_write_back_traced"] = await conflicting_write_back(
+            a.sessions, a.conflicts, a.deadline, trace=True
+        )
+        out["one_session_conflicts"] = await conflicting_write_back(
+            1, a.session_conflicts, a.deadline, per_session=a.session_conflicts, trace=True
+        )
+    if a.only in (None, "shared-key"):
+        for policy in ("merge", "lww"):
+            out[f"shared_key_{policy}"] = await asyncio.to_thread(
+                shared_key_outage, policy, a.processes, a.appends
+            )
     return out
 
 
 def main() -> None:
+    logging.getLogger("adk_redis").setLevel(logging.CRITICAL)  # the conflicts are logged one by one
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--deadline", type=float, default=1.0, help="REDIS_OPERATION_TIMEOUT for the run")
     ap.add_argument("--threshold", type=int, default=3, help="REDIS_FAILURE_THRESHOLD for the run")
     ap.add_argument("--stall", type=float, default=6.0, help="seconds of DEBUG SLEEP / downtime")
     ap.add_argument("--sessions", type=int, default=1000)
+    ap.add_argument("--conflicts", type=int, default=400, help="conflicting sessions of the write-back")
+    ap.add_argument("--session-conflicts", type=int, default=600, help="conflicting events in one session")
+    ap.add_argument("--processes", type=int, default=4, help="processes of the shared-key run")
+    ap.add_argument("--appends", type=int, default=500, help="outage appends per process (shared key)")
+    ap.add_argument("--only", choices=["faults", "conflicts", "shared-key"], default=None)
     ap.add_argument("--json", action="store_true")
     a = ap.parse_args()
     result = asyncio.run(main_async(a))

@@ -71,13 +71,13 @@ def fake_client() -> Any:
     return fakeredis.FakeAsyncRedis()
 
 
-SESSION_BACKENDS = ["adk_in_memory", "fakeredis", "redis", "redis_merge", "redis8", "redis62"]
+SESSION_BACKENDS = ["adk_in_memory", "fakeredis", "redis", "redis_merge", "redis_lww", "redis8", "redis62"]
 
 
 @pytest.fixture(params=SESSION_BACKENDS)
 async def session_service(request: pytest.FixtureRequest, prefix: str, redis_url: str) -> AsyncIterator[Any]:
     """ADK's InMemorySessionService (the reference) and ours on fakeredis, a real server (also with
-    ``stale_policy="merge"``), Redis 8, 6.2."""
+    ``stale_policy="merge"`` and ``"lww"``), Redis 8, 6.2."""
     kind = request.param
     if kind == "adk_in_memory":
         yield InMemorySessionService()
@@ -86,8 +86,8 @@ async def session_service(request: pytest.FixtureRequest, prefix: str, redis_url
         svc = RedisSessionService(client=fakeredis.FakeAsyncRedis(), key_prefix=prefix)
         yield svc
         return
-    if kind == "redis_merge":
-        svc = RedisSessionService(redis_url, key_prefix=prefix, stale_policy="merge")
+    if kind in ("redis_merge", "redis_lww"):
+        svc = RedisSessionService(redis_url, key_prefix=prefix, stale_policy=kind.split("_")[1])
     else:
         svc = RedisSessionService(backend_url(request, kind, redis_url), key_prefix=prefix)
     yield svc

@@ -168,3 +168,28 @@ async def test_concurrent_first_commands_of_a_fresh_client(cluster: list[RedisSe
             got = await service.get_session(app_name=f"app{i % 3}", user_id=f"u{i % 7}", session_id=f"s{i}")
             assert got is not None and [e.id for e in got.events] == [f"e{i}"]
         await service.close()
+
+
+async def test_lww_on_cluster_keeps_the_later_app_and_user_value(cluster: list[RedisServer]) -> None:
+    """stale_policy="lww": the app-slot step of an append leaves out the app: keys the event lost."""
+    url = f"redis+cluster://127.0.0.1:{cluster[0].port}"
+    svc = RedisSessionService(url, key_prefix=f"c{uuid.uuid4().hex[:8]}", stale_policy="lww")
+    s = await svc.create_session(app_name="app", user_id="u")
+    a = await svc.get_session(app_name="app", user_id="u", session_id=s.id)
+    b = await svc.get_session(app_name="app", user_id="u", session_id=s.id)
+    assert a is not None and b is not None
+
+    def at(ts: float, value: str) -> Event:
+        delta = {"app:mode": value, "user:last": value, "k": value}
+        return Event(author="x", invocation_id="i", timestamp=ts, actions=EventActions(state_delta=delta))
+
+    await svc.append_event(a, at(2000.0, "a"))
+    await svc.append_event(b, at(1000.0, "b"))  # stale and older: stored, every key keeps "a"
+    got = await svc.get_session(app_name="app", user_id="u", session_id=s.id)
+    assert got is not None and len(got.events) == 2
+    assert (got.state["app:mode"], got.state["user:last"], got.state["k"]) == ("a", "a", "a")
+    await svc.append_event(b, at(3000.0, "c"))  # later: wins everywhere
+    got = await svc.get_session(app_name="app", user_id="u", session_id=s.id)
+    assert got is not None
+    assert (got.state["app:mode"], got.state["user:last"], got.state["k"]) == ("c", "c", "c")
+    await svc.close()

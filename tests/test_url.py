@@ -38,7 +38,7 @@ BAD = [
     ("redis://127.0.0.1:6411?socket_timeout=-1", "socket_timeout"),
     ("redis://127.0.0.1:6411?ssl_ca_certs=/etc/hosts", "TLS option: use rediss://"),
     ("rediss://127.0.0.1:6411?ssl_ca_certs=/no/such/ca.crt", "no such file"),
-    ("redis://127.0.0.1:6411?stale_policy=sometimes", "reject or merge"),
+    ("redis://127.0.0.1:6411?stale_policy=sometimes", "reject, merge or lww"),
     ("redis://127.0.0.1:6411?key_prefix=a%20b", "key_prefix"),
     ("redis://127.0.0.1:6411#frag", "fragment"),
     ("redis:///0", "no host"),

@@ -3,7 +3,9 @@ session through FallbackSessionService while the server is killed and restarted.
 
 Disjoint deltas: every acknowledged append is in Redis afterwards and nothing is reported.  Overlapping
 deltas: only events writing the key another process also wrote are reported, each naming that key, and
-every acknowledged event is either stored once or reported, never both, never lost.
+every acknowledged event is either stored once or reported, never both, never lost.  Shared key under
+``stale_policy="lww"`` (every turn writes ``user:last``, issue 17 item 4): every acknowledged append is
+stored, nothing is reported, and ``user:last`` holds the value of the latest-timestamped write.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ SECONDS = 3.0
 FAST = {"redis_connect_timeout": 0.2, "redis_socket_timeout": 1.0, "redis_retry_attempts": 1}
 
 
-def writer(url: str, prefix: str, wid: int, sync: str, overlap: bool) -> dict[str, Any]:
+def writer(url: str, prefix: str, wid: int, sync: str, mode: str) -> dict[str, Any]:
     """Append for SECONDS through one session object; reload only after a rejection."""
 
     async def main() -> dict[str, Any]:
@@ -38,7 +40,8 @@ def writer(url: str, prefix: str, wid: int, sync: str, overlap: bool) -> dict[st
             await asyncio.sleep(0.01)
         start_at = float(go.read_text() or "0")
         settings = load_settings(redis_url=url, redis_operation_timeout=0.5, **FAST)
-        redis = RedisSessionService(settings=settings, key_prefix=prefix, stale_policy="merge")
+        policy = "lww" if mode == "shared_lww" else "merge"
+        redis = RedisSessionService(settings=settings, key_prefix=prefix, stale_policy=policy)
         svc = FallbackSessionService(redis, failure_threshold=1, health_check_interval=0.1)
         session = await svc.get_session(app_name="app", user_id="u", session_id="shared")
         assert session is not None
@@ -47,8 +50,10 @@ def writer(url: str, prefix: str, wid: int, sync: str, overlap: bool) -> dict[st
         j = 0
         while time.time() < start_at + SECONDS:
             delta: dict[str, Any] = {f"w{wid}": j}
-            if overlap and j % 4 == 0:
+            if mode == "overlapping" and j % 4 == 0:
                 delta["shared"] = f"{wid}-{j}"
+            if mode == "shared_lww":
+                delta["user:last"] = f"{wid}-{j}"
             event = Event(author=f"w{wid}", invocation_id="inv", actions=EventActions(state_delta=delta))
             try:
                 await svc.append_event(session, event)
@@ -75,12 +80,12 @@ def writer(url: str, prefix: str, wid: int, sync: str, overlap: bool) -> dict[st
     return asyncio.run(main())
 
 
-def _run(args: tuple[str, str, int, str, bool]) -> dict[str, Any]:
+def _run(args: tuple[str, str, int, str, str]) -> dict[str, Any]:
     return writer(*args)
 
 
-@pytest.mark.parametrize("overlap", [False, True], ids=["disjoint", "overlapping"])
-def test_processes_write_back_on_top_of_each_other(prefix: str, overlap: bool, tmp_path: Path) -> None:
+@pytest.mark.parametrize("mode", ["disjoint", "overlapping", "shared_lww"])
+def test_processes_write_back_on_top_of_each_other(prefix: str, mode: str, tmp_path: Path) -> None:
     server = RedisServer(args=["--appendonly", "yes", "--appendfsync", "always"]).start()
     try:
 
@@ -93,7 +98,7 @@ def test_processes_write_back_on_top_of_each_other(prefix: str, overlap: bool, t
         ctx = mp.get_context("spawn")
         with ctx.Pool(PROCESSES) as pool:
             pending = pool.map_async(
-                _run, [(server.url, prefix, w, str(tmp_path), overlap) for w in range(PROCESSES)]
+                _run, [(server.url, prefix, w, str(tmp_path), mode) for w in range(PROCESSES)]
             )
             deadline = time.monotonic() + 60
             while len(list(tmp_path.glob("ready*"))) < PROCESSES:  # every worker has imported ADK
@@ -108,14 +113,17 @@ def test_processes_write_back_on_top_of_each_other(prefix: str, overlap: bool, t
             server.start()
             results = pending.get(timeout=90)
 
-        async def stored() -> tuple[list[str], dict[str, Any]]:
+        async def stored() -> tuple[list[str], dict[str, Any], str | None]:
             svc = RedisSessionService(server.url, key_prefix=prefix)
             got = await svc.get_session(app_name="app", user_id="u", session_id="shared")
             await svc.close()
             assert got is not None
-            return [e.id for e in got.events], got.state
+            writes = [e for e in got.events if e.actions and "user:last" in (e.actions.state_delta or {})]
+            latest = max(writes, key=lambda e: e.timestamp, default=None)  # ties: none in practice
+            last = latest.actions.state_delta["user:last"] if latest is not None else None
+            return [e.id for e in got.events], got.state, last
 
-        ids, state = asyncio.run(stored())
+        ids, state, latest_last = asyncio.run(stored())
     finally:
         server.stop()
     assert all(r["closed"] and r["failed"] == 0 for r in results), results
@@ -126,7 +134,12 @@ def test_processes_write_back_on_top_of_each_other(prefix: str, overlap: bool, t
     stored_ids = set(ids)
     conflicted = {eid for r in results for eid, _ in r["conflicts"]}
     acked = [eid for r in results for eid in r["acked"]]
-    if not overlap:
+    if mode == "shared_lww":
+        assert not conflicted and all(r["rejected"] == 0 for r in results), results
+        assert set(acked) <= stored_ids  # every acknowledged append stored, none parked
+        assert state["user:last"] == latest_last  # the latest timestamp's value
+        return
+    if mode == "disjoint":
         # The objects memory served are caught up to Redis after the write-back: no rejection either.
         assert all(r["rejected"] == 0 for r in results), results
         assert not conflicted

@@ -109,8 +109,8 @@ def _cert_reqs(value: str) -> str:
 
 
 def _stale_policy(value: str) -> str:
-    if value not in ("reject", "merge"):
-        raise ValueError("expected reject or merge")
+    if value not in ("reject", "merge", "lww"):
+        raise ValueError("expected reject, merge or lww")
     return value
 
 

@@ -113,7 +113,7 @@ class CircuitBreaker:
         self.consecutive_failures += 1
         self.last_error = f"{type(exc).__name__}: {exc}"
         self.last_error_at = time.time()
-        if self.state is BreakerState.CLOSED and self.consecutive_failures >= self.failure_threshold:
+        if self.state is not BreakerState.OPEN and self.consecutive_failures >= self.failure_threshold:
             self.open()
             return True
         return False
@@ -267,12 +267,15 @@ class Resilience:
         *,
         local: bool = False,
     ) -> T:
-        """``redis_fn()``, or ``memory_fn()`` when the breaker is not closed, ``local`` is true (memory
-        holds the record until it is written back) or Redis turns out unavailable.
+        """``redis_fn()``, or ``memory_fn()`` when the breaker is open, ``local`` is true (memory holds
+        the record until it is written back) or Redis turns out unavailable.
+
+        Half-open (Redis answers, the journal is being written back): a record memory does not hold goes
+        to Redis, so new work does not join the journal and the write-back ends.
 
         ``memory_fn=None``: the operation needs Redis; :class:`RedisUnavailableError` instead.
         """
-        if not local and not self.degraded:
+        if not local and self.breaker.state is not BreakerState.OPEN:
             try:
                 result = await redis_fn()
             except UNAVAILABLE_ERRORS as exc:

@@ -6,21 +6,29 @@ waits to be written back), its journal keeps the writes served by memory in orde
 writes them back when Redis answers, then closes the breaker.
 
 Session write-back (:class:`FallbackSessionService`) follows the merge rule of
-``RedisSessionService(stale_policy="merge")``, whatever policy serves live traffic: a session missing in
-Redis is created; the events memory holds and Redis lacks are appended on top of whatever other
-processes stored meanwhile, in their order, unless another writer changed a state key the event also
-writes since memory took the session over: only such events are reported, each in ``conflicts`` with the
-key(s) that clashed.  Any other error while writing back one session sets that session aside in
+``RedisSessionService(stale_policy="merge")`` when the service's policy is ``reject`` or ``merge``, and
+the last-writer-wins rule when it is ``lww``: a session missing in Redis is created; the events memory
+holds and Redis lacks are appended on top of whatever other processes stored meanwhile, in their order,
+unless (merge rule) another writer changed a state key the event also writes since memory took the
+session over: only such events are reported, each once, in ``conflicts`` with the key(s) that clashed
+(see :mod:`adk_redis.resilience._conflicts`: held in memory up to ``REDIS_WRITEBACK_MAX_CONFLICTS``,
+spilled past it, never dropped).  Any other error while writing back one session sets that session aside in
 ``failed`` (with the reason and memory's copy) and the write-back goes on with the next one.
+
+Bounded: one pass writes back a snapshot of the session's pending events; the events the application
+appended meanwhile are written by the next pass, and from the third pass on new appends to that session
+wait (for the length of that pass) so the session is handed back to Redis.  While the breaker is
+half-open only the records that wait to be written back are served by memory; everything else goes to
+Redis again, so the journal only shrinks and the breaker closes.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass, field
 from datetime import datetime
 from types import TracebackType
 from typing import Any, TypeVar
@@ -48,7 +56,7 @@ from ..errors import MergeConflictError, RedisUnavailableError
 from ..memory._docs import UNKNOWN_SESSION_ID, content_text, history_ids, memory_id, parse_id
 from ..memory._service import RedisMemoryService
 from ..sessions._pages import PageOrder, SessionPage, page_in_memory
-from ..sessions._service import RedisSessionService
+from ..sessions._service import RedisSessionService, StalePolicy
 from ._breaker import (
     UNAVAILABLE_ERRORS,
     BreakerState,
@@ -57,11 +65,13 @@ from ._breaker import (
     Resilience,
     reachable,
 )
+from ._conflicts import ConflictLog, WriteBackConflict
 
 __all__ = [
     "UNAVAILABLE_ERRORS",
     "BreakerState",
     "CircuitBreaker",
+    "ConflictLog",
     "FailedWrite",
     "FallbackMemoryService",
     "FallbackSessionService",
@@ -76,20 +86,7 @@ T = TypeVar("T")
 _Key = tuple[str, str, str]
 _SCOPED = (State.APP_PREFIX, State.USER_PREFIX, State.TEMP_PREFIX)
 _HANDED_OVER_KEPT = 10_000  # written-back sessions whose callers' objects can still be caught up
-
-
-@dataclass
-class WriteBackConflict:
-    """An event written in memory during an outage that was not written back: since memory took the
-    session over, another writer changed state key(s) (``keys``) this event also writes."""
-
-    app_name: str
-    user_id: str
-    session_id: str
-    reason: str
-    memory_session: Session = field(repr=False)
-    event: Event | None = field(default=None, repr=False)
-    keys: tuple[str, ...] = ()
+_FREE_PASSES = 2  # write-back passes over one session before new appends to it wait for the last one
 
 
 def _catch_up(session: Session, last_event_id: str | None, stored: Session) -> None:
@@ -185,12 +182,23 @@ class FallbackSessionService(_Fallback, BaseSessionService):
     A session served by memory (created or appended to while Redis was unreachable) stays memory's until
     it is written back.
 
+    Reads during an outage: ``get_session`` of a session this process holds in memory is served from
+    memory; of any other session (it may exist in Redis) it raises
+    :class:`~adk_redis.errors.RedisUnavailableError` rather than answer ``None`` ("no such session"), so
+    ADK's ``Runner.run_async`` raises it too instead of creating an empty session under that id.
+    ``list_sessions`` / ``list_sessions_page`` list the sessions this process holds (the ones it can
+    serve), with a warning logged once per outage; a session deleted during the outage reads as ``None``.
+
     Args:
       redis: the primary service.
       memory: the fallback (a new ``InMemorySessionService`` by default).
       failure_threshold: consecutive failures that open the breaker.
       health_check_interval: seconds between background PINGs while open or while writes wait.
       start_open: start with the breaker open (Redis known to be down).
+      max_conflicts: write-back conflicts held in memory before they spill (default
+        ``REDIS_WRITEBACK_MAX_CONFLICTS`` of the Redis service's settings).
+      conflicts_file: JSON-lines file for spilled conflicts Redis refuses (default
+        ``REDIS_WRITEBACK_CONFLICTS_FILE``).
     """
 
     redis: RedisSessionService
@@ -203,6 +211,8 @@ class FallbackSessionService(_Fallback, BaseSessionService):
         failure_threshold: int = 3,
         health_check_interval: float = 5.0,
         start_open: bool = False,
+        max_conflicts: int | None = None,
+        conflicts_file: str | None = None,
     ) -> None:
         self.redis = redis
         self.memory = memory or InMemorySessionService()
@@ -213,7 +223,19 @@ class FallbackSessionService(_Fallback, BaseSessionService):
         """Written-back sessions: memory copy's last event id, Redis copy right after the write-back."""
         self._created_at: dict[_Key, float] = {}
         """Creation time of the sessions created in memory (``order="created"`` pages during an outage)."""
-        self.conflicts: list[WriteBackConflict] = []
+        self._warned_listing = -1
+        self._done: dict[_Key, int] = {}
+        """Memory events of a session written back or reported so far (a cut write-back resumes there)."""
+        self._gates: dict[_Key, asyncio.Event] = {}
+        """Sessions in their last write-back pass: appends to them wait for it."""
+        settings = redis.settings
+        self.conflict_log = ConflictLog(
+            redis,
+            max_held=settings.redis_writeback_max_conflicts if max_conflicts is None else max_conflicts,
+            path=conflicts_file or settings.redis_writeback_conflicts_file,
+        )
+        self.conflicts: list[WriteBackConflict] = self.conflict_log.held
+        """Write-back conflicts held in memory (past the cap they spill: :meth:`read_conflicts`)."""
         self._init_core(failure_threshold, health_check_interval, start_open)
 
     # -- routing -------------------------------------------------------------------
@@ -314,9 +336,19 @@ class FallbackSessionService(_Fallback, BaseSessionService):
             "config": config,
         }
         key = (app_name, user_id, session_id.strip() if session_id else session_id)
-        return await self._call(
-            "get_session", key, lambda: self.redis.get_session(**kw), lambda: self.memory.get_session(**kw)
-        )
+
+        async def in_memory() -> Session | None:
+            got = await self.memory.get_session(**kw)
+            if got is not None or self.core.pending(("delete", key)):
+                return got
+            # Not this process's: it may exist in Redis.  None would read as "no such session" (and
+            # make ADK's Runner with auto_create_session fork a new, empty one under the same id).
+            raise RedisUnavailableError(
+                f"get_session of session {session_id!r} of user {user_id!r} in app {app_name!r}: Redis is "
+                "unreachable and this process does not hold the session (it may exist in Redis); retry later"
+            )
+
+        return await self._call("get_session", key, lambda: self.redis.get_session(**kw), in_memory)
 
     @override
     async def list_sessions(self, *, app_name: str, user_id: str | None = None) -> ListSessionsResponse:
@@ -324,12 +356,23 @@ class FallbackSessionService(_Fallback, BaseSessionService):
             listed = await self.redis.list_sessions(app_name=app_name, user_id=user_id)
             return await self._overlay(listed, app_name, user_id)
 
-        return await self._call(
-            "list_sessions",
-            None,
-            from_redis,
-            lambda: self.memory.list_sessions(app_name=app_name, user_id=user_id),
-        )
+        async def in_memory() -> ListSessionsResponse:
+            self._partial_listing("list_sessions", app_name)
+            return await self.memory.list_sessions(app_name=app_name, user_id=user_id)
+
+        return await self._call("list_sessions", None, from_redis, in_memory)
+
+    def _partial_listing(self, op: str, app_name: str) -> None:
+        """Log (once per outage) that a listing holds only the sessions this process holds."""
+        opened = self.breaker.times_opened
+        if self._warned_listing != opened:
+            self._warned_listing = opened
+            logger.warning(
+                "%s of app %r during a Redis outage lists only the sessions this process holds "
+                "(the ones it can serve now); sessions stored only in Redis are missing until it is back",
+                op,
+                app_name,
+            )
 
     async def list_sessions_page(
         self,
@@ -359,6 +402,7 @@ class FallbackSessionService(_Fallback, BaseSessionService):
             return await self._overlay_page(await self.redis.list_sessions_page(**kw), app_name, user_id)
 
         async def in_memory() -> SessionPage:
+            self._partial_listing("list_sessions_page", app_name)
             listed = await self.memory.list_sessions(app_name=app_name, user_id=user_id)
             keys = self.redis.keys
             entries = [
@@ -448,6 +492,9 @@ class FallbackSessionService(_Fallback, BaseSessionService):
         if event.partial:
             return event
         key = (session.app_name, session.user_id, session.id)
+        gate = self._gates.get(key)
+        if gate is not None:  # the session's last write-back pass runs: wait for the hand-over
+            await gate.wait()
         handed = self._handed_over.pop(key, None)
         if handed is not None and session._storage_update_marker is None and not self._local(key):
             _catch_up(session, *handed)
@@ -465,51 +512,94 @@ class FallbackSessionService(_Fallback, BaseSessionService):
         )
 
     # -- write-back (one journal entry per session) --------------------------------------
+    def _write_back_policy(self) -> StalePolicy:
+        """The rule of the write-back: lww when the service's policy is lww, else merge."""
+        return "lww" if self.redis.stale_policy == "lww" else "merge"
+
     async def _write_back_session(self, key: _Key) -> None:
-        """Write memory's copy of one session to Redis with the merge rule, then hand it back to Redis."""
+        """Write memory's copy of one session to Redis with the service's rule, then hand it back to Redis.
+
+        Each pass writes the events memory gained since the previous one (a snapshot); every event is
+        written or reported once.  From pass ``_FREE_PASSES + 1`` on, appends to the session wait for
+        the pass to end, so the write-back ends within a bounded number of passes.
+        """
+        try:
+            await self._write_back_passes(key)
+        finally:
+            gate = self._gates.pop(key, None)
+            if gate is not None:
+                gate.set()
+
+    async def _write_back_passes(self, key: _Key) -> None:
         app, user, sid = key
+        mem = self._memory_session(key)
+        if mem is None:  # deleted meanwhile (the delete is journaled after this entry)
+            self._forget(key)
+            return
+        red = await self.redis.get_session(app_name=app, user_id=user, session_id=sid)
+        if red is None:
+            red = await self.redis.create_session(
+                app_name=app, user_id=user, state=self._creation_state(key, mem), session_id=sid
+            )
+        policy = self._write_back_policy()
+        ours: set[str] = set()
+        stored = {e.id for e in red.events}
+        taken: set[str] = set()  # state keys other writers changed since memory took over (merge rule)
+        if policy == "merge":
+            for other in self._others(red, self._base.get(key), {e.id for e in mem.events}):
+                taken |= _delta_keys(other)
+        scanned = len(red.events)  # red.events[scanned:]: not yet looked at for others' writes
+        # mem.events[:done]: written back or reported (kept across attempts: a write-back cut by an
+        # outage resumes there, so no event is reported twice)
+        done = self._done.get(key, 0)
+        passes = 0
         while True:
             mem = self._memory_session(key)
-            if mem is None:  # deleted meanwhile (the delete is journaled after this entry)
+            if mem is None:
                 self._forget(key)
                 return
             seen = len(mem.events)
-            events = list(mem.events)
-            red = await self.redis.get_session(app_name=app, user_id=user, session_id=sid)
-            if red is None:
-                red = await self.redis.create_session(
-                    app_name=app, user_id=user, state=self._creation_state(key, mem), session_id=sid
-                )
-            ours = {e.id for e in events}
-            stored = {e.id for e in red.events}
-            taken: set[str] = set()  # state keys other writers changed since memory took over
-            for other in self._others(red, self._base.get(key), ours):
-                taken |= _delta_keys(other)
-            for ev in events:
-                if ev.id in stored:
-                    continue
-                clash = _delta_keys(ev) & taken
-                if clash:
-                    self._conflict(key, mem, ev, tuple(sorted(clash)))
-                    continue
-                try:
-                    await self.redis.append_event(red, ev.model_copy(deep=True), stale_policy="merge")
-                except MergeConflictError as exc:  # another writer got in during the write-back
-                    self._conflict(key, mem, ev, exc.keys)
-                    continue
-                stored.add(ev.id)
-                for other in red.events:  # events the merged append brought in are others' too
+            batch = mem.events[done:seen]  # the snapshot this pass writes back
+            ours.update(e.id for e in batch)
+            for ev in batch:
+                await self._write_back_event(key, red, ev, policy, stored, taken)
+                for other in red.events[scanned:]:  # events a merged append brought in are others'
                     if other.id not in stored and other.id not in ours:
                         stored.add(other.id)
-                        taken |= _delta_keys(other)
+                        if policy == "merge":
+                            taken |= _delta_keys(other)
+                scanned = len(red.events)
+                done += 1
+                self._done[key] = done
+            passes += 1
             if self._memory_session(key) is mem and len(mem.events) == seen:
                 # No await between this check and the hand-over: atomic w.r.t. the loop.
                 self.memory.sessions[app][user].pop(sid, None)
                 self._forget(key)
-                self._handed_over[key] = (events[-1].id if events else None, red)
+                last = mem.events[-1].id if mem.events else None
+                self._handed_over[key] = (last, red)
                 if len(self._handed_over) > _HANDED_OVER_KEPT:  # objects never used again: forget
                     self._handed_over.pop(next(iter(self._handed_over)))
                 return
+            if passes >= _FREE_PASSES and key not in self._gates:
+                self._gates[key] = asyncio.Event()  # the application keeps writing: last pass
+
+    async def _write_back_event(
+        self, key: _Key, red: Session, ev: Event, policy: StalePolicy, stored: set[str], taken: set[str]
+    ) -> None:
+        """Append one memory event to ``red`` (Redis' copy), or report it as a conflict."""
+        if ev.id in stored:
+            return
+        clash = _delta_keys(ev) & taken
+        if clash:
+            await self._conflict(key, ev, tuple(sorted(clash)))
+            return
+        try:
+            await self.redis.append_event(red, ev.model_copy(deep=True), stale_policy=policy)
+        except MergeConflictError as exc:  # another writer got in during the write-back
+            await self._conflict(key, ev, exc.keys)
+            return
+        stored.add(ev.id)
 
     @staticmethod
     def _others(red: Session, base: str | None, ours: set[str]) -> list[Event]:
@@ -529,7 +619,7 @@ class FallbackSessionService(_Fallback, BaseSessionService):
         state.update({k: v for k, v in mem.state.items() if not k.startswith(_SCOPED)})
         return state
 
-    def _conflict(self, key: _Key, mem: Session, event: Event, keys: tuple[str, ...]) -> None:
+    async def _conflict(self, key: _Key, event: Event, keys: tuple[str, ...]) -> None:
         app, user, sid = key
         reason = f"another writer changed state key(s) {', '.join(map(repr, keys))} since the outage began"
         logger.error(
@@ -540,9 +630,17 @@ class FallbackSessionService(_Fallback, BaseSessionService):
             app,
             reason,
         )
-        self.conflicts.append(
-            WriteBackConflict(app, user, sid, reason, mem.model_copy(deep=True), event, keys)
-        )
+        await self.conflict_log.add(WriteBackConflict(app, user, sid, reason, event, keys))
+
+    async def read_conflicts(self, *, app_name: str, limit: int = 1000) -> list[WriteBackConflict]:
+        """Up to ``limit`` write-back conflicts of the app, oldest first, wherever they are held (memory,
+        the Redis list, the spill file); nothing is removed."""
+        return await self.conflict_log.read(app_name=app_name, limit=limit)
+
+    async def drain_conflicts(self, *, app_name: str, limit: int = 1000) -> list[WriteBackConflict]:
+        """Remove and return up to ``limit`` write-back conflicts of the app (memory's first, then the
+        Redis list's, then the spill file's)."""
+        return await self.conflict_log.drain(app_name=app_name, limit=limit)
 
     def _drop(self, key: _Key) -> Session | None:
         """Set a session aside (its write-back failed): memory's copy is returned and dropped."""
@@ -552,6 +650,7 @@ class FallbackSessionService(_Fallback, BaseSessionService):
         return mem
 
     def _forget(self, key: _Key) -> None:
+        self._done.pop(key, None)
         self._created_state.pop(key, None)
         self._created_at.pop(key, None)
         self._base.pop(key, None)
@@ -564,7 +663,7 @@ class FallbackSessionService(_Fallback, BaseSessionService):
         stats.update(
             pending_write_back=len(self.core.journal) - deletes,
             pending_deletes=deletes,
-            conflicts=len(self.conflicts),
+            **self.conflict_log.stats(),
         )
         return stats
 

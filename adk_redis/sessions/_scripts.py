@@ -140,16 +140,24 @@ return redis.call('EXISTS', KEYS[1])
 #       [app_state, app_index]
 # ARGV: marker, session_last_update, session_last_event_id, event_id, payload,
 #       timestamp, ttl_ms, session_member, app_member, n_session, n_user,
-#       n_app, policy ('reject' | 'merge'), then field/value pairs.
+#       n_app, policy ('reject' | 'merge' | 'lww'), then field/value pairs.
 # Returns {-1} missing session, {-2} stale writer (rejected), {-3, key...} stale
 # writer whose delta writes keys written after its marker (merge conflict),
 # {2, rev, update[, missed]} duplicate delivery (already stored, nothing changed),
-# {1, rev, update[, missed]} appended.  ``missed`` (merge only, when the marker was
-# behind) is {payloads since the marker, session meta, user state, app state}.
+# {1, rev, update[, missed[, lost key...]]} appended.  ``missed`` (merge and lww, when the
+# marker was behind; else false) is {payloads since the marker, session meta, user state,
+# app state}; ``lost`` (lww) the delta's keys whose value was kept (a later-timestamped write).
 #
 # Merge rule: every write of a state key through a session records the new
 # revision in ``w.<key>``; a stale writer with marker m may append when no key of
 # its delta has ``w.<key>`` > m.  Cost: one HMGET of the delta's keys.
+#
+# Last-writer-wins rule (lww): every append is stored (a stale one too, when its marker is
+# valid); for each key of its delta, the timestamp of the event that last wrote the key
+# (revision ``w.<key>`` -> its entry of the timestamps list) is compared with this event's:
+# a later one keeps its value (the key is "lost" for this event), otherwise (earlier,
+# equal, or never written through this session) this event's value is written.  Cost: one
+# HMGET plus one LINDEX per key of the delta.
 APPEND_EVENT = _SESSION_EVENTS + r"""
 local meta = redis.call('HMGET', KEYS[1], F_R, F_U, F_N, F_L, F_M)
 if not meta[1] then return {-1} end
@@ -157,6 +165,7 @@ upgrade()
 local rev, upd, n, last = meta[1], meta[2], tonumber(meta[3]), meta[4] or ''
 local since = meta[5]
 local merge = ARGV[13] == 'merge'
+local lww = ARGV[13] == 'lww'
 local function hmget(key, fields)  -- HMGET in chunks (Lua's unpack has a stack limit)
   local out = {}
   for c = 1, #fields, 4000 do
@@ -177,7 +186,7 @@ local function missed()
 end
 local seen = redis.call('HGET', KEYS[3], ARGV[4])
 if seen and redis.call('LINDEX', KEYS[2], seen) == ARGV[5] then
-  if merge and ARGV[1] ~= '' and ARGV[1] ~= rev then return {2, rev, upd, missed()} end
+  if (merge or lww) and ARGV[1] ~= '' and ARGV[1] ~= rev then return {2, rev, upd, missed()} end
   return {2, rev, upd}
 end
 local stale
@@ -192,7 +201,10 @@ local i = 14
 for _ = 1, ns do keys[#keys + 1] = string.sub(ARGV[i], #P_STATE + 1); i = i + 2 end
 for _ = 1, nu do keys[#keys + 1] = 'user:' .. ARGV[i]; i = i + 2 end
 for _ = 1, na do keys[#keys + 1] = 'app:' .. ARGV[i]; i = i + 2 end
-if stale then
+if stale and lww then
+  local m = tonumber(ARGV[1])
+  if m == nil or m > tonumber(rev) then return {-2} end
+elseif stale then
   if not merge or ARGV[1] == '' or not since then return {-2} end
   local m = tonumber(ARGV[1])
   if m == nil or m < tonumber(since) or m > tonumber(rev) then return {-2} end
@@ -214,6 +226,24 @@ if not bad and #KEYS >= 10 then
   if not bad and na > 0 then bad = wrong_type(KEYS[9], 'hash') end
 end
 if bad then return bad end
+-- lww: the delta's keys whose last write has a later timestamp keep their value
+local lost, lostlist = {}, {}
+if lww and #keys > 0 then
+  local fields = {}
+  for j, k in ipairs(keys) do fields[j] = P_WRITE .. k end
+  local revs = hmget(KEYS[1], fields)
+  local off, mine = tonumber(rev) - n, tonumber(ARGV[6])
+  for j, r in ipairs(revs) do
+    local q = r and (tonumber(r) - 1 - off)
+    if q and q >= 0 and q < n then
+      local t = tonumber(redis.call('LINDEX', KEYS[4], q))
+      if t and mine and t > mine then
+        lost[keys[j]] = true
+        lostlist[#lostlist + 1] = keys[j]
+      end
+    end
+  end
+end
 local ts, ttl = ARGV[6], tonumber(ARGV[7])
 local seq = tostring(n)
 local newrev = tostring(tonumber(rev) + 1)
@@ -226,21 +256,37 @@ redis.call('RPUSH', KEYS[4], ts)
 local fields = {F_U, ts, F_R, newrev, F_N, tostring(n + 1), F_L, ARGV[4]}
 if not since then fields[#fields + 1] = F_M; fields[#fields + 1] = rev end
 i = 14
-for _ = 1, ns do fields[#fields + 1] = ARGV[i]; fields[#fields + 1] = ARGV[i + 1]; i = i + 2 end
-for _, k in ipairs(keys) do fields[#fields + 1] = P_WRITE .. k; fields[#fields + 1] = newrev end
+for j = 1, ns do
+  if not lost[keys[j]] then fields[#fields + 1] = ARGV[i]; fields[#fields + 1] = ARGV[i + 1] end
+  i = i + 2
+end
+for _, k in ipairs(keys) do
+  if not lost[k] then fields[#fields + 1] = P_WRITE .. k; fields[#fields + 1] = newrev end
+end
 for c = 1, #fields, 4000 do
   redis.call('HSET', KEYS[1], unpack(fields, c, math.min(c + 3999, #fields)))
 end
-for _ = 1, nu do redis.call('HSET', KEYS[7], ARGV[i], ARGV[i + 1]); i = i + 2 end
+for _ = 1, nu do
+  if not lost['user:' .. ARGV[i]] then redis.call('HSET', KEYS[7], ARGV[i], ARGV[i + 1]) end
+  i = i + 2
+end
 redis.call('ZADD', KEYS[8], ts, ARGV[8])
 if ttl > 0 then
   for k = 1, 4 do redis.call('PEXPIRE', KEYS[k], ttl) end
   redis.call('PEXPIRE', KEYS[8], ttl)
 end
 if #KEYS >= 10 then
-  for _ = 1, na do redis.call('HSET', KEYS[9], ARGV[i], ARGV[i + 1]); i = i + 2 end
+  for _ = 1, na do
+    if not lost['app:' .. ARGV[i]] then redis.call('HSET', KEYS[9], ARGV[i], ARGV[i + 1]) end
+    i = i + 2
+  end
   redis.call('ZADD', KEYS[10], ts, ARGV[9])
   if ttl > 0 then redis.call('PEXPIRE', KEYS[10], ttl) end
+end
+if #lostlist > 0 then
+  local out = {1, newrev, ts, report or false}
+  for _, k in ipairs(lostlist) do out[#out + 1] = k end
+  return out
 end
 if report then return {1, newrev, ts, report} end
 return {1, newrev, ts}

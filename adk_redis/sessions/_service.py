@@ -51,7 +51,7 @@ _STALE = (
 _STATE_FIELD = layout.STATE_PREFIX
 _MAX_UNCONFIRMED = 10_000  # creation tokens kept for retries of creates whose outcome is unknown
 
-StalePolicy = Literal["reject", "merge"]
+StalePolicy = Literal["reject", "merge", "lww"]
 STALE_POLICIES: tuple[str, ...] = get_args(StalePolicy)
 
 
@@ -197,7 +197,15 @@ class RedisSessionService(BaseSessionService):
         is stored unless an event stored after the object's marker wrote a
         state key this event writes (then :class:`~adk_redis.errors.MergeConflictError`,
         a StaleSessionError naming the keys); the events it missed are added
-        to the object before the new event.
+        to the object before the new event.  ``"lww"`` (last writer wins): every
+        append is stored, a stale one too (its missed events are added as
+        under merge); per state key the value of the write with the later
+        event timestamp is kept (ties: the later-stored one), so a write of a
+        key whose last write has a later timestamp is dropped from the state
+        (the event is stored with its delta) and from the caller's object.
+        Read-modify-write updates (counters, lists) lose updates under lww:
+        keep ``reject``/``merge`` for them.  Writes of ``user:``/``app:`` keys
+        are compared with the writes made through this session only.
     """
 
     def __init__(
@@ -766,7 +774,7 @@ class RedisSessionService(BaseSessionService):
         """Store ``event`` and add it to ``session`` (one atomic script, one round trip).
 
         ``stale_policy`` overrides the service's policy for this call (the
-        fallback's write-back always merges).
+        fallback's write-back merges, or applies lww when that is the service's policy).
         """
         if event.partial:
             return event
@@ -832,6 +840,7 @@ class RedisSessionService(BaseSessionService):
             )
         rev = text(res[1])
         missed = res[3] if len(res) > 3 else None
+        lost = tuple(text(k) for k in res[4:])  # lww: the delta's keys a later-timestamped write keeps
         if code == 2:
             if missed is not None:  # merge: our own earlier attempt stored it; catch up to storage
                 self._catch_up(session, missed, own=event)
@@ -845,6 +854,9 @@ class RedisSessionService(BaseSessionService):
             if not own_retry:
                 return event
         if self._cluster:  # also on our own retry: the app step may be what failed (idempotent)
+            if lost:
+                pairs = list(zip(app_pairs[::2], app_pairs[1::2]))
+                app_pairs = [x for k, v in pairs if State.APP_PREFIX + k not in lost for x in (k, v)]
             await self._touch_app(app_name, ts, member, app_pairs)
         if missed is not None:
             self._catch_up(session, missed)
@@ -852,7 +864,16 @@ class RedisSessionService(BaseSessionService):
         session.state.update(temp)
         session.last_update_time = float(text(res[2]))
         session._storage_update_marker = rev
-        return self._commit_event_to_session(session, event)
+        if not lost:
+            return self._commit_event_to_session(session, event)
+        kept = {k: session.state[k] for k in lost if k in session.state}
+        committed = self._commit_event_to_session(session, event)
+        for k in lost:  # storage kept the later-timestamped value: so does the object
+            if k in kept:
+                session.state[k] = kept[k]
+            else:
+                session.state.pop(k, None)
+        return committed
 
     def _catch_up(self, session: Session, missed: Any, own: Event | None = None) -> None:
         """Bring a stale session object up to storage after a merged append.

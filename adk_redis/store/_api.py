@@ -381,7 +381,14 @@ class SessionStore:
         if wanted is not None and owner != wanted:
             await self._deny(sid, wanted, "ensure_session")
             raise SessionAccessError(f"Session {sid!r} belongs to another user.")
-        session = await self.service.get_session(app_name=self.app_name, user_id=owner, session_id=sid)
+        try:
+            session = await self.service.get_session(app_name=self.app_name, user_id=owner, session_id=sid)
+        except RedisUnavailableError:
+            # During an outage the fallback cannot tell whether a session it does not hold exists in
+            # Redis: ensure creates it in memory; the write-back puts its messages on top of Redis' copy.
+            if not isinstance(self.backend, FallbackStoreBackend):
+                raise
+            session = None
         if session is None:
             session = await self._create(owner, sid, title, status, metadata)
         else:
