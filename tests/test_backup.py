@@ -371,7 +371,7 @@ def test_equal_scores_keep_their_order_after_a_round_trip(
             for mid in mids:  # one call each: one sequence number each, in this order
                 await memory.add_memory(app_name=APP, user_id="ann", memories=[walk(mid)])
             if "gone" in mids:  # the counter runs ahead of the number of documents
-                await memory.delete_memory(app_name=APP, user_id="ann", memory_id="m:gone")
+                await memory.delete_memory(app_name=APP, user_id="ann", memory_id="gone")
 
     async def order(key_prefix: str) -> list[str | None]:
         async with RedisMemoryService(source, key_prefix=key_prefix) as memory:
@@ -382,7 +382,7 @@ def test_equal_scores_keep_their_order_after_a_round_trip(
     try:
         asyncio.run(add(prefix, "gone", "zeta", "alpha", "mid"))  # ids sort the other way round
         before = asyncio.run(order(prefix))
-        assert before == ["m:zeta", "m:alpha", "m:mid"]
+        assert before == ["zeta", "alpha", "mid"]
         dump = tmp_path / "ties.jsonl"
         assert _cli(capsys, "--url", source, "--prefix", prefix, "export", "-o", str(dump))[0] == 0
         code, out, err = _cli(capsys, "--url", source, "--prefix", copy, "import", "-i", str(dump))
@@ -391,7 +391,7 @@ def test_equal_scores_keep_their_order_after_a_round_trip(
         again = tmp_path / "again.jsonl"  # the same records, sequence numbers included
         assert _cli(capsys, "--url", source, "--prefix", copy, "export", "-o", str(again))[0] == 0
         assert _records(again)[1] == _records(dump)[1]
-        asyncio.run(add(copy, "late"))  # "m:late" sorts before "m:mid": only its number puts it last
-        assert asyncio.run(order(copy)) == before + ["m:late"]
+        asyncio.run(add(copy, "late"))  # "late" sorts before "mid": only its number puts it last
+        assert asyncio.run(order(copy)) == before + ["late"]
     finally:
         _drop(source, copy)

@@ -69,7 +69,7 @@ def test_cleanup_removes_dangling_entries_and_expired_memory(cli: Cli) -> None:
         assert sorted(s.id for s in listed.sessions) == ["keep1 x", "keep2 x"]
         mem = RedisMemoryService(client=svc.client, settings=svc.settings)
         found = await mem.search_memory(app_name="app", user_id="ann", query="tea")
-        assert [m.id for m in found.memories] == ["m:m2"]
+        assert [m.id for m in found.memories] == ["m2"]
 
     cli.run(survivors)
     code, data = cli.json("cleanup")

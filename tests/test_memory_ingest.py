@@ -61,7 +61,7 @@ async def test_ties_across_calls_follow_insertion_not_ids(redis_memory: RedisMem
             memories=[MemoryEntry(id=mid, content=types.Content(parts=[types.Part(text="walk the dog")]))],
         )
     res = await redis_memory.search_memory(app_name=APP, user_id="u", query="dog")
-    assert [m.id for m in res.memories] == ["m:zeta", "m:alpha", "m:mid"]
+    assert [m.id for m in res.memories] == ["zeta", "alpha", "mid"]
 
 
 # -- a turn is indexed with the other party's adjacent turns (at half weight) ----------------------------
@@ -216,7 +216,7 @@ async def test_memory_writes_respect_maxmemory(full_server: RedisServer, prefix:
         assert await _search(svc, "tulips") == ["old tulips"]
         assert await _search(svc, "roses daffodils iris") == []
         # deleting still works (it frees memory)
-        await svc.delete_memory(app_name=APP, user_id="u", memory_id="m:old")
+        await svc.delete_memory(app_name=APP, user_id="u", memory_id="old")
         assert await _search(svc, "tulips") == []
 
 

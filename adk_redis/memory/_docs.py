@@ -12,12 +12,19 @@ id                             source       written by
 ``h:<session>:<event>``        history      :meth:`RedisMemoryService.add_events_to_memory` (an
                                             ingested event; an event without an id gets a stable
                                             hash, see :func:`history_ids`)
-``m:<id>``                     memory       :meth:`RedisMemoryService.add_memory`
+``m:<id>``                     memory       :meth:`RedisMemoryService.add_memory` (stored id; the
+                                            caller's ``<id>`` is what a search returns, see
+                                            :func:`public_id`)
 ``c:<context key>``            context      :meth:`CrossSessionMemory.store_user_context`
 ``k:<category>:<key>``         knowledge    :meth:`CrossSessionMemory.store_knowledge` (in the app's
                                             knowledge index; ``<category>:<key>`` is also its member
                                             in the knowledge registry, :func:`knowledge_member`)
 =============================  ===========  =========================================================
+
+Ids seen by callers (:func:`public_id`, :func:`doc_id_of`): an explicit memory is returned under the
+id its caller gave (``car``, never ``m:car``); every other id is returned as stored.  Ids the service
+generates start with ``h:``, ``c:`` or ``k:`` (:data:`GENERATED_HEADS`); a caller id of that form is
+refused (:func:`check_caller_id`), so a caller id never names a generated memory.
 
 Payloads
 --------
@@ -71,7 +78,10 @@ __all__ = [
     "UNKNOWN_SESSION_ID",
     "DocId",
     "Source",
+    "GENERATED_HEADS",
+    "check_caller_id",
     "content_text",
+    "doc_id_of",
     "context_id",
     "context_payload",
     "decode_entry",
@@ -89,6 +99,7 @@ __all__ = [
     "memory_id",
     "memory_payload",
     "parse_id",
+    "public_id",
     "source_of",
 ]
 
@@ -102,6 +113,8 @@ _SOURCES: dict[str, Source] = {
     HISTORY: "history", MEMORY: "memory", CONTEXT: "context", KNOWLEDGE: "knowledge",
 }
 _TWO_PARTS = (HISTORY, KNOWLEDGE)
+#: Heads of the ids the service generates: a caller's memory id may not start with ``<head>:``.
+GENERATED_HEADS = frozenset({HISTORY, CONTEXT, KNOWLEDGE})
 
 #: The payload format written today (field ``v``).
 FORMAT_VERSION = 1
@@ -152,6 +165,35 @@ def knowledge_id(category: str, knowledge_key: str) -> str:
 def knowledge_filter(category: str | None = None) -> str:
     """The id prefix of every knowledge document (of one ``category`` if given), for searches."""
     return f"{KNOWLEDGE}:" if category is None else f"{KNOWLEDGE}:{escape(category)}:"
+
+
+def check_caller_id(entry_id: str) -> str:
+    """A caller's memory id, checked: ValueError when it has the form of a generated id (``h:...``)."""
+    if not isinstance(entry_id, str) or not entry_id:
+        raise ValueError(f"memory id must be a non-empty string, got {entry_id!r}")
+    head, sep, _ = entry_id.partition(":")
+    if sep and head in GENERATED_HEADS:
+        raise ValueError(
+            f"memory id {entry_id!r} is reserved: ids starting with "
+            f"{', '.join(sorted(h + ':' for h in GENERATED_HEADS))} name memories the service generates"
+        )
+    return entry_id
+
+
+def public_id(doc_id: str) -> str:
+    """The id a caller sees for a stored document id: an explicit memory's own id, else ``doc_id``."""
+    head, sep, rest = doc_id.partition(":")
+    if sep and head == MEMORY:
+        return unescape(rest)
+    return doc_id
+
+
+def doc_id_of(public: str) -> str:
+    """The stored document id of an id a search returned (inverse of :func:`public_id`)."""
+    head, sep, _ = public.partition(":")
+    if sep and head in GENERATED_HEADS:
+        return public
+    return memory_id(public)
 
 
 @dataclass(frozen=True)
@@ -293,7 +335,7 @@ def decode_entry(doc_id: str, payload: str) -> MemoryEntry:
             meta["category"] = doc.get("category")
             meta["knowledge_key"] = doc.get("key")
         return MemoryEntry(
-            id=doc_id,
+            id=public_id(doc_id),
             content=content,
             author=doc.get("author"),
             timestamp=_iso(doc.get("ts")),

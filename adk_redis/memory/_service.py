@@ -46,8 +46,10 @@ from ..keys import KeySchema, MemoryIndexKeys, escape, unescape
 from ._cross_session import CrossSessionMemory, ttl_ms
 from ._docs import (
     UNKNOWN_SESSION_ID,
+    check_caller_id,
     content_text,
     decode_entry,
+    doc_id_of,
     history_ids,
     history_payload,
     knowledge_filter,
@@ -365,7 +367,7 @@ class RedisMemoryService(BaseMemoryService):
         docs: list[_Doc] = []
         for entry in memories:
             body = content_text(entry.content)
-            mid = entry.id or uuid.uuid4().hex
+            mid = check_caller_id(entry.id) if entry.id is not None else uuid.uuid4().hex
             ts: float | None = None
             if entry.timestamp:
                 try:
@@ -379,28 +381,56 @@ class RedisMemoryService(BaseMemoryService):
 
     @override
     async def delete_memory(self, *, app_name: str, user_id: str, memory_id: str | None = None) -> None:
-        """Delete one memory by the id :meth:`search_memory` returned.
+        """Delete one memory by the id :meth:`search_memory` returned (ADK's method: returns None).
 
-        Deleted history events are not re-ingested by later
+        An id that matches nothing is logged (WARNING, naming it); :meth:`delete_memories` returns
+        how many were deleted.  Deleted history events are not re-ingested by later
         :meth:`add_session_to_memory` calls (tombstone kept ``HISTORY_TTL_HOURS``).
-        Knowledge ids are ignored: shared knowledge is not a user's to delete.
+        Knowledge ids are refused: shared knowledge is not a user's to delete.
         """
         if not memory_id:
             return
+        await self.delete_memories(app_name=app_name, user_id=user_id, memory_ids=[memory_id])
+
+    async def delete_memories(self, *, app_name: str, user_id: str | int, memory_ids: Sequence[str]) -> int:
+        """Delete memories by the ids :meth:`search_memory` / :meth:`list_memories` returned.
+
+        Idempotent.  Returns how many existed; each id that matched nothing is logged (WARNING).
+        """
         uid = str(user_id)
-        source = source_of(memory_id)
-        if source == "context":
-            ref = parse_id(memory_id)
-            assert ref is not None
-            await self.cross_session(app_name).delete_user_context(uid, ref.parts[0])
-        elif source in ("history", "memory"):
-            await self.index.delete(
-                self.keys.user_memory_index(app_name, uid),
-                memory_id,
-                tombstone_ttl_ms=ttl_ms(self.settings.history_ttl_hours),
+        deleted = 0
+        for public in memory_ids:
+            if await self._delete_one(app_name, uid, public):
+                deleted += 1
+            else:
+                logger.warning(
+                    "delete_memory: no memory %r of user %r in app %r (nothing deleted)",
+                    public, uid, app_name,
+                )
+        return deleted
+
+    async def _delete_one(self, app_name: str, uid: str, public: str) -> bool:
+        doc = doc_id_of(public)
+        try:
+            ref = parse_id(doc)
+        except (ValueError, UnicodeDecodeError):
+            return False
+        if ref is None:
+            return False
+        if ref.source == "context":
+            return await self.cross_session(app_name).delete_user_context(uid, ref.parts[0])
+        if ref.source == "knowledge":
+            logger.warning(
+                "delete_memory: %r is shared knowledge of app %r, not a user's memory", public, app_name
             )
-        else:
-            logger.info("delete_memory: %r is not a deletable user memory id", memory_id)
+            return False
+        ik = self.keys.user_memory_index(app_name, uid)
+        tomb = ttl_ms(self.settings.history_ttl_hours) if ref.source == "history" else None
+        if await self.index.delete(ik, doc, tombstone_ttl_ms=tomb):
+            return True
+        if ref.source == "memory" and source_of(public) == "memory":  # an id of the 'm:<id>' era
+            return await self.index.delete(ik, public)
+        return False
 
     async def forget_user(self, app_name: str, user_id: str | int) -> None:
         """Delete everything stored for (app, user): history, memories, context, session history."""

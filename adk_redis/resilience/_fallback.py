@@ -53,7 +53,7 @@ from .._core.connection import client_stats
 from .._core.url import redact_url
 from ..config import RedisSettings, load_settings
 from ..errors import MergeConflictError, RedisUnavailableError
-from ..memory._docs import UNKNOWN_SESSION_ID, content_text, history_ids, memory_id, parse_id
+from ..memory._docs import UNKNOWN_SESSION_ID, content_text, history_ids, parse_id
 from ..memory._service import RedisMemoryService
 from ..sessions._pages import PageOrder, SessionPage, page_in_memory
 from ..sessions._service import RedisSessionService, StalePolicy
@@ -776,7 +776,7 @@ class FallbackMemoryService(_Fallback, BaseMemoryService):
         async def remember() -> None:
             events = [
                 Event(
-                    id=memory_id(str(m.id)),
+                    id=str(m.id),
                     author=m.author or "user",
                     content=m.content,
                     timestamp=_parse_iso(m.timestamp),
