@@ -75,6 +75,8 @@ class RedisSettings(BaseSettings):
     memory_ttl_hours: float = Field(default=72, gt=0)
     knowledge_ttl_hours: float = Field(default=168, gt=0)
     history_ttl_hours: float = Field(default=720, gt=0)
+    # Deleting a session (not its TTL expiry) also deletes the turn memories ingested from it.
+    delete_memories_with_session: bool = True
     # Bounded work per memory script call: distinct terms indexed per document / searched per query
     # (the rest is ignored and logged, never an error).
     memory_max_terms_per_document: int = Field(default=1000, ge=1)

@@ -149,6 +149,10 @@ class KeySchema:
         """The meta HASH of one session: ``session(...).meta`` without building its other keys (listings)."""
         return f"{self._user_tag(app_name, user_id)}:s:{escape(session_id)}"
 
+    def session_meta_prefix(self, app_name: str, user_id: str) -> str:
+        """What every session meta key of the user starts with (+ escaped session id; erase scripts)."""
+        return f"{self._user_tag(app_name, user_id)}:s:"
+
     def user_state(self, app_name: str, user_id: str) -> str:
         """HASH of ``user:`` state (field = key without prefix, value = JSON)."""
         return f"{self._user_tag(app_name, user_id)}:user_state"
@@ -332,6 +336,10 @@ class KeySchema:
         """STRING: user id owning a facade session (lookup by session id alone)."""
         return f"{self.prefix}:session:owner:{escape(app_name)}:{escape(session_id)}"
 
+    def session_owner_prefix(self, app_name: str) -> str:
+        """What every owner record of the app starts with (+ escaped session id; erase scripts)."""
+        return f"{self.prefix}:session:owner:{escape(app_name)}:"
+
     def security_failed(self, app_name: str) -> str:
         """STRING counter: failed (wrong-user) session accesses of the app."""
         return f"{self.prefix}:facade:security:{escape(app_name)}:failed"
@@ -367,6 +375,10 @@ class KeySchema:
     def user_context(self, app_name: str, user_id: str, context_key: str) -> str:
         """STRING: one user-context JSON document (TTL ``MEMORY_TTL_HOURS``)."""
         return f"{self.prefix}:memory:user_context:{self._mem_tag(app_name, user_id)}:{escape(context_key)}"
+
+    def user_context_prefix(self, app_name: str, user_id: str) -> str:
+        """What every user-context key of the user starts with (+ escaped context key; erase scripts)."""
+        return f"{self.prefix}:memory:user_context:{self._mem_tag(app_name, user_id)}:"
 
     def agent_memory(self, app_name: str, agent_id: str, memory_key: str) -> str:
         """STRING: one agent-memory JSON document (TTL ``MEMORY_TTL_HOURS``)."""
@@ -427,6 +439,10 @@ class MemoryIndexKeys:
     @property
     def sequence(self) -> str:  # HASH: doc id -> insertion sequence number (ties keep insertion order)
         return f"{self.base}:o"
+
+    @property
+    def ids(self) -> str:  # ZSET (score 0): every stored doc id, listed / range-deleted with ZRANGEBYLEX
+        return f"{self.base}:ids"
 
     @property
     def terms(self) -> str:  # HASH: doc id -> "term tf term tf ..." (escaped terms)

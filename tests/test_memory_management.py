@@ -4,15 +4,24 @@ ADK's InMemoryMemoryService as the reference (``memory_service``)."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import re
+import uuid
 from typing import Any
 
 import pytest
 from google.adk.memory.memory_entry import MemoryEntry
+from google.adk.sessions.base_session_service import ListSessionsResponse
+from google.adk.sessions.session import Session
 from google.genai import types
 
-from adk_redis.memory_service import RedisMemoryService
-from tests.memory_helpers import make_session
+from adk_redis import RedisSessionService, RedisSettings
+from adk_redis.errors import InvalidCursorError
+from adk_redis.facade import SessionStoreConfig, create_session_store
+from adk_redis.memory_service import ForgetResult, RedisMemoryService
+from tests.memory_helpers import make_event, make_session
+from tests.servers import redis_cluster
 
 pytest_plugins = ["tests.memory_fixtures"]
 
@@ -78,3 +87,279 @@ async def test_legacy_prefixed_id_still_deletes(redis_memory: RedisMemoryService
     await redis_memory.add_memory(app_name=APP, user_id="u", memories=[entry("old bicycle", "bike")])
     assert await redis_memory.delete_memories(app_name=APP, user_id="u", memory_ids=["m:bike"]) == 1
     assert await search(redis_memory, "bicycle") == []
+
+
+# -- 2. deletion, listing ------------------------------------------------------------------
+
+
+@pytest.fixture
+def sessions(redis_client: Any, prefix: str) -> RedisSessionService:
+    """A session service on the same client and prefix as ``redis_memory``."""
+    return RedisSessionService(client=redis_client, key_prefix=prefix)
+
+
+async def _session_with_turns(
+    sessions: RedisSessionService, memory: RedisMemoryService, sid: str, texts: list[str], user: str = "u"
+) -> Session:
+    s = await sessions.create_session(app_name=APP, user_id=user, session_id=sid)
+    for n, t in enumerate(texts):
+        await sessions.append_event(s, make_event(t, author="user" if n % 2 == 0 else "model"))
+    stored = await sessions.get_session(app_name=APP, user_id=user, session_id=sid)
+    assert stored is not None
+    await memory.add_session_to_memory(stored)
+    return stored
+
+
+async def test_deleting_a_session_deletes_its_turn_memories(
+    redis_memory: RedisMemoryService, sessions: RedisSessionService
+) -> None:
+    s1 = await _session_with_turns(sessions, redis_memory, "s1", ["my cat is called Mochi"])
+    await _session_with_turns(sessions, redis_memory, "s2", ["Mochi is a rice cake too"])
+    await redis_memory.add_memory(app_name=APP, user_id="u", memories=[entry("Mochi likes tuna", "cat")])
+    assert len(await search(redis_memory, "Mochi")) == 3
+    await sessions.delete_session(app_name=APP, user_id="u", session_id="s1")
+    assert sorted(texts_of_entries(await search(redis_memory, "Mochi"))) == [
+        "Mochi is a rice cake too", "Mochi likes tuna",
+    ]
+    # re-ingesting a stale copy of the deleted session does not bring its turns back
+    await redis_memory.add_session_to_memory(s1)
+    assert len(await search(redis_memory, "Mochi")) == 2
+    # idempotent
+    await sessions.delete_session(app_name=APP, user_id="u", session_id="s1")
+    assert await redis_memory.delete_session_memories(app_name=APP, user_id="u", session_id="s1") == 0
+
+
+def texts_of_entries(found: list[MemoryEntry]) -> list[str]:
+    return [" ".join(p.text or "" for p in (m.content.parts or [])) for m in found]
+
+
+async def test_setting_keeps_memories_of_deleted_sessions(
+    redis_client: Any, prefix: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DELETE_MEMORIES_WITH_SESSION", "false")
+    sessions = RedisSessionService(client=redis_client, key_prefix=prefix)
+    memory = RedisMemoryService(client=redis_client, key_prefix=prefix)
+    assert sessions.settings.delete_memories_with_session is False
+    await _session_with_turns(sessions, memory, "s1", ["the lighthouse keeper waved"])
+    await sessions.delete_session(app_name=APP, user_id="u", session_id="s1")
+    assert texts_of_entries(await search(memory, "lighthouse")) == ["the lighthouse keeper waved"]
+
+
+async def test_session_expiry_keeps_memories(redis_client: Any, prefix: str) -> None:
+    sessions = RedisSessionService(client=redis_client, key_prefix=prefix, session_ttl_hours=0.5 / 3600)
+    memory = RedisMemoryService(client=redis_client, key_prefix=prefix)
+    await _session_with_turns(sessions, memory, "s1", ["the comet returns in 2061"])
+    await asyncio.sleep(1.0)
+    assert await sessions.get_session(app_name=APP, user_id="u", session_id="s1") is None
+    assert texts_of_entries(await search(memory, "comet")) == ["the comet returns in 2061"]
+
+
+async def test_delete_session_memories_and_list(
+    redis_memory: RedisMemoryService, sessions: RedisSessionService
+) -> None:
+    await _session_with_turns(sessions, redis_memory, "a b", ["alpha one", "alpha two", "alpha three"])
+    await _session_with_turns(sessions, redis_memory, "a", ["beta one"])  # a prefix of "a b"'s id
+    notes = [entry(f"note {n}", f"n{n}") for n in range(5)]
+    await redis_memory.add_memory(app_name=APP, user_id="u", memories=notes)
+    await redis_memory.cross_session(APP).store_user_context("u", "prefs", {"tea": "green"})
+    seen: list[str] = []
+    cursor = None
+    while True:
+        page = await redis_memory.list_memories(app_name=APP, user_id="u", cursor=cursor, limit=3)
+        assert len(page.memories) <= 3
+        seen += [str(m.id) for m in page.memories]
+        cursor = page.next_cursor
+        if cursor is None:
+            break
+    assert len(seen) == len(set(seen)) == 10
+    assert {"n0", "n4", "c:prefs"} <= set(seen)
+    only = await redis_memory.list_memories(app_name=APP, user_id="u", kind="memory")
+    assert [m.id for m in only.memories] == [f"n{n}" for n in range(5)] and only.next_cursor is None
+    with pytest.raises(InvalidCursorError):
+        await redis_memory.list_memories(app_name=APP, user_id="u", kind="history", cursor="garbage")
+    assert await redis_memory.delete_session_memories(app_name=APP, user_id="u", session_id="a b") == 3
+    history = await redis_memory.list_memories(app_name=APP, user_id="u", kind="history")
+    assert texts_of_entries(history.memories) == ["beta one"]
+    got = await redis_memory.get_memory(app_name=APP, user_id="u", memory_id="n2")
+    assert got is not None and texts_of_entries([got]) == ["note 2"]
+    assert await redis_memory.get_memory(app_name=APP, user_id="u", memory_id="nope") is None
+
+
+@pytest.mark.parametrize("cli", ["fakeredis", "redis"], indirect=True)
+def test_cli_memory_and_sessions_delete(cli: Any) -> None:
+    async def setup(svc: RedisSessionService) -> None:
+        mem = RedisMemoryService(client=svc.client, settings=svc.settings)
+        await _session_with_turns(svc, mem, "s1", ["the orchard has pears"])
+        await _session_with_turns(svc, mem, "s2", ["the orchard has plums"])
+        await mem.add_memory(app_name=APP, user_id="u", memories=[entry("orchard gate code 1234", "gate")])
+
+    cli.run(setup)
+    code, rows = cli.json("memory", "list", "--app", APP, "--user", "u")
+    assert code == 0 and len(rows) == 3 and "gate" in [r["id"] for r in rows]
+    code, out, _ = cli("memory", "show", "--app", APP, "--user", "u", "gate")
+    assert code == 0 and "orchard gate code 1234" in out
+    code, out, _ = cli("memory", "delete", "--app", APP, "--user", "u", "gate", "missing-id")
+    assert code == 1 and "deleted gate" in out and "not found: missing-id" in out
+    code, out, _ = cli("memory", "show", "--app", APP, "--user", "u", "gate")
+    assert code == 1 and "not found" in out
+    code, out, _ = cli("sessions", "delete", "--app", APP, "--user", "u", "s1")
+    assert code == 0
+    code, rows = cli.json("memory", "list", "--app", APP, "--user", "u")
+    assert [r["text"] for r in rows] == ["the orchard has plums"]
+    code, out, _ = cli("memory", "delete", "--app", APP, "--user", "u", "--session", "s2")
+    assert code == 0 and "deleted 1 memory of session 's2'" in out
+    code, rows = cli.json("memory", "list", "--app", APP, "--user", "u")
+    assert rows == []
+
+
+# -- 3. forget_user --------------------------------------------------------------------------
+
+
+async def _populate(sessions: RedisSessionService, memory: RedisMemoryService, user: str) -> None:
+    s = await sessions.create_session(app_name=APP, user_id=user, session_id="s1", state={"user:lang": "fr"})
+    for t in ["bonjour the river is wide", "indeed very wide"]:
+        await sessions.append_event(s, make_event(t))
+    await sessions.create_session(app_name=APP, user_id=user, session_id="s2")
+    stored = await sessions.get_session(app_name=APP, user_id=user, session_id="s1")
+    assert stored is not None
+    await memory.add_session_to_memory(stored)
+    await memory.add_memory(app_name=APP, user_id=user, memories=[entry("river fishing licence", "lic")])
+    cross = memory.cross_session(APP)
+    await cross.store_user_context(user, "home", {"city": "river town"})
+    await cross.record_session(user, "s1", summary={"topic": "river"})
+    await memory.client.set(memory.keys.session_owner(APP, "s1"), user)
+
+
+async def _keys_of(client: Any, prefix: str) -> set[str]:
+    return {k.decode() if isinstance(k, bytes) else k async for k in client.scan_iter(match=f"{prefix}:*")}
+
+
+async def test_forget_user_erases_everything_and_counts(redis_client: Any, prefix: str) -> None:
+    sessions = RedisSessionService(client=redis_client, key_prefix=prefix)
+    memory = RedisMemoryService(client=redis_client, key_prefix=prefix)
+    await _populate(sessions, memory, "other")
+    other_keys = await _keys_of(redis_client, prefix)
+    await redis_client.delete(memory.keys.session_owner(APP, "s1"))  # both users have a session "s1"
+    await _populate(sessions, memory, "u")
+    result = await memory.forget_user(app_name=APP, user_id="u")
+    assert result.as_dict() == {
+        "sessions": 2, "events": 2, "user_state": 1, "memories": 3, "user_context": 1,
+        "session_history": 1, "owner_records": 1, "counters": 0,
+    }
+    left = await _keys_of(redis_client, prefix)
+    assert left <= other_keys  # nothing of "u" is left; the other user's data is untouched
+    assert not [k for k in left if "{app:u}" in k]
+    assert await sessions.list_sessions(app_name=APP, user_id="u") == ListSessionsResponse()
+    app_sessions = await sessions.list_sessions(app_name=APP)
+    assert {(s.user_id, s.id) for s in app_sessions.sessions} == {("other", "s1"), ("other", "s2")}
+    assert await sessions.get_user_state(app_name=APP, user_id="u") == {}
+    assert await search(memory, "river") == [] and len(await search(memory, "river", user="other")) >= 2
+    again = await memory.forget_user(app_name=APP, user_id="u")
+    assert again.as_dict() == ForgetResult().as_dict()
+
+
+@pytest.mark.parametrize("cli", ["fakeredis", "redis"], indirect=True)
+def test_cli_users_forget(cli: Any) -> None:
+    async def setup(svc: RedisSessionService) -> None:
+        await _populate(svc, RedisMemoryService(client=svc.client, settings=svc.settings), "u")
+
+    cli.run(setup)
+    code, out, _ = cli("users", "forget", "--app", APP, "--user", "u")
+    assert code == 0 and "forgot user 'u'" in out and re.search(r"sessions\s+2", out), out
+    code, data = cli.json("users", "forget", "--app", APP, "--user", "u")
+    assert code == 0 and data["sessions"] == 0 and data["memories"] == 0
+
+
+def test_forget_user_on_a_cluster() -> None:
+    async def go(url: str) -> None:
+        prefix = f"f{uuid.uuid4().hex[:8]}"
+        sessions = RedisSessionService(url, key_prefix=prefix)
+        memory = RedisMemoryService(client=sessions.client, key_prefix=prefix)
+        try:
+            for user in ("u", "other"):
+                await _populate(sessions, memory, user)
+            result = await memory.forget_user(app_name=APP, user_id="u")
+            assert result.sessions == 2 and result.memories == 3 and result.user_context == 1
+            assert result.owner_records == 0  # the other user's record of "s1" was written last
+            assert await search(memory, "river") == []
+            listed = await sessions.list_sessions(app_name=APP)
+            assert {s.user_id for s in listed.sessions} == {"other"}
+            assert len(await search(memory, "river", user="other")) >= 2
+        finally:
+            await sessions.close()
+
+    with redis_cluster(3) as nodes:
+        asyncio.run(go(f"redis+cluster://127.0.0.1:{nodes[0].port}"))
+
+
+async def test_forget_user_with_a_concurrent_writer(redis_client: Any, prefix: str) -> None:
+    """Every write of the writer lands wholly before the erasure or wholly after it."""
+    sessions = RedisSessionService(client=redis_client, key_prefix=prefix)
+    memory = RedisMemoryService(client=redis_client, key_prefix=prefix)
+    done_before: list[str] = []
+    stop = asyncio.Event()
+
+    async def writer() -> None:
+        n = 0
+        while not stop.is_set():
+            sid = f"w{n}"
+            n += 1
+            try:
+                s = await sessions.create_session(app_name=APP, user_id="u", session_id=sid)
+                await sessions.append_event(s, make_event(f"writer turn {sid} walrus"))
+                await memory.add_memory(app_name=APP, user_id="u", memories=[entry(f"walrus {sid}", sid)])
+            except Exception:  # the erasure removed the session between two calls
+                pass
+            if not erasing.is_set():
+                done_before.append(sid)
+            await asyncio.sleep(0)
+
+    erasing = asyncio.Event()
+    task = asyncio.ensure_future(writer())
+    while len(done_before) < 5:
+        await asyncio.sleep(0.005)
+    erasing.set()
+    await memory.forget_user(app_name=APP, user_id="u")
+    await asyncio.sleep(0.05)
+    stop.set()
+    await task
+    # what was written before the erasure began is gone ...
+    ids = {s.id for s in (await sessions.list_sessions(app_name=APP, user_id="u")).sessions}
+    assert not ids & set(done_before)
+    # ... and what remains is whole: every listed session has its record and its events, the memory
+    # index's counts match its documents
+    for sid in ids:
+        s = await sessions.get_session(app_name=APP, user_id="u", session_id=sid)
+        assert s is not None
+    ik = memory.keys.user_memory_index(APP, "u")
+    n_docs = int(await redis_client.hlen(ik.docs))
+    n_terms = int(await redis_client.hlen(ik.terms))
+    assert int(await redis_client.hget(ik.stats, "n") or 0) == n_docs == n_terms
+    listed = await memory.list_memories(app_name=APP, user_id="u", limit=1000)
+    assert len(listed.memories) == n_docs
+    for m in listed.memories:
+        assert m.id not in done_before
+
+
+def test_design_api_delete_session_deletes_its_memories(redis_url: str, prefix: str) -> None:
+    settings = RedisSettings(redis_url=redis_url, redis_key_prefix=prefix)
+    config = SessionStoreConfig(app_name=APP, cleanup_interval_minutes=0)
+    store = create_session_store(config, settings=settings)
+
+    async def ingest_and_search(ingest: bool) -> list[MemoryEntry]:
+        async with RedisMemoryService(redis_url, key_prefix=prefix) as memory:
+            if ingest:
+                async with RedisSessionService(redis_url, key_prefix=prefix) as sessions:
+                    stored = await sessions.get_session(app_name=APP, user_id="ann", session_id="chat1")
+                    assert stored is not None
+                    await memory.add_session_to_memory(stored)
+            return await search(memory, "saxophone", user="ann")
+
+    try:
+        store.ensure_session("chat1", user_id="ann")
+        store.add_message("chat1", {"role": "user", "content": "I play the saxophone on Sundays"})
+        assert len(asyncio.run(ingest_and_search(True))) == 1
+        assert store.delete_session("chat1", user_id="ann") is True
+        assert asyncio.run(ingest_and_search(False)) == []
+    finally:
+        store.close()

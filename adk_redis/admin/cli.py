@@ -114,6 +114,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--app", required=True)
     p.add_argument("--user", required=True)
     p.add_argument("session_ids", metavar="ID", nargs="+")
+    from .memory import add_parsers as add_memory_parsers
+
+    add_memory_parsers(sub, common)
     p = sub.add_parser(
         "export",
         parents=[common],
@@ -260,6 +263,10 @@ async def _dispatch(svc: RedisSessionService, args: argparse.Namespace, url: str
             "delete": sessions.cmd_sessions_delete,
         }
         return await action[args.action](svc, args)
+    if args.command in ("memory", "users"):
+        from . import memory
+
+        return await memory.dispatch(svc, args)
     if args.command == "export":
         return await backup.cmd_export(svc, args)
     if args.command == "import":

@@ -100,6 +100,8 @@ __all__ = [
     "memory_payload",
     "parse_id",
     "public_id",
+    "session_range",
+    "source_range",
     "source_of",
 ]
 
@@ -140,6 +142,20 @@ def history_ids(session_id: str | None, event: Event) -> tuple[str, str]:
         content = event.content.model_dump(mode="json", exclude_none=True) if event.content else None
         eid = hashlib.sha256(f"{event.author}:{event.timestamp}:{_dumps(content)}".encode()).hexdigest()[:32]
     return history_id(sid, eid), eid
+
+
+def session_range(session_id: str) -> tuple[str, str]:
+    """The lex range (``ZRANGEBYLEX`` syntax) of one session's history ids ``h:<session>:...``."""
+    head = f"{HISTORY}:{escape(session_id)}"
+    return f"[{head}:", f"({head};"
+
+
+def source_range(source: Source | None) -> tuple[str, str]:
+    """The lex range of the ids of one source (every id for None)."""
+    if source is None:
+        return "-", "+"
+    head = next(h for h, s in _SOURCES.items() if s == source)
+    return f"[{head}:", f"({head};"
 
 
 def memory_id(entry_id: str) -> str:

@@ -65,6 +65,7 @@ end
 local function remove_doc(base, K, d, keep)
   local terms = redis.call('HGET', K[2], d)
   redis.call('ZREM', K[3], d)
+  redis.call('ZREM', base .. ':ids', d)
   redis.call('HDEL', K[4], d)
   redis.call('HDEL', base .. ':o', d)
   if keep ~= 'all' then redis.call('HDEL', K[5], d) end
@@ -79,6 +80,18 @@ local function remove_doc(base, K, d, keep)
   redis.call('HINCRBY', K[1], 'n', -1)
   redis.call('HINCRBY', K[1], 'l', -dl)
   return 1
+end
+-- <base>:ids ZSET (score 0): every stored doc id, for listings and per-session deletion by id range
+-- (ZRANGEBYLEX).  Indexes written before it existed are filled from the docs HASH once (stats 'ids').
+local function ensure_ids(base, stats, docs)
+  if redis.call('HEXISTS', stats, 'ids') == 1 or redis.call('HLEN', docs) == 0 then return end
+  local all = redis.call('HKEYS', docs)
+  for i = 1, #all, 500 do
+    local args = {}
+    for j = i, math.min(i + 499, #all) do args[#args + 1] = 0; args[#args + 1] = all[j] end
+    redis.call('ZADD', base .. ':ids', unpack(args))
+  end
+  redis.call('HSET', stats, 'ids', 1)
 end
 """
 
@@ -115,6 +128,7 @@ if mode == 'skip' or mode == 'refresh' then
 end
 local next_seq = redis.call('HINCRBY', KEYS[1], 'seq', 1)
 seq = seq or next_seq
+ensure_ids(base, KEYS[1], KEYS[4])
 if vset then
   -- first, so a rejected vector (e.g. dimension mismatch) leaves the old document intact
   local r = redis.pcall('VADD', KEYS[7], 'FP32', ARGV[10], d, ARGV[14])
@@ -127,6 +141,8 @@ remove_doc(base, K, d, keep)
 redis.call('HDEL', KEYS[5], d)
 redis.call('HSET', base .. ':o', d, seq)
 extend(base .. ':o', ttl)
+redis.call('ZADD', base .. ':ids', 0, d)
+extend(base .. ':ids', ttl)
 local dl = 0
 for j = 1, n do
   local v = tonumber(ARGV[14 + j])
@@ -292,11 +308,58 @@ for _, terms in ipairs(all) do
     end
   end
 end
-redis.call('DEL', ARGV[1] .. ':o')
+redis.call('DEL', ARGV[1] .. ':o', ARGV[1] .. ':ids')
 for k = 1, #KEYS do redis.call('DEL', KEYS[k]) end
 return 1
 """
 
+
+# KEYS: stats, t, exp, docs, del, vec, vset, ids   ARGV: base, lex min, lex max, tombstone expiry ms ('' =
+# none), tombstone ttl ms -> documents removed.  Every doc id in [min, max] (one session's turns: the ids
+# 'h:<session>:...') is removed, and tombstoned so re-ingesting the session does not bring it back.
+DELETE_RANGE = _COMMON + r"""
+local K = {KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[6], KEYS[7]}
+ensure_ids(ARGV[1], KEYS[1], KEYS[4])
+local removed = 0
+while true do
+  local batch = redis.call('ZRANGEBYLEX', KEYS[8], ARGV[2], ARGV[3], 'LIMIT', 0, 500)
+  if #batch == 0 then break end
+  for _, d in ipairs(batch) do
+    removed = removed + remove_doc(ARGV[1], K, d)
+    redis.call('ZREM', KEYS[8], d)
+    if ARGV[4] ~= '' then redis.call('HSET', KEYS[5], d, ARGV[4]) end
+  end
+end
+if ARGV[4] ~= '' and removed > 0 then extend(KEYS[5], tonumber(ARGV[5])) end
+return removed
+"""
+
+# KEYS: stats, ids, exp, docs   ARGV: base, lex min, lex max, limit, now_ms
+# -> flat list: next lex position ('' = no more), then doc id, JSON pairs of live documents.
+LIST_RANGE = _COMMON + r"""
+ensure_ids(ARGV[1], KEYS[1], KEYS[4])
+local min, max, limit, now = ARGV[2], ARGV[3], tonumber(ARGV[4]), tonumber(ARGV[5])
+local out = {''}
+local found = 0
+while found < limit do
+  local batch = redis.call('ZRANGEBYLEX', KEYS[2], min, max, 'LIMIT', 0, 200)
+  if #batch == 0 then out[1] = ''; return out end
+  for _, d in ipairs(batch) do
+    min = '(' .. d
+    local exp = redis.call('ZSCORE', KEYS[3], d)
+    local payload = redis.call('HGET', KEYS[4], d)
+    if exp and tonumber(exp) > now and payload then
+      out[#out + 1] = d
+      out[#out + 1] = payload
+      found = found + 1
+      if found >= limit then break end
+    end
+  end
+  if #batch < 200 and found < limit then out[1] = ''; return out end
+end
+out[1] = string.sub(min, 2)
+return out
+"""
 
 # KEYS: stats, sequence   ARGV: doc, seq ('' = none)
 # A restored document's insertion sequence number (admin import): set (or removed: a document indexed
@@ -361,6 +424,27 @@ def _index_keys(ik: MemoryIndexKeys) -> list[str]:
     return [ik.stats, ik.terms, ik.expiry, ik.docs, ik.deleted, ik.vectors, ik.vector_set]
 
 
+async def delete_range(
+    client: Any,
+    ik: MemoryIndexKeys,
+    lex_min: str,
+    lex_max: str,
+    *,
+    tombstone_ttl_ms: int | None = None,
+    script: Any = None,
+) -> int:
+    """Remove (and optionally tombstone) every document of ``ik`` whose id is in the lex range.
+
+    A plain function so that the session service can delete a session's memories without importing the
+    memory service (one script call, one slot).
+    """
+    tomb = "" if tombstone_ttl_ms is None else str(now_ms() + tombstone_ttl_ms)
+    run = script if script is not None else client.register_script(DELETE_RANGE)
+    return int(await run(
+        keys=[*_index_keys(ik), ik.ids], args=[ik.base, lex_min, lex_max, tomb, tombstone_ttl_ms or 0]
+    ))
+
+
 class SearchIndex:
     """Python side of the Lua index: builds keys/arguments, one script call per operation.
 
@@ -393,6 +477,8 @@ class SearchIndex:
         self._cleanup = client.register_script(CLEANUP)
         self._drop = client.register_script(DROP)
         self._set_sequence = client.register_script(SET_SEQUENCE)
+        self._delete_range = client.register_script(DELETE_RANGE)
+        self._list_range = client.register_script(LIST_RANGE)
 
     async def put(
         self,
@@ -478,6 +564,26 @@ class SearchIndex:
             keys=_index_keys(ik), args=[ik.base, doc_id, tomb, tombstone_ttl_ms or 0]
         )
         return int(res) == 1
+
+    async def delete_range(
+        self, ik: MemoryIndexKeys, lex_min: str, lex_max: str, *, tombstone_ttl_ms: int | None = None
+    ) -> int:
+        """Remove every document whose id is in the lex range (``ZRANGEBYLEX`` syntax); the count."""
+        return await delete_range(
+            self.client, ik, lex_min, lex_max, tombstone_ttl_ms=tombstone_ttl_ms, script=self._delete_range
+        )
+
+    async def list_range(
+        self, ik: MemoryIndexKeys, lex_min: str, lex_max: str, limit: int
+    ) -> tuple[list[tuple[str, str]], str | None]:
+        """Up to ``limit`` live (doc id, JSON) in id order within the lex range, and where the next
+        page starts (an id, exclusive; None when there is no more)."""
+        raw = await self._list_range(
+            keys=[ik.stats, ik.ids, ik.expiry, ik.docs], args=[ik.base, lex_min, lex_max, limit, now_ms()]
+        )
+        nxt = text(raw[0])
+        items = [(text(raw[i]), text(raw[i + 1])) for i in range(1, len(raw), 2)]
+        return items, nxt or None
 
     async def search(
         self,

@@ -24,9 +24,13 @@ the cosine ranking is computed client-side (see :mod:`adk_redis.memory._vectors`
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
+import json
 import logging
 import uuid
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, NamedTuple
@@ -41,11 +45,12 @@ from .. import telemetry
 from .._core.codec import text
 from .._core.connection import create_client, is_cluster
 from ..config import RedisSettings, resolve_settings
-from ..errors import CorruptedDataError, RedisOutOfMemoryError
-from ..keys import KeySchema, MemoryIndexKeys, escape, unescape
+from ..errors import CorruptedDataError, InvalidCursorError, RedisOutOfMemoryError
+from ..keys import KeySchema, MemoryIndexKeys
 from ._cross_session import CrossSessionMemory, ttl_ms
 from ._docs import (
     UNKNOWN_SESSION_ID,
+    Source,
     check_caller_id,
     content_text,
     decode_entry,
@@ -55,9 +60,13 @@ from ._docs import (
     knowledge_filter,
     memory_payload,
     parse_id,
+    session_range,
     source_of,
+    source_range,
 )
 from ._docs import memory_id as memory_doc_id
+from ._erase import ForgetResult
+from ._erase import forget_user as erase_user
 from ._search import Hit, SearchIndex, now_ms, partial_write_error, write_error
 from ._tokenizer import query_terms
 from ._vectors import fetch_vectors, rank, rank_fetched
@@ -70,7 +79,10 @@ if TYPE_CHECKING:
 logger = logging.getLogger("adk_redis.memory")
 
 # Re-exported: they were defined here before adk_redis.memory._docs.
-__all__ = ["HYBRID_WEIGHT", "RedisMemoryService", "decode_entry", "history_ids", "memory_text"]
+__all__ = [
+    "HYBRID_WEIGHT", "ForgetResult", "MemoryPage", "RedisMemoryService", "decode_entry", "history_ids",
+    "memory_text",
+]
 _HYBRID_POOL = 50
 # Hybrid score fusion: (1 - w) * BM25 / max BM25 + w * cosine / max cosine, w chosen on LoCoMo's
 # development half with all-MiniLM-L6-v2 (README, memory benchmark).
@@ -81,6 +93,36 @@ _MONTHS = (
     "January", "February", "March", "April", "May", "June", "July", "August", "September", "October",
     "November", "December",
 )
+
+
+_KINDS: tuple[Source, ...] = ("history", "memory", "context")
+
+
+@dataclass
+class MemoryPage:
+    """One page of :meth:`RedisMemoryService.list_memories`: entries in id order, and the cursor of
+    the next page (None on the last)."""
+
+    memories: list[MemoryEntry] = field(default_factory=list)
+    next_cursor: str | None = None
+
+
+def _encode_cursor(kind: str | None, after: str) -> str:
+    raw = json.dumps({"k": kind, "a": after}, separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str, kind: str | None, lo: str, hi: str) -> str:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        data = json.loads(raw)
+        after = data["a"]
+        ok = isinstance(after, str) and data.get("k") == kind
+    except (ValueError, TypeError, KeyError, binascii.Error):
+        ok = False
+    if not ok or (lo != "-" and not lo[1:] <= after < hi[1:]):
+        raise InvalidCursorError("not a cursor of this memory listing (kind)")
+    return str(after)
 
 
 class _Doc(NamedTuple):
@@ -432,17 +474,73 @@ class RedisMemoryService(BaseMemoryService):
             return await self.index.delete(ik, public)
         return False
 
-    async def forget_user(self, app_name: str, user_id: str | int) -> None:
-        """Delete everything stored for (app, user): history, memories, context, session history."""
-        uid = str(user_id)
-        ik = self.keys.user_memory_index(app_name, uid)
-        ctx = self.keys.user_context_index(app_name, uid)
-        members = await self.client.zrange(ctx, 0, -1)
-        hk = self.keys.history(app_name, uid)
-        extra = [ctx, hk.order, hk.data, hk.expiry]
-        extra += [self.keys.user_context(app_name, uid, unescape(text(m))) for m in members]
-        await self.index.drop(ik, extra)
-        await self.client.zrem(self.keys.memory_registry(app_name, "users"), escape(uid))
+    async def delete_session_memories(self, *, app_name: str, user_id: str | int, session_id: str) -> int:
+        """Delete every turn memory ingested from one session; returns how many were deleted.
+
+        Idempotent.  The turns are tombstoned (``HISTORY_TTL_HOURS``): re-ingesting the session does not
+        bring them back.  :meth:`RedisSessionService.delete_session` calls this by default
+        (``DELETE_MEMORIES_WITH_SESSION``).
+        """
+        lo, hi = session_range(session_id)
+        return await self.index.delete_range(
+            self.keys.user_memory_index(app_name, str(user_id)), lo, hi,
+            tombstone_ttl_ms=ttl_ms(self.settings.history_ttl_hours),
+        )
+
+    async def list_memories(
+        self,
+        *,
+        app_name: str,
+        user_id: str | int,
+        kind: Source | None = None,
+        cursor: str | None = None,
+        limit: int = 100,
+    ) -> MemoryPage:
+        """A page of the user's live memories in id order (``kind``: ``history``, ``memory`` or
+        ``context``; None: all three).  Pass ``next_cursor`` back for the next page.
+
+        Uses the index's own id set (no SCAN).  Raises InvalidCursorError for a cursor of another
+        listing, ValueError for a bad ``kind`` or ``limit``.
+        """
+        if kind is not None and kind not in _KINDS:
+            raise ValueError(f"kind must be one of {_KINDS} or None, got {kind!r}")
+        if not 1 <= limit <= 1000:
+            raise ValueError(f"limit must be from 1 to 1000, got {limit!r}")
+        lo, hi = source_range(kind)
+        if cursor:
+            lo = "(" + _decode_cursor(cursor, kind, lo, hi)
+        items, nxt = await self.index.list_range(
+            self.keys.user_memory_index(app_name, str(user_id)), lo, hi, limit
+        )
+        memories: list[MemoryEntry] = []
+        for doc, payload in items:
+            try:
+                memories.append(decode_entry(doc, payload))
+            except CorruptedDataError as exc:
+                logger.warning("skipping corrupted memory: %s", exc)
+        return MemoryPage(memories, _encode_cursor(kind, nxt) if nxt is not None else None)
+
+    async def get_memory(self, *, app_name: str, user_id: str | int, memory_id: str) -> MemoryEntry | None:
+        """One live memory of the user by the id search returned, or None."""
+        ik = self.keys.user_memory_index(app_name, str(user_id))
+        doc = doc_id_of(memory_id)
+        pipe = self.client.pipeline(transaction=False)
+        pipe.zscore(ik.expiry, doc)
+        pipe.hget(ik.docs, doc)
+        exp, payload = await pipe.execute()
+        if exp is None or payload is None or float(exp) <= now_ms():
+            return None
+        return decode_entry(doc, text(payload))
+
+    async def forget_user(self, app_name: str, user_id: str | int) -> ForgetResult:
+        """Erase everything this package stores of (app, user); returns the counts per kind.
+
+        Sessions and their events, ``user:`` state, memories (turns, explicit memories), user context,
+        session history, design-API owner records and failed-access counters.  A concurrent write of the
+        user lands wholly before the erasure (erased) or after it (kept); see :mod:`adk_redis.memory._erase`.
+        Agent memory is keyed by agent, not by user, and is kept.
+        """
+        return await erase_user(self.client, self.keys, app_name, str(user_id), cluster=self._cluster)
 
     async def cleanup(self, app_name: str, user_id: str | int | None = None) -> int:
         """Prune expired entries of the user's index (and the app's knowledge); returns the count."""

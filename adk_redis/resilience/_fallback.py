@@ -54,7 +54,7 @@ from .._core.url import redact_url
 from ..config import RedisSettings, load_settings
 from ..errors import MergeConflictError, RedisUnavailableError
 from ..memory._docs import UNKNOWN_SESSION_ID, content_text, history_ids, parse_id
-from ..memory._service import RedisMemoryService
+from ..memory._service import ForgetResult, RedisMemoryService
 from ..sessions._pages import PageOrder, SessionPage, page_in_memory
 from ..sessions._service import RedisSessionService, StalePolicy
 from ._breaker import (
@@ -800,14 +800,16 @@ class FallbackMemoryService(_Fallback, BaseMemoryService):
 
         await self._write("delete_memory", kwargs, kwargs, remember)
 
-    async def forget_user(self, app_name: str, user_id: str | int) -> None:
-        """Erase the user's memory in Redis; refused (RedisUnavailableError) while Redis is unreachable."""
-        await self.core.call(
+    async def forget_user(self, app_name: str, user_id: str | int) -> ForgetResult:
+        """Erase the user in Redis (counts per kind); refused (RedisUnavailableError) while Redis is
+        unreachable."""
+        result: ForgetResult = await self.core.call(
             "forget_user",
             lambda: self.redis.forget_user(app_name, user_id),
             None,
             local=self.core.pending(),
         )
+        return result
 
     @override
     async def search_memory(self, *, app_name: str, user_id: str, query: str) -> SearchMemoryResponse:

@@ -36,6 +36,8 @@ from .._core.connection import create_client, is_cluster, read_script
 from ..config import RedisSettings, resolve_settings
 from ..errors import CorruptedDataError, MergeConflictError, RedisOutcomeUnknownError, server_error
 from ..keys import KeySchema, SessionKeys
+from ..memory._docs import session_range
+from ..memory._search import DELETE_RANGE, delete_range
 from ..security import PERMISSIVE_POLICY, IdPolicy
 from . import _layout as layout
 from . import _pages as session_pages
@@ -246,6 +248,7 @@ class RedisSessionService(BaseSessionService):
         self._append = self.client.register_script(scripts.APPEND_EVENT)
         self._get = read_script(self.client, scripts.GET_SESSION)
         self._delete = self.client.register_script(scripts.DELETE_SESSION)
+        self._delete_memories = self.client.register_script(DELETE_RANGE)
         self._app_touch = self.client.register_script(scripts.APP_TOUCH)
         self._restore = self.client.register_script(scripts.RESTORE_SESSION)
         self._upgrade = self.client.register_script(scripts.UPGRADE_SESSION)
@@ -751,6 +754,15 @@ class RedisSessionService(BaseSessionService):
         else:
             keys += [self.keys.app_index(app_name), user_created, self.keys.app_created_index(app_name)]
             await self._delete(keys=keys, args=[self.keys.session_member(session_id), member])
+        if self.settings.delete_memories_with_session:
+            # the turn memories ingested from it (same slot as the session; tombstoned, so re-ingesting
+            # a stale copy of the session does not bring them back); a TTL expiry keeps them
+            lo, hi = session_range(session_id)
+            await delete_range(
+                self.client, self.keys.user_memory_index(app_name, user_id), lo, hi,
+                tombstone_ttl_ms=int(self.settings.history_ttl_hours * 3_600_000),
+                script=self._delete_memories,
+            )
 
     @override
     @_data_errors
