@@ -7,7 +7,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+import time
 import uuid
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -363,3 +365,66 @@ def test_design_api_delete_session_deletes_its_memories(redis_url: str, prefix: 
         assert asyncio.run(ingest_and_search(False)) == []
     finally:
         store.close()
+
+
+# -- 4. TTL overrides ---------------------------------------------------------------------------
+
+
+async def _expires_in_s(memory: RedisMemoryService, doc_id: str) -> float:
+    ik = memory.keys.user_memory_index(APP, "u")
+    score = await memory.client.zscore(ik.expiry, doc_id)
+    assert score is not None
+    return (float(score) - time.time() * 1000) / 1000
+
+
+@pytest.mark.parametrize(
+    ("meta", "seconds"),
+    [
+        ({"ttl": "120s"}, 120), ({"ttl": 90}, 90), ({"ttl": timedelta(minutes=5)}, 300),
+        ({"ttl_hours": 2}, 7200), ({"ttl_hours": "0.5"}, 1800),
+    ],
+)
+async def test_entry_ttl_override(
+    redis_memory: RedisMemoryService, meta: dict[str, Any], seconds: float
+) -> None:
+    entries = [entry("short lived", "short", **meta), entry("default", "long")]
+    call = {"ttl_hours": 10}
+    await redis_memory.add_memory(app_name=APP, user_id="u", memories=entries, custom_metadata=call)
+    assert seconds - 30 < await _expires_in_s(redis_memory, "m:short") <= seconds
+    assert 10 * 3600 - 30 < await _expires_in_s(redis_memory, "m:long") <= 10 * 3600  # the call's
+    [found] = await search(redis_memory, "short lived")
+    assert not set(found.custom_metadata) & {"ttl", "ttl_hours"}  # settings never come back
+
+
+async def test_expired_entry_is_not_returned(redis_memory: RedisMemoryService) -> None:
+    entries = [entry("ephemeral pelican", "p", ttl="1s"), entry("lasting pelican")]
+    await redis_memory.add_memory(app_name=APP, user_id="u", memories=entries)
+    await asyncio.sleep(1.2)
+    assert texts_of_entries(await search(redis_memory, "pelican")) == ["lasting pelican"]
+
+
+async def test_call_level_ttl_on_events(redis_memory: RedisMemoryService) -> None:
+    await redis_memory.add_events_to_memory(
+        app_name=APP, user_id="u", session_id="s", events=[make_event("otters hold hands", event_id="e1")],
+        custom_metadata={"ttl": "600s"},
+    )
+    assert 570 < await _expires_in_s(redis_memory, "h:s:e1") <= 600
+
+
+@pytest.mark.parametrize("key", ["ttl", "ttl_hours"])
+@pytest.mark.parametrize("value", ["abc", -1, 0, True, "12h", float("nan")])
+async def test_invalid_ttl_raises_naming_key_and_value(
+    redis_memory: RedisMemoryService, key: str, value: Any
+) -> None:
+    with pytest.raises(ValueError) as err:
+        await redis_memory.add_memory(app_name=APP, user_id="u", memories=[entry("x", "bad", **{key: value})])
+    assert repr(key) in str(err.value) and repr(value) in str(err.value)
+    with pytest.raises(ValueError, match=re.escape(repr(value))):
+        await redis_memory.add_memory(
+            app_name=APP, user_id="u", memories=[entry("y", "bad2")], custom_metadata={key: value}
+        )
+    with pytest.raises(ValueError, match=re.escape(repr(key))):
+        await redis_memory.add_events_to_memory(
+            app_name=APP, user_id="u", events=[make_event("z")], custom_metadata={key: value}
+        )
+    assert (await redis_memory.list_memories(app_name=APP, user_id="u")).memories == []  # nothing written

@@ -59,8 +59,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
+import re
+from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any, Literal
 
 from google.adk.memory.memory_entry import MemoryEntry
@@ -99,7 +102,9 @@ __all__ = [
     "memory_id",
     "memory_payload",
     "parse_id",
+    "TTL_KEYS",
     "public_id",
+    "ttl_hours_of",
     "session_range",
     "source_range",
     "source_of",
@@ -255,6 +260,50 @@ def parse_id(doc_id: str) -> DocId | None:
     return DocId(source, (unescape(rest),))
 
 
+# -- TTL overrides ---------------------------------------------------------------
+#: ``custom_metadata`` keys that set a memory's TTL: ``ttl`` (Vertex AI Memory Bank's spelling: a
+#: duration such as ``"3600s"``, or seconds) and ``ttl_hours``.  They are settings, never stored.
+TTL_KEYS = ("ttl", "ttl_hours")
+_DURATION = re.compile(r"\s*(\d+(?:\.\d*)?|\.\d+)\s*(s?)\s*")
+
+
+def _positive(key: str, value: object, seconds: float | None) -> float:
+    if seconds is None or not math.isfinite(seconds) or seconds <= 0:
+        want = "a positive number of hours" if key == "ttl_hours" else (
+            'a positive duration: seconds or a string such as "3600s"'
+        )
+        raise ValueError(f"custom_metadata[{key!r}] must be {want}, got {value!r}")
+    return seconds
+
+
+def ttl_hours_of(*metadata: Mapping[str, object] | None) -> float | None:
+    """The TTL (hours) the first of ``metadata`` that sets one asks for; None when none does.
+
+    ``ttl_hours``: hours (number or numeric string).  ``ttl``: a ``timedelta``, seconds (number), or a
+    duration string ``"<seconds>s"`` (Memory Bank / protobuf Duration JSON).  ``ttl_hours`` wins when
+    one mapping has both.  Raises ValueError naming the key and the value for anything else
+    (``"abc"``, ``-1``, ``0``, ``True``).
+    """
+    for meta in metadata:
+        if not meta:
+            continue
+        for key in ("ttl_hours", "ttl"):
+            value = meta.get(key)
+            if value is None:
+                continue
+            seconds: float | None = None
+            if isinstance(value, timedelta) and key == "ttl":
+                seconds = value.total_seconds()
+            elif isinstance(value, (int, float)) and not isinstance(value, bool):
+                seconds = float(value) * (3600 if key == "ttl_hours" else 1)
+            elif isinstance(value, str):
+                m = _DURATION.fullmatch(value)
+                if m and not (key == "ttl_hours" and m.group(2)):
+                    seconds = float(m.group(1)) * (3600 if key == "ttl_hours" else 1)
+            return _positive(key, value, seconds) / 3600
+    return None
+
+
 # -- payloads ----------------------------------------------------------------------
 def _dumps(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
@@ -287,7 +336,8 @@ def memory_payload(entry: MemoryEntry, entry_id: str, ts: float | None) -> str:
     return _dumps({
         "v": FORMAT_VERSION, "src": "memory",
         "content": entry.content.model_dump(mode="json", exclude_none=True),
-        "author": entry.author, "ts": ts, "meta": entry.custom_metadata,
+        "author": entry.author, "ts": ts,
+        "meta": {k: v for k, v in entry.custom_metadata.items() if k not in TTL_KEYS},
         "sid": entry.custom_metadata.get("session_id"), "eid": entry_id,
     })
 

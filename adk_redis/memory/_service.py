@@ -63,6 +63,7 @@ from ._docs import (
     session_range,
     source_of,
     source_range,
+    ttl_hours_of,
 )
 from ._docs import memory_id as memory_doc_id
 from ._erase import ForgetResult
@@ -134,6 +135,7 @@ class _Doc(NamedTuple):
     fields: tuple[str, ...] = ()
     context: tuple[str, ...] = ()
     vector_text: str = ""  # what is embedded (default: body)
+    ttl: int | None = None  # ms; None: the call's
 
 
 def _fields(author: str | None, ts: float | None) -> tuple[str, ...]:
@@ -148,11 +150,10 @@ def _fields(author: str | None, ts: float | None) -> tuple[str, ...]:
     return tuple(out)
 
 
-def _ttl_override(custom_metadata: Mapping[str, object] | None, default_hours: float) -> int:
-    hours = (custom_metadata or {}).get("ttl_hours")
-    if isinstance(hours, (int, float)) and not isinstance(hours, bool) and hours > 0:
-        return ttl_ms(float(hours))
-    return ttl_ms(default_hours)
+def _ttl_override(default_hours: float, *custom_metadata: Mapping[str, object] | None) -> int:
+    """TTL (ms): ``ttl`` / ``ttl_hours`` of the first metadata that sets one (:func:`ttl_hours_of`)."""
+    hours = ttl_hours_of(*custom_metadata)
+    return ttl_ms(default_hours if hours is None else hours)
 
 
 def memory_text(content: types.Content | None) -> str:
@@ -249,13 +250,14 @@ class RedisMemoryService(BaseMemoryService):
                 embedded = await self.embedder.embed([docs[n].vector_text or docs[n].body for n in todo])
                 for n, v in zip(todo, embedded):
                     vectors[n] = pack(v)
-        kw: dict[str, Any] = {"ttl_ms": ttl, "skip_existing": mode == "skip", "refresh": mode == "refresh"}
+        kw: dict[str, Any] = {"skip_existing": mode == "skip", "refresh": mode == "refresh"}
         if self._cluster:  # redis-py's cluster pipeline refuses EVALSHA; one slot, so in order
             done: list[bool] = []
             for d, vec in zip(docs, vectors):
                 try:
                     done.append(bool(await self.index.put(
-                        ik, d.doc_id, d.body, d.payload, vector=vec, fields=d.fields, context=d.context, **kw
+                        ik, d.doc_id, d.body, d.payload, vector=vec, fields=d.fields, context=d.context,
+                        ttl_ms=d.ttl or ttl, **kw,
                     )))
                 except RedisOutOfMemoryError as exc:
                     written = tuple(x.doc_id for x, new in zip(docs, done) if new)
@@ -265,7 +267,7 @@ class RedisMemoryService(BaseMemoryService):
         for d, vec in zip(docs, vectors):
             await self.index.put(
                 ik, d.doc_id, d.body, d.payload, vector=vec, fields=d.fields, context=d.context,
-                client=pipe, **kw,
+                client=pipe, ttl_ms=d.ttl or ttl, **kw,
             )
         try:
             replies = await pipe.execute(raise_on_error=False)
@@ -353,7 +355,8 @@ class RedisMemoryService(BaseMemoryService):
     ) -> None:
         """Ingest events (idempotent per event id; deleted events are not re-ingested).
 
-        ``custom_metadata``: ``ttl_hours`` overrides ``HISTORY_TTL_HOURS``.
+        ``custom_metadata``: ``ttl`` (seconds or ``"3600s"``, Memory Bank's spelling) or ``ttl_hours``
+        overrides ``HISTORY_TTL_HOURS``; an invalid value raises ValueError naming it.
         """
         sid = session_id or UNKNOWN_SESSION_ID
         turns: list[tuple[Event, str]] = []
@@ -378,7 +381,7 @@ class RedisMemoryService(BaseMemoryService):
             docs.append(
                 _Doc(doc_id, body, payload, _fields(event.author, event.timestamp), context, vector_text)
             )
-        ttl = _ttl_override(custom_metadata, self.settings.history_ttl_hours)
+        ttl = _ttl_override(self.settings.history_ttl_hours, custom_metadata)
         ik = self.keys.user_memory_index(app_name, str(user_id))
         stored = await self._put_many(ik, docs, ttl, mode="skip")
         # a turn indexed earlier gains the words of its new successor (re-ingestion after each turn)
@@ -404,7 +407,10 @@ class RedisMemoryService(BaseMemoryService):
     ) -> None:
         """Store explicit memories (an entry with an existing ``id`` replaces it).
 
-        TTL ``MEMORY_TTL_HOURS`` unless ``custom_metadata={"ttl_hours": ...}``.
+        TTL ``MEMORY_TTL_HOURS`` unless the entry's ``custom_metadata`` or the call's sets ``ttl``
+        (seconds or ``"3600s"``, Memory Bank's spelling) or ``ttl_hours`` (the entry's wins); these keys
+        are not stored with the entry.  Raises ValueError naming the key and value of an invalid TTL
+        (nothing is written), or for a caller id of the form of a generated one (``h:...``).
         """
         docs: list[_Doc] = []
         for entry in memories:
@@ -417,8 +423,9 @@ class RedisMemoryService(BaseMemoryService):
                 except ValueError:
                     ts = None
             payload = memory_payload(entry, mid, ts)
-            docs.append(_Doc(memory_doc_id(mid), body, payload, _fields(entry.author, ts)))
-        ttl = _ttl_override(custom_metadata, self.settings.memory_ttl_hours)
+            own_ttl = _ttl_override(self.settings.memory_ttl_hours, entry.custom_metadata, custom_metadata)
+            docs.append(_Doc(memory_doc_id(mid), body, payload, _fields(entry.author, ts), ttl=own_ttl))
+        ttl = _ttl_override(self.settings.memory_ttl_hours, custom_metadata)
         await self._put_many(self.keys.user_memory_index(app_name, str(user_id)), docs, ttl)
 
     @override
