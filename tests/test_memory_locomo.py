@@ -95,8 +95,10 @@ def test_evidence_lists_with_several_ids_per_entry() -> None:
 async def test_tiny_conversation_through_our_service(redis_memory: RedisMemoryService) -> None:
     convs = locomo.conversations(TINY, APP)
     result = await locomo.run("ours", redis_memory, convs, APP)
-    # every question finds its evidence in the top 10 of a 5-turn conversation
-    assert result.summary["overall"]["r@10"] == 1.0
+    # every question finds its evidence in the top 10 of a 5-turn conversation, except D1:3 ("Grey with
+    # white paws.") for "What colour is Pixel?": it shares no word with the question, and a hit must
+    # contain a query term of its own (issue 19), so that question has recall 1/2
+    assert result.summary["overall"]["r@10"] == pytest.approx(5 / 6)
     hits = await redis_memory.search_memory(app_name=APP, user_id="conv-x", query="kitten name")
     assert locomo.entry_dia_id(hits.memories[0]) == "D1:1"  # entries map back to dia_ids
 

@@ -570,10 +570,11 @@ class Importer:
             raise RecordError("terms must be 'term tf' pairs")
         for i in range(0, len(fields), 2):
             term, tf = fields[i], fields[i + 1]
-            if not tf.isdigit() or not 0 < int(tf) <= MAX_TF or any(c in term for c in "{}"):
+            digits = tf[1:] if tf.startswith("-") else tf  # negative: a term of the context only
+            if not digits.isdigit() or not 0 < int(digits) <= MAX_TF or any(c in term for c in "{}"):
                 raise RecordError(f"bad index term {term!r} {tf!r}")
             pairs.append((term, int(tf)))
-        dl = sum(tf for _, tf in pairs)
+        dl = sum(abs(tf) for _, tf in pairs)
         vector: bytes = record.get("vector") or b""
         quant = self.mem.index.quantization if vector and await self.mem.index.vector_sets(ik) else ""
         keys = _index_keys(ik) + [f"{ik.base}:p:{t}" for t, _ in pairs]
@@ -592,7 +593,7 @@ class Importer:
             "",
             "",
             quant,
-            *(dl * 1024 + tf for _, tf in pairs),
+            *((dl * 1024 + abs(tf)) * (1 if tf > 0 else -1) for _, tf in pairs),
         ]
         if int(await self._put(keys=keys, args=args)) != 1:
             return "kept"

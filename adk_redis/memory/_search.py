@@ -12,7 +12,10 @@ doc -> insertion sequence number (from ``stats`` field ``seq``; ties keep insert
 :data:`SEARCH` scores BM25 (k1=1.2, b=0.75, Lucene idf) for the query terms
 over one or more indexes and returns the top-K documents with their JSON in a
 single round trip.  Term frequencies are weighted (:func:`adk_redis.memory._tokenizer.index_terms`:
-a document's own words and its fields count 2, words of adjacent turns 1).  Equal
+a document's own words and its fields count 2, words of adjacent turns 1).  A term found only
+in the adjacent turns is stored negated (posting ``-(dl*1024 + tf)``, ``term -tf`` in ``t``): it adds
+to the score of a document that matches a query term in its own text or fields, and never makes a
+document a hit by itself (every hit contains a query term of its own).  Equal
 scores keep insertion order (``<base>:o``, a sequence number per document).
 Terms are processed rarest first; once the rarer terms produced at least
 max(K, :data:`CANDIDATE_FLOOR`) candidates, a more common term only adds its score to
@@ -41,7 +44,7 @@ from .._core.codec import text
 from .._core.connection import read_script
 from ..errors import RedisOutOfMemoryError, server_error
 from ..keys import MemoryIndexKeys, escape
-from ._tokenizer import index_terms, query_terms
+from ._tokenizer import index_terms, own_terms, query_terms
 from ._vectors import QUANTIZATIONS, vector_sets_supported
 
 logger = logging.getLogger("adk_redis.memory")
@@ -72,9 +75,9 @@ local function remove_doc(base, K, d, keep)
   if not keep and redis.call('EXISTS', K[6]) == 1 then redis.call('VREM', K[6], d) end
   if not terms then return 0 end
   local dl = 0
-  for term, tf in string.gmatch(terms, '(%S+) (%d+)') do
+  for term, tf in string.gmatch(terms, '(%S+) (%-?%d+)') do
     redis.call('HDEL', base .. ':p:' .. term, d)
-    dl = dl + tonumber(tf)
+    dl = dl + math.abs(tonumber(tf))
   end
   redis.call('HDEL', K[2], d)
   redis.call('HINCRBY', K[1], 'n', -1)
@@ -145,7 +148,7 @@ redis.call('ZADD', base .. ':ids', 0, d)
 extend(base .. ':ids', ttl)
 local dl = 0
 for j = 1, n do
-  local v = tonumber(ARGV[14 + j])
+  local v = math.abs(tonumber(ARGV[14 + j]))
   dl = dl + (v % 1024)
   local pk = KEYS[7 + j]
   redis.call('HSET', pk, d, ARGV[14 + j])
@@ -219,7 +222,7 @@ for i = 1, ni do
   if N > 0 then
     local avgdl = (tonumber(st[2]) or 0) / N
     if avgdl <= 0 then avgdl = 1 end
-    local scores, cand, ncand = {}, {}, 0
+    local scores, cand, ncand, ctx = {}, {}, 0, {}
     -- rarest terms first; once they produced >= max(topk, floor) candidates, a term whose
     -- posting list is longer than the candidate list only scores the candidates
     local order = {}
@@ -232,12 +235,18 @@ for i = 1, ni do
       local df, pk = o[1], o[2]
       if df > 0 then
         local idf = math.log(1 + (N - df + 0.5) / (df + 0.5))
+        -- a negative posting: the term is only in the doc's context (adjacent turns), which raises
+        -- the rank of a doc that matches in its own text but never makes a doc a hit by itself
         local function add(d, v)
+          local own = v >= 0
+          if not own then v = -v end
           local tf = v % 1024
           local norm = k1 * (1 - b + b * ((v - tf) / 1024) / avgdl)
+          local inc = idf * tf * (k1 + 1) / (tf + norm)
+          if not own then ctx[d] = (ctx[d] or 0) + inc; return end
           local s = scores[d]
           if not s then ncand = ncand + 1; cand[ncand] = d; s = 0 end
-          scores[d] = s + idf * tf * (k1 + 1) / (tf + norm)
+          scores[d] = s + inc
         end
         if ncand >= math.max(topk, __FLOOR__) and ncand < df and ncand <= 4000 then
           local vals = redis.call('HMGET', pk, unpack(cand))
@@ -249,6 +258,9 @@ for i = 1, ni do
           for m = 1, #post, 2 do add(post[m], tonumber(post[m + 1])) end
         end
       end
+    end
+    for d, c in pairs(ctx) do
+      if scores[d] then scores[d] = scores[d] + c end
     end
     local flen = #filter
     for d, s in pairs(scores) do
@@ -301,7 +313,7 @@ DROP = r"""
 local seen = {}
 local all = redis.call('HVALS', KEYS[2])
 for _, terms in ipairs(all) do
-  for term in string.gmatch(terms, '(%S+) %d+') do
+  for term in string.gmatch(terms, '(%S+) %-?%d+') do
     if not seen[term] then
       seen[term] = true
       redis.call('DEL', ARGV[1] .. ':p:' .. term)
@@ -518,8 +530,12 @@ class SearchIndex:
                 "memory %r: indexing its first %d distinct terms, %d more ignored "
                 "(MEMORY_MAX_TERMS_PER_DOCUMENT)", doc_id, limit, dropped,
             )
-        terms = [(escape(t), min(tf, MAX_TF)) for t, tf in counts.items()]
-        dl = sum(tf for _, tf in terms)
+        own = own_terms(text_, fields) if context else None
+        # a term found only in the context is stored with a negative tf: it never makes a hit alone
+        terms = [
+            (escape(t), min(tf, MAX_TF) * (1 if own is None or t in own else -1)) for t, tf in counts.items()
+        ]
+        dl = sum(abs(tf) for _, tf in terms)
         termlist = " ".join(f"{t} {tf}" for t, tf in terms)
         keys = _index_keys(ik) + [f"{ik.base}:p:{t}" for t, _ in terms]
         mode = "refresh" if refresh else "skip" if skip_existing else "replace"
@@ -533,7 +549,7 @@ class SearchIndex:
         else:
             args += ["0", "", ""]
         args.append(self.quantization if vector and await self.vector_sets(ik) else "")
-        args += [dl * 1024 + tf for _, tf in terms]
+        args += [(dl * 1024 + abs(tf)) * (1 if tf > 0 else -1) for _, tf in terms]
         if client is not None:
             await self._put(keys=keys, args=args, client=client)
             return None

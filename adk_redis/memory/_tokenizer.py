@@ -24,6 +24,7 @@ __all__ = [
     "STOP_WORDS",
     "document_terms",
     "index_terms",
+    "own_terms",
     "query_terms",
     "stem",
     "tokenize",
@@ -288,6 +289,14 @@ def index_terms(
         return counts, 0
     kept = Counter(dict(list(counts.items())[:max_terms]))  # insertion order: own, fields, context
     return kept, len(counts) - max_terms
+
+
+def own_terms(text: str, fields: Sequence[str] = ()) -> set[str]:
+    """The terms of a document's own text and fields (the ones a full-text hit must match)."""
+    out = set(_cached_tokens(text))
+    for f in fields:
+        out.update(_cached_tokens(f))
+    return out
 
 
 def query_terms(text: str) -> list[str]:
