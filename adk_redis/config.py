@@ -77,6 +77,9 @@ class RedisSettings(BaseSettings):
     history_ttl_hours: float = Field(default=720, gt=0)
     # Deleting a session (not its TTL expiry) also deletes the turn memories ingested from it.
     delete_memories_with_session: bool = True
+    # search_memory: at most this many memories, none scoring below the minimum (the ranking's own scale)
+    memory_search_limit: int = Field(default=10, ge=1)
+    memory_min_score: float = Field(default=0.0, ge=0)
     # Bounded work per memory script call: distinct terms indexed per document / searched per query
     # (the rest is ignored and logged, never an error).
     memory_max_terms_per_document: int = Field(default=1000, ge=1)
@@ -136,6 +139,8 @@ _URL_SETTINGS = {
     "key_prefix": "redis_key_prefix",
     "session_ttl_hours": "session_ttl_hours",
     "stale_policy": "session_stale_policy",
+    "search_limit": "memory_search_limit",
+    "min_score": "memory_min_score",
 }
 
 
@@ -209,6 +214,8 @@ _ARGUMENT_NAMES = {
     "session_stale_policy": "stale_policy",
     "session_ttl_hours": "session_ttl_hours",
     "redis_url": "uri",
+    "memory_search_limit": "search_limit",
+    "memory_min_score": "min_score",
 }
 
 

@@ -4,10 +4,11 @@ After :func:`register`, ``--session_service_uri`` and ``--memory_service_uri``
 accept ``redis://``, ``rediss://``, ``unix://``, ``redis+cluster://``,
 ``rediss+cluster://`` and ``redis+sentinel://`` URLs, checked strictly by
 :func:`adk_redis._core.url.parse_redis_url` (a malformed URI stops ``adk web`` /
-``adk api_server`` with one line).  Three query parameters are consumed here
-and never reach redis-py: ``key_prefix`` (overrides ``REDIS_KEY_PREFIX``) and,
-for sessions, ``session_ttl_hours`` and ``stale_policy`` (the memory factory
-accepts and ignores them, so one URI serves both).  When the server does not
+``adk api_server`` with one line).  These query parameters are consumed here
+and never reach redis-py: ``key_prefix`` (overrides ``REDIS_KEY_PREFIX``);
+for sessions, ``session_ttl_hours`` and ``stale_policy``; for memory, ``search_limit``
+and ``min_score`` (each factory accepts and ignores the other's, so one URI serves
+both).  When the server does not
 answer at start-up, one warning names the (redacted) URL.
 
 :func:`register` also makes the FastAPI apps ADK builds (``adk api_server``, ``adk web``,
@@ -177,6 +178,10 @@ def memory_factory(uri: str, **kwargs: Any) -> BaseMemoryService:
     params = checked.ours
     if "key_prefix" in params:
         kwargs["key_prefix"] = params["key_prefix"]
+    if "search_limit" in params:
+        kwargs["search_limit"] = int(params["search_limit"])  # checked by parse_redis_url
+    if "min_score" in params:
+        kwargs["min_score"] = float(params["min_score"])
     service: BaseMemoryService = RedisMemoryService(
         checked.client_url, **_accepted(RedisMemoryService, kwargs)
     )

@@ -19,9 +19,10 @@ from google.adk.sessions.session import Session
 from google.genai import types
 
 from adk_redis import RedisSessionService, RedisSettings
-from adk_redis.errors import InvalidCursorError
+from adk_redis.errors import ConfigurationError, InvalidCursorError
 from adk_redis.facade import SessionStoreConfig, create_session_store
 from adk_redis.memory_service import ForgetResult, RedisMemoryService
+from adk_redis.tokenizer import query_terms
 from tests.memory_helpers import make_event, make_session
 from tests.servers import redis_cluster
 
@@ -428,3 +429,115 @@ async def test_invalid_ttl_raises_naming_key_and_value(
             app_name=APP, user_id="u", events=[make_event("z")], custom_metadata={key: value}
         )
     assert (await redis_memory.list_memories(app_name=APP, user_id="u")).memories == []  # nothing written
+
+
+# -- 5. every full-text hit contains a query term in its own text ---------------------------
+
+
+def _adk_session_1() -> Session:
+    """ADK's MOCK_SESSION_1 (tests/unittests/memory/test_in_memory_memory_service.py)."""
+    return Session(
+        app_name=APP, user_id="u", id="session-1", last_update_time=1000,
+        events=[
+            make_event("The ADK is a great toolkit.", event_id="event-1a", ts=12345),
+            make_event("I agree. The Agent Development Kit (ADK) rocks!", author="model", event_id="event-1c",
+                       ts=12347),
+        ],
+    )
+
+
+async def test_search_memory_case_insensitive_match(memory_service: Any) -> None:
+    """ADK's test_search_memory_case_insensitive_match, on the reference and on ours."""
+    await memory_service.add_session_to_memory(_adk_session_1())
+    found = await search(memory_service, "development")
+    assert texts_of_entries(found) == ["I agree. The Agent Development Kit (ADK) rocks!"]
+    both = await search(memory_service, "How about ADK?")  # ADK's test_search_memory_multiple_matches
+    assert sorted(texts_of_entries(both)) == [
+        "I agree. The Agent Development Kit (ADK) rocks!", "The ADK is a great toolkit.",
+    ]
+
+
+async def test_every_hit_contains_a_query_term(redis_memory: RedisMemoryService) -> None:
+    turns = [
+        ("user", "Emma starts school next week"), ("model", "Understood, no peanuts."),
+        ("user", "She is allergic to peanuts"), ("model", "I will remember the allergy."),
+        ("user", "The school bus comes at eight"),
+    ]
+    session = Session(
+        app_name=APP, user_id="u", id="s1",
+        events=[make_event(t, author=a, event_id=f"e{n}") for n, (a, t) in enumerate(turns)],
+    )
+    await redis_memory.add_session_to_memory(session)
+    for query in ["Emma school", "peanuts allergy", "school bus", "remember"]:
+        terms = set(query_terms(query))
+        found = await search(redis_memory, query)
+        assert found, query
+        for m in found:
+            own = set(query_terms(texts_of_entries([m])[0])) | set(query_terms(m.author or ""))
+            assert own & terms, (query, texts_of_entries([m]))
+    # the exchange still raises the rank: of two turns saying "walnuts", the one answering a question
+    # about an allergy comes first, though it is the longer one
+    await redis_memory.add_session_to_memory(Session(app_name=APP, user_id="u", id="s2", events=[
+        make_event("Which foods cause the rash, the allergist asked", event_id="q"),
+        make_event("Walnuts, and maybe also the cashews from the corner shop", author="model", event_id="a"),
+        make_event("We bought walnuts today", event_id="b"),
+    ]))
+    ranked = texts_of_entries(await search(redis_memory, "walnuts allergist"))
+    assert ranked.index("Walnuts, and maybe also the cashews from the corner shop") < ranked.index(
+        "We bought walnuts today"
+    )
+
+
+# -- 6. scores, minimum score, result limit ---------------------------------------------------
+
+
+async def _orchard(memory: RedisMemoryService) -> None:
+    texts = ["apple pie recipe with apple slices", "apple tree", "the pie was good", "pears and plums"]
+    entries = [entry(t, f"f{n}") for n, t in enumerate(texts)]
+    await memory.add_memory(app_name=APP, user_id="u", memories=entries)
+
+
+async def test_entries_carry_their_score(redis_memory: RedisMemoryService) -> None:
+    await _orchard(redis_memory)
+    found = await search(redis_memory, "apple pie")
+    scores = [m.custom_metadata["score"] for m in found]
+    assert len(found) == 3 and all(isinstance(s, float) and s > 0 for s in scores)
+    assert scores == sorted(scores, reverse=True) and scores[0] > scores[-1]
+    assert texts_of_entries(found)[0] == "apple pie recipe with apple slices"
+
+
+async def test_min_score_and_search_limit(
+    redis_client: Any, prefix: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    base = RedisMemoryService(client=redis_client, key_prefix=prefix)
+    await _orchard(base)
+    scores = [m.custom_metadata["score"] for m in await search(base, "apple pie")]
+    cut = (scores[0] + scores[1]) / 2
+    strict = RedisMemoryService(client=redis_client, key_prefix=prefix, min_score=cut)
+    assert len(await search(strict, "apple pie")) == 1
+    one = RedisMemoryService(client=redis_client, key_prefix=prefix, search_limit=1)
+    assert texts_of_entries(await search(one, "apple pie")) == ["apple pie recipe with apple slices"]
+    monkeypatch.setenv("MEMORY_MIN_SCORE", str(cut))
+    monkeypatch.setenv("MEMORY_SEARCH_LIMIT", "2")
+    from_env = RedisMemoryService(client=redis_client, key_prefix=prefix)
+    assert (from_env.min_score, from_env.search_limit) == (cut, 2)
+    assert len(await search(from_env, "apple pie")) == 1
+    explicit = RedisMemoryService(client=redis_client, key_prefix=prefix, min_score=0.0, search_limit=5)
+    assert len(await search(explicit, "apple pie")) == 3  # arguments win over the environment
+    with pytest.raises(ValueError):
+        RedisMemoryService(client=redis_client, key_prefix=prefix, min_score=-1)
+
+
+def test_min_score_and_search_limit_from_the_url(monkeypatch: pytest.MonkeyPatch, redis_url: str) -> None:
+    monkeypatch.delenv("REDIS_URL", raising=False)
+    sep = "&" if "?" in redis_url else "?"
+    svc = RedisMemoryService(f"{redis_url}{sep}min_score=2.5&search_limit=4")
+    assert (svc.min_score, svc.search_limit) == (2.5, 4)
+    asyncio.run(svc.close())
+    from adk_redis.registry import memory_factory
+
+    made = memory_factory(f"{redis_url}{sep}min_score=1.5&search_limit=3")
+    assert isinstance(made, RedisMemoryService) and (made.min_score, made.search_limit) == (1.5, 3)
+    asyncio.run(made.close())
+    with pytest.raises(ConfigurationError, match="min_score"):
+        RedisMemoryService(f"{redis_url}{sep}min_score=abc")

@@ -128,7 +128,9 @@ async def test_metadata_and_ids(redis_memory: RedisMemoryService) -> None:
     ev = make_event("meet Bob at noon", author="agent", event_id="e:1*{x}")
     await redis_memory.add_events_to_memory(app_name=APP, user_id="u", events=[ev], session_id="s:{1}*")
     m = (await redis_memory.search_memory(app_name=APP, user_id="u", query="Bob")).memories[0]
-    assert m.custom_metadata == {"session_id": "s:{1}*", "event_id": "e:1*{x}", "source": "history"}
+    meta = dict(m.custom_metadata)
+    assert isinstance(meta.pop("score"), float)
+    assert meta == {"session_id": "s:{1}*", "event_id": "e:1*{x}", "source": "history"}
     assert m.author == "agent" and m.timestamp is not None and m.timestamp.endswith("+00:00")
     await redis_memory.delete_memory(app_name=APP, user_id="u", memory_id=m.id)
     assert (await redis_memory.search_memory(app_name=APP, user_id="u", query="Bob")).memories == []

@@ -17,7 +17,8 @@ Accepted forms::
     redis+sentinel://[:password@]host:port[,host:port...]/service[/db][?params]
 
 Query parameters: adk_redis' own (``key_prefix``, ``session_ttl_hours``,
-``stale_policy``; consumed here, never passed to redis-py) and redis-py's
+``stale_policy``, the memory service's ``search_limit`` and ``min_score``; consumed here, never passed
+to redis-py) and redis-py's
 connection options (below).  Anything else is rejected.
 """
 
@@ -53,6 +54,16 @@ def _positive_float(value: str) -> float:
         raise ValueError("expected a positive number") from None
     if not number > 0 or number != number or number == float("inf"):
         raise ValueError("expected a positive number")
+    return number
+
+
+def _non_negative_float(value: str) -> float:
+    try:
+        number = float(value)
+    except ValueError:
+        raise ValueError("expected a number >= 0") from None
+    if not number >= 0 or number == float("inf"):
+        raise ValueError("expected a number >= 0")
     return number
 
 
@@ -132,6 +143,8 @@ OUR_PARAMS = {
     "key_prefix": _key_prefix,
     "session_ttl_hours": _ttl_hours,
     "stale_policy": _stale_policy,
+    "search_limit": _positive_int,
+    "min_score": _non_negative_float,
 }
 
 #: redis-py connection options accepted in the query string (checked, then passed on).

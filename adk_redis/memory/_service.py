@@ -169,7 +169,11 @@ class RedisMemoryService(BaseMemoryService):
       client: an injected ``redis.asyncio`` client (not closed by :meth:`close`).
       settings: explicit settings; otherwise read from the environment.
       key_prefix: overrides ``REDIS_KEY_PREFIX``.
-      search_limit: maximum memories returned by :meth:`search_memory`.
+      search_limit: maximum memories returned by :meth:`search_memory` (else ``MEMORY_SEARCH_LIMIT`` or
+        the URL's ``?search_limit=``; default 10).
+      min_score: :meth:`search_memory` leaves out memories scoring below it (else ``MEMORY_MIN_SCORE`` or
+        ``?min_score=``; default 0).  Every returned entry carries its ``custom_metadata["score"]``: the
+        BM25 score in full-text search (>= 0, unbounded), the fused score in hybrid search (0-1).
       agents_dir: accepted and ignored (ADK's service registry passes it).
       embedder: optional :class:`~adk_redis.memory.embeddings.Embedder` for hybrid search.
       hybrid_weight: weight of the cosine in hybrid score fusion (BM25 gets ``1 - hybrid_weight``).
@@ -187,7 +191,8 @@ class RedisMemoryService(BaseMemoryService):
         client: Any = None,
         settings: RedisSettings | None = None,
         key_prefix: str | None = None,
-        search_limit: int = 10,
+        search_limit: int | None = None,
+        min_score: float | None = None,
         agents_dir: str | None = None,
         embedder: Embedder | None = None,
         vector_quantization: str = "Q8",
@@ -196,17 +201,23 @@ class RedisMemoryService(BaseMemoryService):
         **_ignored: Any,
     ) -> None:
         del agents_dir
-        if search_limit <= 0:
+        if search_limit is not None and search_limit <= 0:
             raise ValueError("search_limit must be positive")
+        if min_score is not None and not min_score >= 0:
+            raise ValueError("min_score must be >= 0")
         if not 0.0 <= hybrid_weight <= 1.0:
             raise ValueError("hybrid_weight must be within [0, 1]")
-        settings = resolve_settings(settings, uri, redis_key_prefix=key_prefix)
+        settings = resolve_settings(
+            settings, uri, redis_key_prefix=key_prefix, memory_search_limit=search_limit,
+            memory_min_score=min_score,
+        )
         self.settings = settings
         self.keys = KeySchema(settings.redis_key_prefix)
         self._owns_client = client is None
         self.client: Any = client if client is not None else create_client(settings, uri)
         self._cluster = is_cluster(self.client)
-        self.search_limit = search_limit
+        self.search_limit = settings.memory_search_limit
+        self.min_score = settings.memory_min_score
         self.embedder = embedder
         self.hybrid_weight = hybrid_weight
         self._queries = QueryVectors(embedder) if embedder is not None else None
@@ -474,11 +485,11 @@ class RedisMemoryService(BaseMemoryService):
             )
             return False
         ik = self.keys.user_memory_index(app_name, uid)
-        tomb = ttl_ms(self.settings.history_ttl_hours) if ref.source == "history" else None
+        tomb = ttl_ms(self.settings.history_ttl_hours)
         if await self.index.delete(ik, doc, tombstone_ttl_ms=tomb):
             return True
         if ref.source == "memory" and source_of(public) == "memory":  # an id of the 'm:<id>' era
-            return await self.index.delete(ik, public)
+            return await self.index.delete(ik, public, tombstone_ttl_ms=tomb)
         return False
 
     async def delete_session_memories(self, *, app_name: str, user_id: str | int, session_id: str) -> int:
@@ -625,7 +636,11 @@ class RedisMemoryService(BaseMemoryService):
 
     @override
     async def search_memory(self, *, app_name: str, user_id: str, query: str) -> SearchMemoryResponse:
-        """The ``search_limit`` most relevant memories of (app, user) (plus app knowledge)."""
+        """The ``search_limit`` most relevant memories of (app, user) (plus app knowledge), best first,
+        each with ``custom_metadata["score"]``, none below ``min_score``.
+
+        Full text: every hit contains a query term in its own text (or speaker / month-year fields).
+        """
         uid = str(user_id)
         terms = query_terms(query or "")
         if self.embedder is None:
@@ -638,10 +653,15 @@ class RedisMemoryService(BaseMemoryService):
             hits = await self._hybrid(app_name, uid, query, terms)
         memories: list[MemoryEntry] = []
         for hit in hits:
+            if hit.score < self.min_score:
+                continue
             try:
-                memories.append(decode_entry(hit.doc_id, hit.payload))
+                entry = decode_entry(hit.doc_id, hit.payload)
             except CorruptedDataError as exc:
                 logger.warning("skipping corrupted memory: %s", exc)
+                continue
+            entry.custom_metadata["score"] = hit.score
+            memories.append(entry)
         return SearchMemoryResponse(memories=memories)
 
     # -- lifecycle ---------------------------------------------------------------
