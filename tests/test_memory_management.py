@@ -541,3 +541,21 @@ def test_min_score_and_search_limit_from_the_url(monkeypatch: pytest.MonkeyPatch
     asyncio.run(made.close())
     with pytest.raises(ConfigurationError, match="min_score"):
         RedisMemoryService(f"{redis_url}{sep}min_score=abc")
+
+
+async def test_hit_carries_its_exchange_as_context(redis_memory: RedisMemoryService) -> None:
+    events = [
+        make_event("Which snacks are safe for Emma?", event_id="q"),
+        make_event("Rice crackers; no peanuts.", author="model", event_id="a"),
+        make_event("Thanks, noted", event_id="t"),
+    ]
+    await redis_memory.add_session_to_memory(Session(app_name=APP, user_id="u", id="s1", events=events))
+    [hit] = await search(redis_memory, "peanuts")
+    assert hit.custom_metadata["context"] == [
+        {"id": "h:s1:q", "author": "user", "text": "Which snacks are safe for Emma?"},
+        {"id": "h:s1:t", "author": "user", "text": "Thanks, noted"},
+    ]
+    # a deleted neighbour's text is never shown
+    await redis_memory.delete_memory(app_name=APP, user_id="u", memory_id="h:s1:q")
+    [hit] = await search(redis_memory, "peanuts")
+    assert [c["id"] for c in hit.custom_metadata["context"]] == ["h:s1:t"]

@@ -41,6 +41,7 @@ field        meaning
 ``ts``       epoch seconds (float) or null
 ``sid``      history / memory: session id (memory: its ``session_id`` metadata)
 ``eid``      history / memory: event id (memory: the memory's own id)
+``nb``       history: ids of the other party's adjacent turns (shown as ``context`` with a hit)
 ``meta``     memory: the entry's ``custom_metadata``
 ``key``      context: the context key; knowledge: the knowledge key
 ``category`` knowledge: its category
@@ -61,7 +62,7 @@ import hashlib
 import json
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any, Literal
@@ -86,6 +87,7 @@ __all__ = [
     "content_text",
     "doc_id_of",
     "context_id",
+    "context_item",
     "context_payload",
     "decode_entry",
     "dump_value",
@@ -101,6 +103,7 @@ __all__ = [
     "load_object",
     "memory_id",
     "memory_payload",
+    "neighbours_of",
     "parse_id",
     "TTL_KEYS",
     "public_id",
@@ -321,14 +324,41 @@ def content_text(content: types.Content | None) -> str:
     return " ".join(p.text for p in content.parts if p.text and not p.thought)
 
 
-def history_payload(event: Event, session_id: str, event_id: str) -> str:
-    """The payload of an ingested event (``src`` ``history``); the event has content."""
+def history_payload(
+    event: Event, session_id: str, event_id: str, neighbours: Sequence[str] = ()
+) -> str:
+    """The payload of an ingested event (``src`` ``history``); the event has content.
+
+    ``neighbours``: ids of the adjacent turns of the other party (field ``nb``), returned with a hit
+    as ``custom_metadata["context"]`` while they exist.
+    """
     assert event.content is not None
-    return _dumps({
+    doc: dict[str, Any] = {
         "v": FORMAT_VERSION, "src": "history",
         "content": event.content.model_dump(mode="json", exclude_none=True),
         "author": event.author, "ts": event.timestamp, "sid": session_id, "eid": event_id,
-    })
+    }
+    if neighbours:
+        doc["nb"] = list(neighbours)
+    return _dumps(doc)
+
+
+def neighbours_of(payload: str) -> list[str]:
+    """The ``nb`` ids of a history payload ([] when it has none or is not readable)."""
+    try:
+        nb = json.loads(payload).get("nb")
+    except (ValueError, AttributeError):
+        return []
+    return [n for n in nb if isinstance(n, str)] if isinstance(nb, list) else []
+
+
+def context_item(doc_id: str, payload: str) -> dict[str, Any] | None:
+    """``{"id", "author", "text"}`` of a stored turn shown as another hit's context (None if unreadable)."""
+    try:
+        entry = decode_entry(doc_id, payload)
+    except CorruptedDataError:
+        return None
+    return {"id": entry.id, "author": entry.author, "text": content_text(entry.content)}
 
 
 def memory_payload(entry: MemoryEntry, entry_id: str, ts: float | None) -> str:

@@ -53,12 +53,14 @@ from ._docs import (
     Source,
     check_caller_id,
     content_text,
+    context_item,
     decode_entry,
     doc_id_of,
     history_ids,
     history_payload,
     knowledge_filter,
     memory_payload,
+    neighbours_of,
     parse_id,
     session_range,
     source_of,
@@ -378,12 +380,12 @@ class RedisMemoryService(BaseMemoryService):
         docs: list[_Doc] = []
         for n, (event, body) in enumerate(turns):
             doc_id, eid = history_ids(sid, event)
-            payload = history_payload(event, sid, eid)
             # the exchange a turn belongs to: the adjacent text turns of another author
-            context = tuple(
-                turns[m][1] for m in (n - 1, n + 1)
-                if 0 <= m < len(turns) and turns[m][0].author != event.author
-            )
+            near = [
+                m for m in (n - 1, n + 1) if 0 <= m < len(turns) and turns[m][0].author != event.author
+            ]
+            context = tuple(turns[m][1] for m in near)
+            payload = history_payload(event, sid, eid, [history_ids(sid, turns[m][0])[0] for m in near])
             # embedded: the turn with its speaker, after the other party's previous turn
             prev = turns[n - 1] if n and turns[n - 1][0].author != event.author else None
             vector_text = f"{event.author}: {body}" if event.author else body
@@ -652,6 +654,7 @@ class RedisMemoryService(BaseMemoryService):
                 return SearchMemoryResponse()
             hits = await self._hybrid(app_name, uid, query, terms)
         memories: list[MemoryEntry] = []
+        near: list[list[str]] = []
         for hit in hits:
             if hit.score < self.min_score:
                 continue
@@ -662,7 +665,23 @@ class RedisMemoryService(BaseMemoryService):
                 continue
             entry.custom_metadata["score"] = hit.score
             memories.append(entry)
+            near.append(neighbours_of(hit.payload) if hit.index == 1 else [])
+        if any(near):
+            await self._add_context(app_name, uid, memories, near)
         return SearchMemoryResponse(memories=memories)
+
+    async def _add_context(
+        self, app_name: str, uid: str, memories: list[MemoryEntry], near: list[list[str]]
+    ) -> None:
+        """``custom_metadata["context"]``: the other party's adjacent turns, which raised the rank
+        (only those still stored: a deleted turn is never shown).  One round trip."""
+        docs = self.keys.user_memory_index(app_name, uid).docs
+        wanted = sorted({d for ids in near for d in ids})
+        found = dict(zip(wanted, await self.client.hmget(docs, wanted)))
+        for entry, ids in zip(memories, near):
+            items = [context_item(d, text(found[d])) for d in ids if found.get(d) is not None]
+            if any(items):
+                entry.custom_metadata["context"] = [i for i in items if i]
 
     # -- lifecycle ---------------------------------------------------------------
     async def ping(self) -> bool:
