@@ -87,7 +87,7 @@ __all__ = [
     "content_text",
     "doc_id_of",
     "context_id",
-    "context_item",
+    "context_items",
     "context_payload",
     "decode_entry",
     "dump_value",
@@ -103,7 +103,6 @@ __all__ = [
     "load_object",
     "memory_id",
     "memory_payload",
-    "neighbours_of",
     "parse_id",
     "TTL_KEYS",
     "public_id",
@@ -343,22 +342,15 @@ def history_payload(
     return _dumps(doc)
 
 
-def neighbours_of(payload: str) -> list[str]:
-    """The ``nb`` ids of a history payload ([] when it has none or is not readable)."""
-    try:
-        nb = json.loads(payload).get("nb")
-    except (ValueError, AttributeError):
+def context_items(raw: str) -> list[dict[str, Any]]:
+    """A hit's ``custom_metadata["context"]`` from the search script's ``[[id, author, text], ...]``."""
+    if not raw:
         return []
-    return [n for n in nb if isinstance(n, str)] if isinstance(nb, list) else []
-
-
-def context_item(doc_id: str, payload: str) -> dict[str, Any] | None:
-    """``{"id", "author", "text"}`` of a stored turn shown as another hit's context (None if unreadable)."""
     try:
-        entry = decode_entry(doc_id, payload)
-    except CorruptedDataError:
-        return None
-    return {"id": entry.id, "author": entry.author, "text": content_text(entry.content)}
+        items = json.loads(raw)
+        return [{"id": public_id(i), "author": a or None, "text": t} for i, a, t in items]
+    except (ValueError, TypeError):
+        return []
 
 
 def memory_payload(entry: MemoryEntry, entry_id: str, ts: float | None) -> str:

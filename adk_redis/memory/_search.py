@@ -182,7 +182,8 @@ return existed
 
 # KEYS: per index: stats, t, exp, docs, vec, vset, postings_1..nt
 # ARGV: now_ms, topk, nt, ni, then per index: base, doc-id prefix filter ('' = all)
-# Returns a flat list: index number, doc id, score (string), JSON, ...
+# Returns a flat list: index number, doc id, score (string), JSON, context (JSON [[id, author, text], ...]
+# of the turns named by the payload's "nb", or ''), ...
 SEARCH = _COMMON + r"""
 local now, topk, nt, ni = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
 local k1, b = 1.2, 0.75
@@ -282,12 +283,40 @@ for i = 1, ni do
   end
   ki = ki + 6 + nt
 end
+-- the context of a hit: [[id, author, text], ...] of the stored turns its payload names in "nb"
+local function context_of(docs, payload)
+  if not string.find(payload, '"nb":', 1, true) then return '' end
+  local ok, doc = pcall(cjson.decode, payload)
+  if not ok or type(doc) ~= 'table' or type(doc.nb) ~= 'table' then return '' end
+  local items = {}
+  for _, nid in ipairs(doc.nb) do
+    local np = type(nid) == 'string' and redis.call('HGET', docs, nid)
+    if np then
+      local ok2, nd = pcall(cjson.decode, np)
+      local parts = ok2 and type(nd) == 'table' and type(nd.content) == 'table' and nd.content.parts
+      if type(parts) == 'table' then
+        local texts = {}
+        for _, p in ipairs(parts) do
+          if type(p) == 'table' and type(p.text) == 'string' and p.thought ~= true then
+            texts[#texts + 1] = p.text
+          end
+        end
+        local author = type(nd.author) == 'string' and nd.author or ''
+        items[#items + 1] = {nid, author, table.concat(texts, ' ')}
+      end
+    end
+  end
+  if #items == 0 then return '' end
+  return cjson.encode(items)
+end
 local out = {}
 for _, c in ipairs(top) do
+  local payload = redis.call('HGET', docs_of[c[2]], c[3]) or ''
   out[#out + 1] = c[2]
   out[#out + 1] = c[3]
   out[#out + 1] = string.format('%.17g', c[1])
-  out[#out + 1] = redis.call('HGET', docs_of[c[2]], c[3]) or ''
+  out[#out + 1] = payload
+  out[#out + 1] = context_of(docs_of[c[2]], payload)
 end
 return out
 """
@@ -424,12 +453,14 @@ def now_ms() -> int:
 
 @dataclass(frozen=True)
 class Hit:
-    """One search result: which index (position in the request), doc id, BM25 score, raw JSON."""
+    """One search result: which index (position in the request), doc id, BM25 score, raw JSON, and
+    the raw context (the other party's adjacent turns still stored; '' for none)."""
 
     index: int
     doc_id: str
     score: float
     payload: str
+    context: str = ""
 
 
 def _index_keys(ik: MemoryIndexKeys) -> list[str]:
@@ -628,8 +659,8 @@ class SearchIndex:
             args += [ik.base, flt]
         raw = await self._search(keys=keys, args=args)
         return [
-            Hit(int(raw[i]), text(raw[i + 1]), float(text(raw[i + 2])), text(raw[i + 3]))
-            for i in range(0, len(raw), 4)
+            Hit(int(raw[i]), text(raw[i + 1]), float(text(raw[i + 2])), text(raw[i + 3]), text(raw[i + 4]))
+            for i in range(0, len(raw), 5)
         ]
 
     async def cleanup(self, ik: MemoryIndexKeys) -> int:

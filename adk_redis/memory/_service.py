@@ -53,14 +53,13 @@ from ._docs import (
     Source,
     check_caller_id,
     content_text,
-    context_item,
+    context_items,
     decode_entry,
     doc_id_of,
     history_ids,
     history_payload,
     knowledge_filter,
     memory_payload,
-    neighbours_of,
     parse_id,
     session_range,
     source_of,
@@ -580,7 +579,7 @@ class RedisMemoryService(BaseMemoryService):
         hits: list[Hit] = []
         for n, spec in enumerate(specs):
             found = await self.index.search([spec], terms, limit)
-            hits += [Hit(n + 1, h.doc_id, h.score, h.payload) for h in found]
+            hits += [Hit(n + 1, h.doc_id, h.score, h.payload, h.context) for h in found]
         hits.sort(key=lambda h: (-h.score, h.index))  # stable: ties keep each index's insertion order
         return hits[:limit]
 
@@ -619,7 +618,8 @@ class RedisMemoryService(BaseMemoryService):
                 if payload:
                     by_key[(n, doc)] = Hit(n, doc, 0.0, payload)
         hits = [
-            Hit(key[0], key[1], score, by_key[key].payload) for key, score in head if key in by_key
+            Hit(key[0], key[1], score, by_key[key].payload, by_key[key].context)
+            for key, score in head if key in by_key
         ]
         return hits[: self.search_limit]
 
@@ -654,7 +654,6 @@ class RedisMemoryService(BaseMemoryService):
                 return SearchMemoryResponse()
             hits = await self._hybrid(app_name, uid, query, terms)
         memories: list[MemoryEntry] = []
-        near: list[list[str]] = []
         for hit in hits:
             if hit.score < self.min_score:
                 continue
@@ -664,24 +663,11 @@ class RedisMemoryService(BaseMemoryService):
                 logger.warning("skipping corrupted memory: %s", exc)
                 continue
             entry.custom_metadata["score"] = hit.score
+            context = context_items(hit.context)
+            if context:
+                entry.custom_metadata["context"] = context
             memories.append(entry)
-            near.append(neighbours_of(hit.payload) if hit.index == 1 else [])
-        if any(near):
-            await self._add_context(app_name, uid, memories, near)
         return SearchMemoryResponse(memories=memories)
-
-    async def _add_context(
-        self, app_name: str, uid: str, memories: list[MemoryEntry], near: list[list[str]]
-    ) -> None:
-        """``custom_metadata["context"]``: the other party's adjacent turns, which raised the rank
-        (only those still stored: a deleted turn is never shown).  One round trip."""
-        docs = self.keys.user_memory_index(app_name, uid).docs
-        wanted = sorted({d for ids in near for d in ids})
-        found = dict(zip(wanted, await self.client.hmget(docs, wanted)))
-        for entry, ids in zip(memories, near):
-            items = [context_item(d, text(found[d])) for d in ids if found.get(d) is not None]
-            if any(items):
-                entry.custom_metadata["context"] = [i for i in items if i]
 
     # -- lifecycle ---------------------------------------------------------------
     async def ping(self) -> bool:
