@@ -20,9 +20,9 @@ from google.genai import types
 
 from adk_redis import RedisSessionService, RedisSettings
 from adk_redis.errors import ConfigurationError, InvalidCursorError
-from adk_redis.facade import SessionStoreConfig, create_session_store
-from adk_redis.memory_service import ForgetResult, RedisMemoryService
-from adk_redis.tokenizer import query_terms
+from adk_redis.memory import ForgetResult, RedisMemoryService
+from adk_redis.memory._tokenizer import query_terms
+from adk_redis.store import SessionStoreConfig, create_session_store
 from tests.memory_helpers import make_event, make_session
 from tests.servers import redis_cluster
 

@@ -8,17 +8,21 @@ and the embedders.
 - ``_tokenizer``: tokenizer of the full-text index
 - ``embeddings``: the embedders (public)
 - ``_cross_session``: :class:`CrossSessionMemory`
+- ``_erase``: erasing one user (:meth:`RedisMemoryService.forget_user`, :class:`ForgetResult`)
 """
 
 from ._cross_session import CrossSessionMemory
-from ._service import RedisMemoryService
+from ._erase import ForgetResult
+from ._service import MemoryPage, RedisMemoryService
 from .embeddings import Embedder, GenAIEmbedder, HashingEmbedder, SentenceTransformerEmbedder
 
 __all__ = [
     "CrossSessionMemory",
     "Embedder",
+    "ForgetResult",
     "GenAIEmbedder",
     "HashingEmbedder",
+    "MemoryPage",
     "RedisMemoryService",
     "SentenceTransformerEmbedder",
 ]
