@@ -318,6 +318,8 @@ async def test_memory_outage_journal_replayed_in_order(aof_server: RedisServer, 
     assert len(peanut) == 1 and peanut[0].id and not peanut[0].id.startswith(("h:", "m:"))
     with pytest.raises(RedisUnavailableError):
         await svc.forget_user(APP, "u")
+    with pytest.raises(RedisUnavailableError):  # our own management calls are Redis only
+        await svc.list_memories(app_name=APP, user_id="u")
     assert svc.get_redis_stats()["pending_write_back"] == 3
 
     aof_server.start()
@@ -341,8 +343,11 @@ async def test_memory_outage_journal_replayed_in_order(aof_server: RedisServer, 
     )
     assert (await check.search_memory(app_name=APP, user_id="u", query="Volvo")).memories == []
     assert len((await check.search_memory(app_name=APP, user_id="u", query="Lisbon")).memories) == 1
-    # After recovery the service is on Redis again, forget_user included.
-    await svc.forget_user(APP, "u")
+    # After recovery the service is on Redis again, management calls and forget_user included.
+    listed = await svc.list_memories(app_name=APP, user_id="u", kind="memory")
+    assert [m.id for m in listed.memories] == [peanut[0].id]
+    assert await svc.delete_memories(app_name=APP, user_id="u", memory_ids=[str(peanut[0].id)]) == 1
+    assert (await svc.forget_user(APP, "u")).memories == 2  # the parrot and Lisbon turns
     assert (await check.search_memory(app_name=APP, user_id="u", query="parrot")).memories == []
     await check.close()
     await svc.close()

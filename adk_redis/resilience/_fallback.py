@@ -53,8 +53,8 @@ from .._core.connection import client_stats
 from .._core.url import redact_url
 from ..config import RedisSettings, load_settings
 from ..errors import MergeConflictError, RedisUnavailableError
-from ..memory._docs import UNKNOWN_SESSION_ID, content_text, history_ids, parse_id
-from ..memory._service import ForgetResult, RedisMemoryService
+from ..memory._docs import UNKNOWN_SESSION_ID, Source, content_text, history_ids, parse_id
+from ..memory._service import ForgetResult, MemoryPage, RedisMemoryService
 from ..sessions._pages import PageOrder, SessionPage, page_in_memory
 from ..sessions._service import RedisSessionService, StalePolicy
 from ._breaker import (
@@ -810,6 +810,39 @@ class FallbackMemoryService(_Fallback, BaseMemoryService):
             local=self.core.pending(),
         )
         return result
+
+    async def _redis_only(self, op: str, fn: Callable[[], Awaitable[T]]) -> T:
+        """``op`` on Redis; refused (RedisUnavailableError) while Redis is unreachable."""
+        result: T = await self.core.call(op, fn, None, local=self.core.pending())
+        return result
+
+    async def delete_memories(self, *, app_name: str, user_id: str | int, memory_ids: Sequence[str]) -> int:
+        """:meth:`RedisMemoryService.delete_memories` (Redis only; ADK's ``delete_memory`` is queued)."""
+        return await self._redis_only("delete_memories", lambda: self.redis.delete_memories(
+            app_name=app_name, user_id=user_id, memory_ids=memory_ids))
+
+    async def delete_session_memories(self, *, app_name: str, user_id: str | int, session_id: str) -> int:
+        """:meth:`RedisMemoryService.delete_session_memories` (Redis only)."""
+        return await self._redis_only("delete_session_memories", lambda: self.redis.delete_session_memories(
+            app_name=app_name, user_id=user_id, session_id=session_id))
+
+    async def list_memories(
+        self,
+        *,
+        app_name: str,
+        user_id: str | int,
+        kind: Source | None = None,
+        cursor: str | None = None,
+        limit: int = 100,
+    ) -> MemoryPage:
+        """:meth:`RedisMemoryService.list_memories` (Redis only)."""
+        return await self._redis_only("list_memories", lambda: self.redis.list_memories(
+            app_name=app_name, user_id=user_id, kind=kind, cursor=cursor, limit=limit))
+
+    async def get_memory(self, *, app_name: str, user_id: str | int, memory_id: str) -> MemoryEntry | None:
+        """:meth:`RedisMemoryService.get_memory` (Redis only)."""
+        return await self._redis_only("get_memory", lambda: self.redis.get_memory(
+            app_name=app_name, user_id=user_id, memory_id=memory_id))
 
     @override
     async def search_memory(self, *, app_name: str, user_id: str, query: str) -> SearchMemoryResponse:
