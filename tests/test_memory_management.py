@@ -329,6 +329,7 @@ async def test_forget_user_with_a_concurrent_writer(redis_client: Any, prefix: s
     # what was written before the erasure began is gone ...
     ids = {s.id for s in (await sessions.list_sessions(app_name=APP, user_id="u")).sessions}
     assert not ids & set(done_before)
+    assert ids  # the writer went on after the erasure, and what it wrote then remains
     # ... and what remains is whole: every listed session has its record and its events, the memory
     # index's counts match its documents
     for sid in ids:
