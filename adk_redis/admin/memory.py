@@ -86,8 +86,10 @@ async def cmd_memory_delete(svc: RedisSessionService, args: argparse.Namespace) 
     mem = _memory(svc)
     deleted: list[str] = []
     missing: list[str] = []
-    for mid in args.memory_ids:
-        n = await mem.delete_memories(app_name=args.app, user_id=args.user, memory_ids=[mid])
+    for mid in args.memory_ids:  # looked up first: a missing id is reported here, not logged
+        n = 0
+        if await mem.get_memory(app_name=args.app, user_id=args.user, memory_id=mid) is not None:
+            n = await mem.delete_memories(app_name=args.app, user_id=args.user, memory_ids=[mid])
         (deleted if n else missing).append(mid)
     lines = [f"deleted {mid}" for mid in deleted] + [f"not found: {mid}" for mid in missing]
     data: dict[str, Any] = {"deleted": deleted, "not_found": missing}
