@@ -5,6 +5,7 @@ ADK's InMemoryMemoryService as the reference (``memory_service``)."""
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import re
 import time
@@ -560,3 +561,18 @@ async def test_hit_carries_its_exchange_as_context(redis_memory: RedisMemoryServ
     await redis_memory.delete_memory(app_name=APP, user_id="u", memory_id="h:s1:q")
     [hit] = await search(redis_memory, "peanuts")
     assert [c["id"] for c in hit.custom_metadata["context"]] == ["h:s1:t"]
+
+
+async def test_turns_indexed_before_the_hit_rule_are_checked(redis_memory: RedisMemoryService) -> None:
+    """A turn indexed by an older version (format 1 payload, its neighbour's words as plain postings) is
+    not returned for a word only its neighbour said."""
+    ik = redis_memory.keys.user_memory_index(APP, "u")
+    text = "The ADK is a great toolkit."
+    legacy = json.dumps({
+        "v": 1, "src": "history", "content": {"parts": [{"text": text}], "role": "user"},
+        "author": "user", "ts": 12345.0, "sid": "s", "eid": "e1",
+    }, separators=(",", ":"))
+    # what an older version stored: the neighbour's word "development" indexed like the turn's own
+    await redis_memory.index.put(ik, "h:s:e1", f"{text} development", legacy, ttl_ms=60_000)
+    assert await search(redis_memory, "development") == []
+    assert texts_of_entries(await search(redis_memory, "toolkit development")) == [text]

@@ -34,7 +34,7 @@ non-ASCII kept; context and knowledge payloads have sorted keys):
 ===========  ===============================================================
 field        meaning
 ===========  ===============================================================
-``v``        payload format version (``1``)
+``v``        payload format version (``1``; history ``2``: indexed with context-only terms negated)
 ``src``      ``history``, ``memory``, ``context`` or ``knowledge`` (absent: ``history``)
 ``content``  the ``google.genai`` Content (JSON), what a search returns
 ``author``   who said it (``user`` for context, ``knowledge`` for knowledge)
@@ -79,6 +79,8 @@ if TYPE_CHECKING:
 
 __all__ = [
     "FORMAT_VERSION",
+    "HISTORY_FORMAT_VERSION",
+    "is_legacy_history",
     "UNKNOWN_SESSION_ID",
     "DocId",
     "Source",
@@ -127,6 +129,9 @@ GENERATED_HEADS = frozenset({HISTORY, CONTEXT, KNOWLEDGE})
 
 #: The payload format written today (field ``v``).
 FORMAT_VERSION = 1
+#: History payloads: 2 since their turns are indexed with context-only terms negated (a hit needs a
+#: term of its own) and carry ``nb``; a ``v`` 1 turn may still match through its context alone.
+HISTORY_FORMAT_VERSION = 2
 #: Session id of history ingested without one.
 UNKNOWN_SESSION_ID = "__unknown_session_id__"
 
@@ -333,13 +338,18 @@ def history_payload(
     """
     assert event.content is not None
     doc: dict[str, Any] = {
-        "v": FORMAT_VERSION, "src": "history",
+        "v": HISTORY_FORMAT_VERSION, "src": "history",
         "content": event.content.model_dump(mode="json", exclude_none=True),
         "author": event.author, "ts": event.timestamp, "sid": session_id, "eid": event_id,
     }
     if neighbours:
         doc["nb"] = list(neighbours)
     return _dumps(doc)
+
+
+def is_legacy_history(payload: str) -> bool:
+    """A history payload indexed before ``HISTORY_FORMAT_VERSION`` 2 (its context terms can make a hit)."""
+    return not payload.startswith('{"v":2,') and ('"src":"history"' in payload or '"src"' not in payload)
 
 
 def context_items(raw: str) -> list[dict[str, Any]]:

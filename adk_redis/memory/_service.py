@@ -58,6 +58,7 @@ from ._docs import (
     doc_id_of,
     history_ids,
     history_payload,
+    is_legacy_history,
     knowledge_filter,
     memory_payload,
     parse_id,
@@ -70,7 +71,7 @@ from ._docs import memory_id as memory_doc_id
 from ._erase import ForgetResult
 from ._erase import forget_user as erase_user
 from ._search import Hit, SearchIndex, now_ms, partial_write_error, write_error
-from ._tokenizer import query_terms
+from ._tokenizer import own_terms, query_terms
 from ._vectors import fetch_vectors, rank, rank_fetched
 from .embeddings import Embedder, QueryVectors, fuse, pack
 
@@ -149,6 +150,13 @@ def _fields(author: str | None, ts: float | None) -> tuple[str, ...]:
         except (OverflowError, OSError, ValueError):
             pass
     return tuple(out)
+
+
+def _own_match(entry: MemoryEntry, terms: Sequence[str]) -> bool:
+    """Whether a query term is in the entry's own text, speaker or month-year (the full-text hit rule)."""
+    ts = datetime.fromisoformat(entry.timestamp).timestamp() if entry.timestamp else None
+    own = own_terms(content_text(entry.content), _fields(entry.author, ts))
+    return any(t in own for t in terms)
 
 
 def _ttl_override(default_hours: float, *custom_metadata: Mapping[str, object] | None) -> int:
@@ -662,6 +670,8 @@ class RedisMemoryService(BaseMemoryService):
             except CorruptedDataError as exc:
                 logger.warning("skipping corrupted memory: %s", exc)
                 continue
+            if self.embedder is None and is_legacy_history(hit.payload) and not _own_match(entry, terms):
+                continue  # indexed before the hit rule: it matched through the adjacent turns only
             entry.custom_metadata["score"] = hit.score
             context = context_items(hit.context)
             if context:
