@@ -8,6 +8,7 @@ from typing import Any, Literal
 from pydantic import Field, PrivateAttr, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from ._core.kwargs import known_fields
 from ._core.url import RedisURL, parse_redis_url, redact_url
 from .errors import ConfigurationError
 
@@ -40,6 +41,11 @@ class RedisSettings(BaseSettings):
     """
 
     model_config = SettingsConfigDict(extra="ignore", validate_default=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _known_fields(cls, data: Any) -> Any:
+        return known_fields(cls, data)  # a misspelt argument is a TypeError naming the fields
 
     redis_enabled: bool = True
     redis_url: str = "redis://localhost:6379"

@@ -135,6 +135,7 @@ class KeySchema:
         return f"{self.prefix}:session:{{{escape(app_name)}}}"
 
     def session(self, app_name: str, user_id: str, session_id: str) -> SessionKeys:
+        """Every key of one session (meta hash, event log, id and time indexes)."""
         base = self.session_meta(app_name, user_id, session_id)
         return SessionKeys(
             meta=base,
@@ -184,14 +185,17 @@ class KeySchema:
 
     @staticmethod
     def parse_session_member(member: str) -> str:
+        """The session id of a user-index member (inverse of :meth:`session_member`)."""
         return unescape(member)
 
     @staticmethod
     def app_index_member(user_id: str, session_id: str) -> str:
+        """Member of the app index for (``user_id``, ``session_id``)."""
         return f"{escape(user_id)}:{escape(session_id)}"
 
     @staticmethod
     def parse_app_index_member(member: str) -> tuple[str, str]:
+        """(user id, session id) of an app-index member (inverse of :meth:`app_index_member`)."""
         user, _, session = member.partition(":")
         return unescape(user), unescape(session)
 

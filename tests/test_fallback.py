@@ -317,7 +317,7 @@ async def test_memory_outage_journal_replayed_in_order(aof_server: RedisServer, 
     peanut = (await svc.search_memory(app_name=APP, user_id="u", query="peanuts")).memories
     assert len(peanut) == 1 and peanut[0].id and not peanut[0].id.startswith(("h:", "m:"))
     with pytest.raises(RedisUnavailableError):
-        await svc.forget_user(APP, "u")
+        await svc.forget_user(app_name=APP, user_id="u")
     with pytest.raises(RedisUnavailableError):  # our own management calls are Redis only
         await svc.list_memories(app_name=APP, user_id="u")
     assert svc.get_redis_stats()["pending_write_back"] == 3
@@ -347,7 +347,7 @@ async def test_memory_outage_journal_replayed_in_order(aof_server: RedisServer, 
     listed = await svc.list_memories(app_name=APP, user_id="u", kind="memory")
     assert [m.id for m in listed.memories] == [peanut[0].id]
     assert await svc.delete_memories(app_name=APP, user_id="u", memory_ids=[str(peanut[0].id)]) == 1
-    assert (await svc.forget_user(APP, "u")).memories == 2  # the parrot and Lisbon turns
+    assert (await svc.forget_user(app_name=APP, user_id="u")).memories == 2  # the parrot and Lisbon turns
     assert (await check.search_memory(app_name=APP, user_id="u", query="parrot")).memories == []
     await check.close()
     await svc.close()

@@ -86,6 +86,6 @@ async def test_hybrid_memory_search_through_genai(gemini: str, redis_url: str, p
         # "feline" shares no word with the memory; the (stand-in) embedding model maps it to "cat".
         hits = (await mem.search_memory(app_name=APP, user_id="u", query="feline")).memories
         assert hits and hits[0].custom_metadata["event_id"] == events[0].id
-        await mem.forget_user(APP, "u")
+        await mem.forget_user(app_name=APP, user_id="u")
     # One batch for the two events, one call per search.
     assert [len(r["body"]["requests"]) for r in _FakeGemini.requests] == [2, 1]

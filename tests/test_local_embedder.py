@@ -46,7 +46,7 @@ def embedder() -> SentenceTransformerEmbedder:
 async def hybrid(embedder: SentenceTransformerEmbedder, redis_url: str, prefix: str) -> AsyncIterator[Any]:
     async with RedisMemoryService(redis_url, key_prefix=prefix, embedder=embedder) as svc:
         yield svc
-        await svc.forget_user(APP, "u")
+        await svc.forget_user(app_name=APP, user_id="u")
 
 
 def said(text: str) -> Event:

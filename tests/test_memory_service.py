@@ -227,7 +227,7 @@ async def test_cleanup_prunes_everything_expired(redis_client: Any, prefix: str)
     await asyncio.sleep(0.5)
     # more than one lazy-prune batch is pending: results are still filtered
     assert (await svc.search_memory(app_name=APP, user_id="u", query="kiwi")).memories == []
-    assert await svc.cleanup(APP, "u") == 150 - 64
+    assert await svc.cleanup(app_name=APP, user_id="u") == 150 - 64
     ik = svc.keys.user_memory_index(APP, "u")
     assert int(await redis_client.hget(ik.stats, "n")) == 1
     assert await redis_client.zcard(ik.expiry) == 1
@@ -251,7 +251,7 @@ async def test_forget_user(redis_memory: RedisMemoryService, prefix: str) -> Non
     await redis_memory.add_session_to_memory(make_session(APP, "u2", "s", ["walnut cake"]))
     await cs.store_user_context("u1", "k", {"v": "walnut"})
     await cs.record_session("u1", "s")
-    await redis_memory.forget_user(APP, "u1")
+    await redis_memory.forget_user(app_name=APP, user_id="u1")
     assert (await redis_memory.search_memory(app_name=APP, user_id="u1", query="walnut")).memories == []
     assert len((await redis_memory.search_memory(app_name=APP, user_id="u2", query="walnut")).memories) == 1
     left = [k async for k in redis_memory.client.scan_iter(match=f"{prefix}:*u1*")]
@@ -275,7 +275,7 @@ async def test_context_manager_closes_own_client(redis_url: str, prefix: str) ->
     async with RedisMemoryService(redis_url, key_prefix=prefix) as svc:
         await svc.add_session_to_memory(make_session(APP, "u", "s", ["ping pong"]))
         assert len((await svc.search_memory(app_name=APP, user_id="u", query="pong")).memories) == 1
-        await svc.forget_user(APP, "u")
+        await svc.forget_user(app_name=APP, user_id="u")
 
 
 async def test_lua_bm25_matches_python_reference(redis_client: Any, prefix: str) -> None:

@@ -162,7 +162,7 @@ async def test_delete_forget_and_expiry_remove_vectors(backend: Backend, prefix:
     res = await svc.search_memory(app_name=APP, user_id="u", query="durable")
     await svc.delete_memory(app_name=APP, user_id="u", memory_id=res.memories[0].id)
     assert await vector_count(backend, ik) == 1
-    await svc.forget_user(APP, "u")
+    await svc.forget_user(app_name=APP, user_id="u")
     assert await vector_count(backend, ik) == 0
     assert await backend.client.exists(ik.vector_set, ik.vectors) == 0
 
@@ -179,7 +179,7 @@ async def test_cleanup_prunes_vectors(backend: Backend, prefix: str) -> None:
         app_name=APP, user_id="u", events=[make_event("durable")], custom_metadata={"ttl_hours": 1}
     )
     await asyncio.sleep(0.45)
-    assert await svc.cleanup(APP, "u") == 5
+    assert await svc.cleanup(app_name=APP, user_id="u") == 5
     assert await vector_count(backend, ik) == 1
 
 

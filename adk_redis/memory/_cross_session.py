@@ -24,6 +24,7 @@ from redis.exceptions import ResponseError
 
 from .._core.codec import text
 from .._core.connection import read_script
+from .._core.kwargs import strict
 from ..config import RedisSettings
 from ..errors import CorruptedDataError, server_error
 from ..keys import KeySchema, escape, unescape
@@ -140,6 +141,7 @@ class CrossSessionMemory:
     ``embedder``, user context and knowledge documents also get vectors (hybrid search).
     """
 
+    @strict
     def __init__(
         self,
         client: Any,

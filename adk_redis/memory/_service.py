@@ -44,6 +44,7 @@ from typing_extensions import override
 from .. import telemetry
 from .._core.codec import text
 from .._core.connection import create_client, is_cluster
+from .._core.kwargs import strict
 from ..config import RedisSettings, resolve_settings
 from ..errors import CorruptedDataError, InvalidCursorError, RedisOutOfMemoryError
 from ..keys import KeySchema, MemoryIndexKeys
@@ -183,7 +184,8 @@ class RedisMemoryService(BaseMemoryService):
       min_score: :meth:`search_memory` leaves out memories scoring below it (else ``MEMORY_MIN_SCORE`` or
         ``?min_score=``; default 0).  Every returned entry carries its ``custom_metadata["score"]``: the
         BM25 score in full-text search (>= 0, unbounded), the fused score in hybrid search (0-1).
-      agents_dir: accepted and ignored (ADK's service registry passes it).
+      agents_dir: accepted and ignored (ADK's service registry passes it).  Any other unknown
+        keyword raises ``TypeError`` naming the accepted ones.
       embedder: optional :class:`~adk_redis.memory.embeddings.Embedder` for hybrid search.
       hybrid_weight: weight of the cosine in hybrid score fusion (BM25 gets ``1 - hybrid_weight``).
       vector_quantization: ``Q8`` (default), ``NOQUANT`` or ``BIN`` for Redis 8 vector sets
@@ -193,6 +195,7 @@ class RedisMemoryService(BaseMemoryService):
         there), so a stale session object still ingests every event.
     """
 
+    @strict
     def __init__(
         self,
         uri: str | None = None,
@@ -207,7 +210,6 @@ class RedisMemoryService(BaseMemoryService):
         vector_quantization: str = "Q8",
         read_stored_sessions: bool = True,
         hybrid_weight: float = HYBRID_WEIGHT,
-        **_ignored: Any,
     ) -> None:
         del agents_dir
         if search_limit is not None and search_limit <= 0:
@@ -559,7 +561,7 @@ class RedisMemoryService(BaseMemoryService):
             return None
         return decode_entry(doc, text(payload))
 
-    async def forget_user(self, app_name: str, user_id: str | int) -> ForgetResult:
+    async def forget_user(self, *, app_name: str, user_id: str | int) -> ForgetResult:
         """Erase everything this package stores of (app, user); returns the counts per kind.
 
         Sessions and their events, ``user:`` state, memories (turns, explicit memories), user context,
@@ -569,7 +571,7 @@ class RedisMemoryService(BaseMemoryService):
         """
         return await erase_user(self.client, self.keys, app_name, str(user_id), cluster=self._cluster)
 
-    async def cleanup(self, app_name: str, user_id: str | int | None = None) -> int:
+    async def cleanup(self, *, app_name: str, user_id: str | int | None = None) -> int:
         """Prune expired entries of the user's index (and the app's knowledge); returns the count."""
         removed = await self.index.cleanup(self.keys.knowledge_index(app_name))
         if user_id is not None:

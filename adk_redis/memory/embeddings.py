@@ -17,6 +17,7 @@ from collections import OrderedDict
 from collections.abc import Hashable, Sequence
 from typing import Any, Protocol, TypeVar, runtime_checkable
 
+from .._core.kwargs import strict
 from ._tokenizer import tokenize
 
 __all__ = [
@@ -162,6 +163,7 @@ class HashingEmbedder:
     embedding model does for paraphrases.
     """
 
+    @strict
     def __init__(self, dim: int = 256, synonyms: dict[str, str] | None = None) -> None:
         self.dim = dim
         self.synonyms = {tokenize(k)[0]: tokenize(v)[0] for k, v in (synonyms or {}).items() if tokenize(k)}
@@ -176,12 +178,14 @@ class HashingEmbedder:
         return [x / norm for x in vec]
 
     async def embed(self, texts: list[str]) -> list[list[float]]:
+        """One unit-length hashed vector per text."""
         return [self._vector(t) for t in texts]
 
 
 class GenAIEmbedder:
     """google-genai embeddings (``gemini-embedding-001`` by default); needs API credentials."""
 
+    @strict
     def __init__(
         self, model: str = "gemini-embedding-001", *, client: Any = None, dim: int | None = 768
     ) -> None:
@@ -190,6 +194,7 @@ class GenAIEmbedder:
         self._client = client
 
     async def embed(self, texts: list[str]) -> list[list[float]]:
+        """One vector per text from the Gemini API (one request)."""
         from google import genai
         from google.genai import types
 
@@ -203,6 +208,7 @@ class GenAIEmbedder:
 class SentenceTransformerEmbedder:
     """Local sentence-transformers model (``pip install sentence-transformers``)."""
 
+    @strict
     def __init__(self, model: str = "all-MiniLM-L6-v2", *, num_threads: int | None = None) -> None:
         """``num_threads``: torch's intra-op threads, set when the model loads (process-wide).  On
         a busy small machine 1 is fastest for short queries (see the README's memory benchmark)."""
@@ -211,6 +217,7 @@ class SentenceTransformerEmbedder:
         self._model: Any = None
 
     async def embed(self, texts: list[str]) -> list[list[float]]:
+        """One normalised vector per text (the model loads on first use; encoding runs in a thread)."""
         if self._model is None:
             from sentence_transformers import SentenceTransformer
 

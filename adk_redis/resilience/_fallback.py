@@ -50,6 +50,7 @@ from typing_extensions import Self, override
 
 from .. import telemetry
 from .._core.connection import client_stats
+from .._core.kwargs import check_keywords, keyword_names, strict
 from .._core.url import redact_url
 from ..config import RedisSettings, load_settings
 from ..errors import MergeConflictError, RedisUnavailableError
@@ -127,6 +128,7 @@ class _Fallback:
 
     @property
     def breaker(self) -> CircuitBreaker:
+        """The circuit breaker routing calls (state, failure counts)."""
         return self.core.breaker
 
     @property
@@ -141,6 +143,7 @@ class _Fallback:
 
     @property
     def written_back(self) -> int:
+        """Writes replayed on Redis since start."""
         return self.core.written_back
 
     def open_at_start(self) -> None:
@@ -203,6 +206,7 @@ class FallbackSessionService(_Fallback, BaseSessionService):
 
     redis: RedisSessionService
 
+    @strict
     def __init__(
         self,
         redis: RedisSessionService,
@@ -296,6 +300,7 @@ class FallbackSessionService(_Fallback, BaseSessionService):
         state: dict[str, Any] | None = None,
         session_id: str | None = None,
     ) -> Session:
+        """Create the session in Redis, or in memory while Redis is unreachable (written back later)."""
         # The id is chosen here, not by either side: a create whose deadline expired may still be
         # applied by a stalled server later, and memory's copy must then be that same session.
         sid = (session_id.strip() if session_id else None) or new_uuid()
@@ -329,6 +334,7 @@ class FallbackSessionService(_Fallback, BaseSessionService):
         session_id: str,
         config: GetSessionConfig | None = None,
     ) -> Session | None:
+        """The session from Redis, or memory's copy while memory holds it or Redis is unreachable."""
         kw: dict[str, Any] = {
             "app_name": app_name,
             "user_id": user_id,
@@ -352,6 +358,8 @@ class FallbackSessionService(_Fallback, BaseSessionService):
 
     @override
     async def list_sessions(self, *, app_name: str, user_id: str | None = None) -> ListSessionsResponse:
+        """Redis' sessions with memory's waiting copies laid over them (memory's alone in an outage)."""
+
         async def from_redis() -> ListSessionsResponse:
             listed = await self.redis.list_sessions(app_name=app_name, user_id=user_id)
             return await self._overlay(listed, app_name, user_id)
@@ -459,6 +467,7 @@ class FallbackSessionService(_Fallback, BaseSessionService):
 
     @override
     async def delete_session(self, *, app_name: str, user_id: str, session_id: str) -> None:
+        """Delete the session in Redis, or in memory and again in Redis once it answers."""
         key = (app_name, user_id, session_id.strip() if session_id else session_id)
 
         async def in_memory() -> None:
@@ -480,6 +489,7 @@ class FallbackSessionService(_Fallback, BaseSessionService):
 
     @override
     async def get_user_state(self, *, app_name: str, user_id: str) -> dict[str, Any]:
+        """The user's ``user:`` state, from Redis (from memory while Redis is unreachable)."""
         return await self._call(
             "get_user_state",
             None,
@@ -489,6 +499,7 @@ class FallbackSessionService(_Fallback, BaseSessionService):
 
     @override
     async def append_event(self, session: Session, event: Event) -> Event:
+        """Append to Redis, or to memory's copy while Redis is unreachable (written back later)."""
         if event.partial:
             return event
         key = (session.app_name, session.user_id, session.id)
@@ -685,6 +696,7 @@ class FallbackMemoryService(_Fallback, BaseMemoryService):
 
     redis: RedisMemoryService
 
+    @strict
     def __init__(
         self,
         redis: RedisMemoryService,
@@ -719,6 +731,7 @@ class FallbackMemoryService(_Fallback, BaseMemoryService):
 
     @override
     async def add_session_to_memory(self, session: Session) -> None:
+        """Ingest the session's events (see :meth:`add_events_to_memory`)."""
         await self.add_events_to_memory(
             app_name=session.app_name, user_id=session.user_id, events=session.events, session_id=session.id
         )
@@ -733,6 +746,7 @@ class FallbackMemoryService(_Fallback, BaseMemoryService):
         session_id: str | None = None,
         custom_metadata: Mapping[str, object] | None = None,
     ) -> None:
+        """Index the events in Redis, or keep them in memory and the journal during an outage."""
         kwargs: dict[str, Any] = {
             "app_name": app_name,
             "user_id": user_id,
@@ -764,6 +778,7 @@ class FallbackMemoryService(_Fallback, BaseMemoryService):
         memories: Sequence[MemoryEntry],
         custom_metadata: Mapping[str, object] | None = None,
     ) -> None:
+        """Store the memories (each given an id now, so the write-back is idempotent)."""
         # Give every entry its id now, so a replay after an outage is idempotent.
         entries = [m if m.id else m.model_copy(update={"id": uuid.uuid4().hex}) for m in memories]
         kwargs: dict[str, Any] = {
@@ -791,6 +806,7 @@ class FallbackMemoryService(_Fallback, BaseMemoryService):
 
     @override
     async def delete_memory(self, *, app_name: str, user_id: str, memory_id: str | None = None) -> None:
+        """Delete one memory by id, in Redis or queued in order during an outage."""
         if not memory_id:
             return
         kwargs: dict[str, Any] = {"app_name": app_name, "user_id": user_id, "memory_id": memory_id}
@@ -800,12 +816,12 @@ class FallbackMemoryService(_Fallback, BaseMemoryService):
 
         await self._write("delete_memory", kwargs, kwargs, remember)
 
-    async def forget_user(self, app_name: str, user_id: str | int) -> ForgetResult:
+    async def forget_user(self, *, app_name: str, user_id: str | int) -> ForgetResult:
         """Erase the user in Redis (counts per kind); refused (RedisUnavailableError) while Redis is
         unreachable."""
         result: ForgetResult = await self.core.call(
             "forget_user",
-            lambda: self.redis.forget_user(app_name, user_id),
+            lambda: self.redis.forget_user(app_name=app_name, user_id=user_id),
             None,
             local=self.core.pending(),
         )
@@ -846,6 +862,7 @@ class FallbackMemoryService(_Fallback, BaseMemoryService):
 
     @override
     async def search_memory(self, *, app_name: str, user_id: str, query: str) -> SearchMemoryResponse:
+        """Search Redis; during an outage (or while writes wait), memory's results too."""
         async def from_redis() -> list[MemoryEntry] | None:
             return (await self.redis.search_memory(app_name=app_name, user_id=user_id, query=query)).memories
 
@@ -889,6 +906,12 @@ async def _build(
     fallback_cls: type[FallbackSessionService] | type[FallbackMemoryService],
     in_memory: type[InMemorySessionService] | type[InMemoryMemoryService],
 ) -> Any:
+    breaker = {"failure_threshold", "health_check_interval"}
+    check_keywords(
+        f"create_{'session' if redis_cls is RedisSessionService else 'memory'}_service",
+        kw,
+        (keyword_names(redis_cls) - {"settings"}) | breaker,
+    )
     settings = settings or load_settings()
     if not settings.redis_enabled:
         return in_memory()
@@ -919,7 +942,7 @@ async def create_session_service(settings: RedisSettings | None = None, **kw: An
       :class:`~adk_redis.errors.RedisUnavailableError` when Redis does not answer.
 
     ``failure_threshold`` and ``health_check_interval`` go to the fallback
-    service; every other keyword to :class:`RedisSessionService`.
+    service; every other keyword to :class:`RedisSessionService` (an unknown one raises ``TypeError``).
     """
     service: BaseSessionService = await _build(
         settings, kw, RedisSessionService, FallbackSessionService, InMemorySessionService

@@ -33,6 +33,7 @@ from .. import telemetry
 from .._core import codec
 from .._core.codec import text
 from .._core.connection import create_client, is_cluster, read_script
+from .._core.kwargs import strict
 from ..config import RedisSettings, resolve_settings
 from ..errors import CorruptedDataError, MergeConflictError, RedisOutcomeUnknownError, server_error
 from ..keys import KeySchema, SessionKeys
@@ -190,7 +191,8 @@ class RedisSessionService(BaseSessionService):
       key_prefix: overrides ``REDIS_KEY_PREFIX`` (default ``vana``).
       session_ttl_hours: sliding TTL refreshed on every write; ``None``
         (the default) keeps sessions until deleted.
-      agents_dir: accepted and ignored (ADK's service registry passes it).
+      agents_dir: accepted and ignored (ADK's service registry passes it).  Any other unknown
+        keyword raises ``TypeError`` naming the accepted ones.
       id_policy: session id validation (:class:`adk_redis.security.IdPolicy`);
         the default rejects only control characters and over-long ids.
       stale_policy: what an append through a session object that is behind
@@ -210,6 +212,7 @@ class RedisSessionService(BaseSessionService):
         are compared with the writes made through this session only.
     """
 
+    @strict
     def __init__(
         self,
         uri: str | None = None,
@@ -221,7 +224,6 @@ class RedisSessionService(BaseSessionService):
         agents_dir: str | None = None,
         id_policy: IdPolicy | None = None,
         stale_policy: StalePolicy | None = None,
-        **_ignored: Any,
     ) -> None:
         del agents_dir
         self.id_policy = id_policy or PERMISSIVE_POLICY
@@ -344,6 +346,7 @@ class RedisSessionService(BaseSessionService):
         state: dict[str, Any] | None = None,
         session_id: str | None = None,
     ) -> Session:
+        """Create a session (``state`` split by scope: app, user, session); AlreadyExistsError if taken."""
         session_id = _strip_id(session_id) or None
         explicit_id = session_id is not None
         session_id = session_id or platform_uuid.new_uuid()
@@ -424,6 +427,7 @@ class RedisSessionService(BaseSessionService):
         session_id: str,
         config: GetSessionConfig | None = None,
     ) -> Session | None:
+        """The session with its events (``config`` limits them), or None when it does not exist."""
         session_id = _strip_id(session_id)
         if not self.id_policy.allows(session_id):
             return None
@@ -456,6 +460,7 @@ class RedisSessionService(BaseSessionService):
     @override
     @_data_errors
     async def list_sessions(self, *, app_name: str, user_id: str | None = None) -> ListSessionsResponse:
+        """Every session of the app (``user_id=None``) or of one user, without events, oldest update first."""
         pairs: list[tuple[str, str]] = []
         index = self.keys.app_index(app_name) if user_id is None else self.keys.user_index(app_name, user_id)
         for m in await self.client.zrange(index, 0, -1):
@@ -736,6 +741,7 @@ class RedisSessionService(BaseSessionService):
     @override
     @_data_errors
     async def delete_session(self, *, app_name: str, user_id: str, session_id: str) -> None:
+        """Delete the session and its events (nothing happens when it does not exist)."""
         session_id = _strip_id(session_id)
         if not self.id_policy.allows(session_id):
             return
@@ -767,6 +773,7 @@ class RedisSessionService(BaseSessionService):
     @override
     @_data_errors
     async def get_user_state(self, *, app_name: str, user_id: str) -> dict[str, Any]:
+        """The user's ``user:``-scoped state, without the prefix."""
         key = self.keys.user_state(app_name, user_id)
         try:
             reply = await self.client.hgetall(key)

@@ -46,6 +46,7 @@ from google.adk.sessions.session import Session
 from google.genai import types
 
 from .._core.connection import create_client
+from .._core.kwargs import strict
 from .._core.url import redact_url
 from ..config import RedisSettings, load_settings
 from ..errors import (  # defined in adk_redis.errors, re-exported here
@@ -110,7 +111,7 @@ class AppConfig:
 
 
 def _store_config_for(settings: RedisSettings) -> SessionStoreConfig:
-    return SessionStoreConfig().resolved(settings)
+    return SessionStoreConfig().resolved(settings=settings)
 
 
 def get_config() -> AppConfig:
@@ -264,6 +265,7 @@ class SessionStore:
         """The store serving now: ``"redis"`` or ``"memory"``."""
         return self.backend.store_type
 
+    @strict
     def __init__(
         self,
         *,
@@ -662,6 +664,7 @@ def _memory_store(
         raise
 
 
+@strict
 def create_session_store(
     config_override: SessionStoreConfig | None = None,
     force_memory: bool = False,
@@ -679,7 +682,7 @@ def create_session_store(
     and never closed by the store.
     """
     settings = settings or load_settings()
-    config = (config_override or SessionStoreConfig()).resolved(settings)
+    config = (config_override or SessionStoreConfig()).resolved(settings=settings)
     app_name = config.app_name or settings.redis_key_prefix
     if force_memory:
         return _memory_store(config, settings, app_name, "in-memory store requested (force_memory)")

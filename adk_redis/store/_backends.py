@@ -20,10 +20,11 @@ from typing import Any, Protocol, TypeVar, cast
 import redis.asyncio as aioredis
 from google.adk.sessions.base_session_service import BaseSessionService
 from google.adk.sessions.in_memory_session_service import InMemorySessionService
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from .._core.codec import text
 from .._core.connection import typed_error
+from .._core.kwargs import known_fields
 from .._core.url import redact_url
 from ..config import RedisSettings
 from ..errors import AdkRedisError, RedisUnavailableError
@@ -57,7 +58,12 @@ class SessionStoreConfig(BaseModel):
     app_name: str | None = Field(default=None, min_length=1)
     flag_threshold: int = Field(default=3, ge=1)
 
-    def resolved(self, settings: RedisSettings) -> SessionStoreConfig:
+    @model_validator(mode="before")
+    @classmethod
+    def _known_fields(cls, data: Any) -> Any:
+        return known_fields(cls, data)  # a misspelt field is a TypeError naming the fields
+
+    def resolved(self, *, settings: RedisSettings) -> SessionStoreConfig:
         """This config with every field left unset taken from ``settings`` (one set of defaults)."""
         given = self.model_fields_set
         update: dict[str, Any] = {}
