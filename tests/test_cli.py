@@ -76,7 +76,7 @@ def test_sessions_list_show_delete(cli: Cli) -> None:
     code, rows = cli.json("sessions", "list", "--app", "app1", "--user", "ann")
     by_id = {r["id"]: r for r in rows}
     assert set(by_id) == {ids["ann1"], "second"}
-    assert by_id[ids["ann1"]]["events"] == 2 and by_id[ids["ann1"]]["state_keys"] == 2
+    assert by_id[ids["ann1"]]["events"] == 2 and by_id[ids["ann1"]]["state_keys"] == 3  # +user:visits
     code, out, _ = cli("sessions", "list", "--app", "app1", "--user", "ann", "--json")  # option after command
     assert code == 0 and len(json.loads(out)) == 2
 

@@ -6,7 +6,7 @@ Exit codes (the README's table; one test per row in ``tests/test_cli_errors.py``
 code  class                        examples
 ====  ===========================  ======================================================
 0     ok
-1     problem found                doctor warnings, a missing session or memory, rejected import records
+1     problem found                doctor warnings, a missing session, app or memory, rejected import records
 2     usage or configuration       unknown option, malformed ``--url``, bad setting, db out of range
 3     connection or server         Redis unreachable, wrong/no password, not Redis, OOM / read-only
 4     permission                   the ACL user may not run a command (NOPERM)
@@ -36,7 +36,7 @@ EXIT_DATA = 6
 #: (exit code, class) for the README table and ``--help``.
 EXIT_CODES = (
     (EXIT_OK, "ok"),
-    (EXIT_PROBLEM, "problem found (doctor warnings, missing session or memory, rejected import records)"),
+    (EXIT_PROBLEM, "problem found (doctor warnings, missing session, app or memory, rejected import records)"),
     (EXIT_USAGE, "usage or configuration error"),
     (EXIT_CONNECTION, "connection, authentication or server error"),
     (EXIT_PERMISSION, "permission denied by the server's ACL"),

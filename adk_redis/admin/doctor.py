@@ -12,10 +12,12 @@ import time
 from typing import Any
 from urllib.parse import urlsplit
 
-from redis.exceptions import AuthenticationError, ResponseError
+from redis.exceptions import AuthenticationError, RedisError, ResponseError
 
 from .._core.codec import text
+from .._core.connection import new_client
 from .._core.url import redact_url as redact
+from ..errors import ConfigurationError
 from ..memory._service import RedisMemoryService
 from ..sessions._service import RedisSessionService
 from .common import EXIT_OK, EXIT_PERMISSION, EXIT_PROBLEM, Result, plural, server_info
@@ -34,13 +36,7 @@ async def cmd_doctor(svc: RedisSessionService, args: argparse.Namespace, url: st
     except Exception as exc:  # noqa: BLE001 - classified below; anything else is re-raised
         return _unreachable(exc, url, checks, check)
     check("connectivity", "ok", f"{redact(url)} answered PING")
-    check(
-        "auth",
-        "ok",
-        "authenticated"
-        if urlsplit(url).password or svc.settings.redis_password
-        else "no password configured; the server accepted the connection",
-    )
+    check("auth", *await _auth(svc, url))
     samples = []
     for _ in range(20):
         start = time.perf_counter()
@@ -144,6 +140,44 @@ _CHECKS = (
     "key space",
     "stored sessions",
 )
+
+
+async def _auth(svc: RedisSessionService, url: str) -> tuple[str, str]:
+    """The auth row: a password sent to a server that requires none protects nothing (warn)."""
+    if not (urlsplit(url).password or svc.settings.redis_password):
+        return "ok", "no password configured; the server accepted the connection"
+    needs = await _server_needs_password(svc, url)
+    if needs is False:
+        return "warn", (
+            "a password was sent, but the server requires no password: any client can connect "
+            "(set requirepass or ACL users on the server, or drop the password)"
+        )
+    return "ok", "authenticated" if needs else "authenticated (whether the server requires it: not checked)"
+
+
+async def _server_needs_password(svc: RedisSessionService, url: str) -> bool | None:
+    """PING once without credentials: False when the server answers, True when it wants a password,
+    None when it cannot tell (a sentinel URL, an injected client, no answer)."""
+    parts = urlsplit(url)
+    if "sentinel" in parts.scheme or not parts.hostname and parts.scheme != "unix":
+        return None
+    bare = parts._replace(netloc=parts.netloc.rpartition("@")[2]).geturl()
+    settings = svc.settings.model_copy(update={"redis_password": None, "redis_retry_attempts": 0})
+    try:
+        probe = new_client(settings, bare)
+    except (ValueError, ConfigurationError):
+        return None
+    try:
+        await probe.ping()
+    except AuthenticationError:
+        return True
+    except ResponseError as exc:
+        return True if "NOAUTH" in str(exc) or "NOPERM" in str(exc) else None
+    except (RedisError, OSError):
+        return None
+    finally:
+        await probe.aclose()
+    return False
 
 
 def _tls(url: str) -> tuple[str, str]:

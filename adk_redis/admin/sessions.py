@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import difflib
 import json
 import sys
 from typing import Any
@@ -13,16 +14,18 @@ from google.adk.sessions.state import State
 
 from .._core.codec import text
 from ..errors import InvalidCursorError
+from ..keys import KeySchema
 from ..sessions._layout import COUNT
 from ..sessions._pages import MAX_PAGE_LIMIT, PageOrder
 from ..sessions._service import RedisSessionService
 from .common import EXIT_OK, EXIT_PROBLEM, CliError, Result, iso, plural, server_info
 
-_SCOPED = (State.APP_PREFIX, State.USER_PREFIX, State.TEMP_PREFIX)
+_NOT_THE_SESSIONS = (State.APP_PREFIX, State.TEMP_PREFIX)  # app-wide, or never stored
 
 
-def _session_only(state: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in state.items() if not k.startswith(_SCOPED)}
+def _state_keys(state: dict[str, Any]) -> int:
+    """The STATE KEYS column: the session's own keys and its user's ``user:`` keys."""
+    return sum(1 for k in state if not k.startswith(_NOT_THE_SESSIONS))
 
 
 async def _scan(client: Any, pattern: str) -> list[str]:
@@ -42,6 +45,49 @@ async def index_tags(svc: RedisSessionService) -> tuple[dict[str, str], dict[str
         elif parsed.kind == "app_index":
             apps[parsed.app] = key
     return apps, users
+
+
+async def prefixes_in_use(svc: RedisSessionService) -> dict[str, int]:
+    """{key prefix: apps} of every prefix on the server holding session indexes (SCAN: admin only)."""
+    apps: dict[str, set[str]] = {}
+    for key in await _scan(svc.client, KeySchema("*").index_pattern()):
+        head, sep, _ = key.rpartition(":session:{")  # ids are escaped: no ':session:{' inside them
+        parsed = KeySchema(head).parse_key(key) if sep and head else None
+        if parsed is not None and parsed.app is not None:
+            apps.setdefault(head, set()).add(parsed.app)
+    return {p: len(a) for p, a in sorted(apps.items())}
+
+
+def _prefix_hint(prefixes: dict[str, int], current: str) -> str:
+    others = {p: n for p, n in prefixes.items() if p != current}
+    if not others:
+        return "no other key prefix on this server holds sessions"
+    listed = ", ".join(f"{p!r} ({plural(n, 'app')})" for p, n in others.items())
+    return f"key prefixes with sessions on this server: {listed} (choose one with --prefix)"
+
+
+async def unknown_app(svc: RedisSessionService, app: str) -> Result | None:
+    """None when ``app`` has sessions under the prefix; else the "not found" result naming what exists."""
+    if await svc.client.exists(svc.keys.app_index(app)):
+        return None
+    apps, users = await index_tags(svc)
+    known = sorted(set(apps) | set(users))
+    if app in known:
+        return None
+    prefix = svc.keys.prefix
+    msg = f"app {app!r} not found under key prefix {prefix!r}"
+    data: dict[str, Any] = {"error": msg, "apps": known}
+    if known:
+        close = difflib.get_close_matches(app, known, n=1)
+        msg += f"; its apps: {', '.join(repr(a) for a in known)}"
+        if close:
+            msg += f" (did you mean {close[0]!r}?)"
+    else:
+        prefixes = await prefixes_in_use(svc)
+        data["prefixes"] = prefixes
+        msg += f" (no apps there); {_prefix_hint(prefixes, prefix)}"
+    data["error"] = msg
+    return Result(data, [msg], EXIT_PROBLEM)
 
 
 async def cmd_stats(svc: RedisSessionService, args: argparse.Namespace) -> Result:
@@ -79,7 +125,9 @@ async def cmd_stats(svc: RedisSessionService, args: argparse.Namespace) -> Resul
         f"prefix:   {svc.keys.prefix!r}: {len(all_keys)} keys ({memory_keys} memory keys)",
     ]
     if not per_app:
-        lines.append("apps:     none")
+        prefixes = await prefixes_in_use(svc)
+        data["prefixes"] = prefixes
+        lines.append(f"apps:     none under this prefix; {_prefix_hint(prefixes, svc.keys.prefix)}")
     for app, counts in per_app.items():
         lines.append(
             f"app {app!r}: {plural(counts['sessions'], 'session')}, {plural(counts['users'], 'user')}"
@@ -106,6 +154,10 @@ async def cmd_sessions_list(svc: RedisSessionService, args: argparse.Namespace) 
         cursor = page.next_cursor
         if cursor is None or not getattr(args, "all", False):
             break
+    if not sessions and getattr(args, "cursor", None) is None:
+        missing = await unknown_app(svc, args.app)  # a typo'd --app names the apps that exist
+        if missing is not None:
+            return missing
     pipe = svc.client.pipeline(transaction=False)
     for s in sessions:
         pipe.hget(svc.keys.session(s.app_name, s.user_id, s.id).meta, COUNT)
@@ -117,7 +169,7 @@ async def cmd_sessions_list(svc: RedisSessionService, args: argparse.Namespace) 
             "id": s.id,
             "last_update_time": s.last_update_time,
             "events": int(n) if n is not None else None,
-            "state_keys": len(_session_only(s.state)),
+            "state_keys": _state_keys(s.state),
         }
         for s, n in zip(sessions, counts, strict=True)
     ]
@@ -161,6 +213,9 @@ def _describe_event(event: Event) -> str:
 async def cmd_sessions_show(svc: RedisSessionService, args: argparse.Namespace) -> Result:
     session = await svc.get_session(app_name=args.app, user_id=args.user, session_id=args.session_id)
     if session is None:
+        missing = await unknown_app(svc, args.app)
+        if missing is not None:
+            return missing
         msg = f"session {args.session_id!r} of user {args.user!r} in app {args.app!r} not found"
         return Result({"error": msg}, [msg], EXIT_PROBLEM)
     data = json.loads(session.model_dump_json(exclude_none=True))
