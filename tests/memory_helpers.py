@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import itertools
+import os
 import time
+from pathlib import Path
 from typing import Any
 
 from google.adk.events.event import Event
@@ -11,6 +13,8 @@ from google.adk.sessions.session import Session
 from google.genai import types
 
 from adk_redis import RedisSettings
+from tests.helpers import drop_prefix as drop_prefix
+from tests.helpers import missing  # defined there; the memory tests import it here
 
 _ids = itertools.count()
 
@@ -35,12 +39,18 @@ def texts_of(response: Any) -> list[str]:
     return [" ".join(p.text or "" for p in (m.content.parts or [])) for m in response.memories]
 
 
-async def drop_prefix(client: Any, prefix: str) -> None:
-    """Test-only cleanup of one unique prefix (never a request path)."""
-    keys = [k async for k in client.scan_iter(match=f"{prefix}:*", count=1000)]
-    if keys:
-        await client.delete(*keys)
-
-
 def settings_for(prefix: str, **ttl_hours: float) -> RedisSettings:
     return RedisSettings.model_validate({"redis_key_prefix": prefix, **ttl_hours})
+
+
+LOCOMO_APP = "locomo"
+
+
+def locomo_dev_file() -> Path:
+    """LoCoMo's development half (``LOCOMO_DEV``, see bench/locomo.py); missing: fails in CI, else skips."""
+    from bench import locomo
+
+    path = locomo.dev_path(Path(__file__).resolve().parent.parent)
+    if path is None or not path.is_file():
+        missing(f"LoCoMo development half not found (LOCOMO_DEV={os.environ.get('LOCOMO_DEV')!r})")
+    return path

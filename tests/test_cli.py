@@ -14,22 +14,12 @@ from typing import Any
 
 import pytest
 from google.adk.events.event import Event
-from google.adk.events.event_actions import EventActions
-from google.genai import types
 
 from adk_redis import RedisSessionService
 from adk_redis.admin.cli import main, redact
 from tests.cli_fixtures import Cli
+from tests.helpers import chat_event as _event
 from tests.servers import redis_cluster, redis_server
-
-
-def _event(author: str, text: str, delta: dict[str, Any] | None = None) -> Event:
-    return Event(
-        author=author,
-        invocation_id="inv",
-        content=types.Content(role="user" if author == "user" else "model", parts=[types.Part(text=text)]),
-        actions=EventActions(state_delta=delta or {}),
-    )
 
 
 async def _seed(svc: RedisSessionService) -> dict[str, str]:

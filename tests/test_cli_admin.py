@@ -12,7 +12,7 @@ from google.genai import types
 from adk_redis import RedisSessionService
 from adk_redis.memory._service import RedisMemoryService
 from tests.cli_fixtures import Cli
-from tests.test_cli import _event
+from tests.helpers import chat_event as _event
 
 
 async def _seed_dangling(svc: RedisSessionService) -> dict[str, str]:

@@ -17,7 +17,7 @@ from adk_redis import ConfigurationError, CorruptedDataError, RedisSessionServic
 from adk_redis._core.codec import PayloadCodec
 from adk_redis._core.crypto import Keyring, KeyringError, parse_keyring
 
-from .conftest import _drop_prefix
+from .helpers import drop_prefix as _drop_prefix
 
 APP = "app"
 SECRET = "the launch code is 0000"

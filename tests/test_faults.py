@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import threading
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -30,7 +29,7 @@ from adk_redis import (
 )
 from adk_redis.resilience._breaker import BreakerState
 
-from .servers import RedisServer
+from .servers import RedisServer, stall
 
 APP = "app"
 DEADLINE = 0.4
@@ -64,26 +63,6 @@ def server() -> Iterator[RedisServer]:
     srv.start()
     yield srv
     srv.stop()
-
-
-def stall(server: RedisServer, seconds: float, how: str = "sleep") -> threading.Thread:
-    """Stall ``server`` for ``seconds`` from another thread (DEBUG SLEEP or CLIENT PAUSE)."""
-    client = server.client(socket_timeout=seconds + 5)
-    if how == "pause":
-        client.execute_command("CLIENT", "PAUSE", int(seconds * 1000), "ALL")
-        client.close()
-        thread = threading.Thread(target=lambda: time.sleep(seconds))
-        thread.start()
-        return thread
-
-    def run() -> None:
-        with client:
-            client.execute_command("DEBUG", "SLEEP", seconds)
-
-    thread = threading.Thread(target=run)
-    thread.start()
-    time.sleep(0.1)  # the server is inside the sleep now
-    return thread
 
 
 async def timed(coro: Any) -> tuple[float, Any]:

@@ -37,7 +37,7 @@ from pydantic_core import to_jsonable_python
 
 from adk_redis import RedisSessionService
 
-from .conftest import _drop_prefix
+from .helpers import drop_prefix as _drop_prefix
 
 # CorruptedDataError and ADK's not-found / stale errors are ValueErrors.
 TYPED = (ValueError, TypeError, AlreadyExistsError)

@@ -7,7 +7,6 @@ above the repository, else ``/work/shared/...``); under ``CI=true`` a missing fi
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
@@ -15,9 +14,9 @@ import pytest
 
 from adk_redis import RedisMemoryService
 from bench import locomo
-from tests.memory_helpers import drop_prefix
+from tests.memory_helpers import LOCOMO_APP, drop_prefix, locomo_dev_file
 
-APP = "locomo"
+APP = LOCOMO_APP
 
 # Targets of issue 12 on the development half (categories 1-4).
 RECALL_AT_10 = 0.65
@@ -104,13 +103,7 @@ async def test_tiny_conversation_through_our_service(redis_memory: RedisMemorySe
 
 
 def _dev_file() -> Path:
-    path = locomo.dev_path(Path(__file__).resolve().parent.parent)
-    if path is None or not path.is_file():
-        msg = f"LoCoMo development half not found (LOCOMO_DEV={os.environ.get('LOCOMO_DEV')!r})"
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(msg)
-        pytest.skip(msg)
-    return path
+    return locomo_dev_file()
 
 
 def test_dev_file_as_described() -> None:

@@ -14,8 +14,9 @@ import pytest
 from adk_redis import RedisMemoryService
 from adk_redis.memory.embeddings import SentenceTransformerEmbedder
 from bench import locomo
+from tests.memory_helpers import LOCOMO_APP as APP
 from tests.memory_helpers import drop_prefix
-from tests.test_memory_locomo import APP, _dev_file
+from tests.memory_helpers import locomo_dev_file as _dev_file
 
 pytestmark = pytest.mark.model
 

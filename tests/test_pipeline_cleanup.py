@@ -27,8 +27,7 @@ import adk_redis
 from adk_redis import FallbackMemoryService, RedisMemoryService, RedisSessionService, load_settings
 from adk_redis._core.connection import pool_stats
 
-from .servers import RedisServer
-from .test_faults import stall
+from .servers import RedisServer, stall
 
 APP = "app"
 DEADLINE = 0.4

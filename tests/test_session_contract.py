@@ -9,22 +9,9 @@ from typing import Any
 import pytest
 from google.adk.errors.already_exists_error import AlreadyExistsError
 from google.adk.errors.session_not_found_error import SessionNotFoundError
-from google.adk.events.event import Event
-from google.adk.events.event_actions import EventActions
 from google.adk.sessions.base_session_service import GetSessionConfig
-from google.genai import types
 
-
-def text_event(text: str, *, author: str = "user", ts: float | None = None, **delta: Any) -> Event:
-    event = Event(
-        author=author,
-        invocation_id="inv",
-        content=types.Content(role="user" if author == "user" else "model", parts=[types.Part(text=text)]),
-        actions=EventActions(state_delta=dict(delta)) if delta else EventActions(),
-    )
-    if ts is not None:
-        event.timestamp = ts
-    return event
+from tests.helpers import text_event
 
 
 async def test_create_and_get_roundtrip(session_service: Any) -> None:

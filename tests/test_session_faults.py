@@ -16,8 +16,7 @@ from google.adk.events.event_actions import EventActions
 from adk_redis import RedisSessionService, load_settings
 from adk_redis.errors import CorruptedDataError, RedisOutOfMemoryError, RedisPermissionError
 
-from .servers import RedisServer
-from .test_faults import stall
+from .servers import RedisServer, stall
 
 
 def ev(**delta: Any) -> Event:

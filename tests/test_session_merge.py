@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 
 from adk_redis import RedisSessionService
 from adk_redis.errors import MergeConflictError
-from tests.conftest import _drop_prefix
+from tests.helpers import drop_prefix as _drop_prefix
 
 
 def ev(text: str, delta: dict[str, Any] | None = None, *, eid: str | None = None) -> Event:

@@ -10,8 +10,12 @@ from typing import Any
 
 from adk_redis import RedisSessionService
 from adk_redis.errors import MergeConflictError
+from tests.helpers import chat_event
 from tests.servers import start_together
-from tests.test_session_concurrency import _event
+
+
+def _event(text: str, delta: dict[str, Any]) -> Any:
+    return chat_event("user", text, delta)
 
 PROCESSES = 8
 APPENDS = 200

@@ -21,7 +21,7 @@ from hypothesis import given, settings
 
 from adk_redis import ConfigurationError, CorruptedDataError, RedisSessionService, RedisSettings
 from adk_redis.keys import KeySchema, escape, unescape
-from tests.test_session_contract import text_event
+from tests.helpers import text_event
 
 
 @pytest.fixture(params=["adk_database", "fakeredis", "redis"])

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import tempfile
 import uuid
@@ -17,6 +16,7 @@ from adk_redis import RedisSessionService, load_settings
 from adk_redis.errors import RedisPermissionError
 from adk_redis.resilience._fallback import create_session_service
 
+from .helpers import missing
 from .servers import REDIS_SERVER, RedisServer, free_port, redis_server
 
 FAST = {"redis_connect_timeout": 1.0, "redis_socket_timeout": 1.0, "redis_retry_attempts": 0}
@@ -82,9 +82,7 @@ def _require_tls(certs: Path) -> None:
         message = (
             f"{REDIS_SERVER} was built without TLS; install Redis (redis-server on PATH) for the TLS tests"
         )
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
+        missing(message)
 
 
 def _server_tls_args(certs: Path, *, auth_clients: str) -> list[str]:
