@@ -35,6 +35,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from ..config import RedisSettings, client_url
 from ..errors import RedisOutcomeUnknownError, RedisUnavailableError
+from .stats import ClientStats, PoolStats
 from .url import redact_url
 
 T = TypeVar("T")
@@ -656,7 +657,7 @@ async def _release_pipeline(pipe: Any, error: BaseException) -> None:
         await asyncio.shield(pipe.reset())  # releases the connection (a second cancel cannot cut it short)
 
 
-def pool_stats(client: Any) -> dict[str, int | None]:
+def pool_stats(client: Any) -> PoolStats:
     """Created / in-use connections of a redis-py asyncio client (summed over cluster nodes)."""
     if isinstance(client, LoopLocalClient):
         client = client.current
@@ -696,6 +697,6 @@ def retry_failures(client: Any) -> int:
     return int(getattr(retry, "failures", 0) or 0)
 
 
-def client_stats(client: Any) -> dict[str, Any]:
+def client_stats(client: Any) -> ClientStats:
     """``connection_retries`` and ``pool`` (created / in use / max) of a client."""
     return {"connection_retries": retry_failures(client), "pool": pool_stats(client)}

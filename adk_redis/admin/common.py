@@ -36,7 +36,7 @@ EXIT_DATA = 6
 #: (exit code, class) for the README table and ``--help``.
 EXIT_CODES = (
     (EXIT_OK, "ok"),
-    (EXIT_PROBLEM, "problem found (doctor warnings, missing session, app or memory, rejected import records)"),
+    (EXIT_PROBLEM, "problem found (doctor warnings, missing session, app or memory, rejected imports)"),
     (EXIT_USAGE, "usage or configuration error"),
     (EXIT_CONNECTION, "connection, authentication or server error"),
     (EXIT_PERMISSION, "permission denied by the server's ACL"),

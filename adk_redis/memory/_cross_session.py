@@ -25,6 +25,7 @@ from redis.exceptions import ResponseError
 from .._core.codec import text
 from .._core.connection import read_script
 from .._core.kwargs import strict
+from .._core.ttl import ttl_ms
 from ..config import RedisSettings
 from ..errors import CorruptedDataError, server_error
 from ..keys import KeySchema, escape, unescape
@@ -102,11 +103,6 @@ _LIVE_MEMBERS = r"""
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
 return redis.call('ZRANGE', KEYS[1], 0, -1)
 """
-
-
-def ttl_ms(hours: float) -> int:
-    """Hours (fractional allowed) to whole milliseconds, at least 1."""
-    return max(1, int(round(hours * 3_600_000)))
 
 
 def flatten_text(value: Any) -> str:

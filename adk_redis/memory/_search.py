@@ -38,7 +38,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from redis.exceptions import OutOfMemoryError, ResponseError
+from redis.exceptions import ResponseError
 
 from .._core.codec import text
 from .._core.connection import read_script
@@ -417,14 +417,8 @@ return 1
 """
 
 
-def write_error(exc: ResponseError, where: str) -> Exception:
-    """The typed error of a failed index write (:func:`adk_redis.errors.server_error`; redis-py
-    reports OOM as its own ``OutOfMemoryError`` without the ``OOM`` code)."""
-    if isinstance(exc, OutOfMemoryError):
-        return RedisOutOfMemoryError(
-            f"{where}: Redis is out of memory (maxmemory reached, nothing was written): {str(exc)[:160]}"
-        )
-    return server_error(exc, where)
+#: The typed error of a failed index write: the one mapping of error replies (OOM included).
+write_error = server_error
 
 
 def partial_write_error(exc: Exception, where: str, written: tuple[str, ...]) -> Exception:

@@ -32,7 +32,6 @@ import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from types import TracebackType
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from google.adk.memory.base_memory_service import BaseMemoryService, SearchMemoryResponse
@@ -45,6 +44,7 @@ from .. import telemetry
 from .._core.codec import text
 from .._core.connection import create_client, is_cluster
 from .._core.kwargs import strict
+from .._core.lifecycle import RedisClientOwner
 from ..config import RedisSettings, resolve_settings
 from ..errors import CorruptedDataError, InvalidCursorError, RedisOutOfMemoryError
 from ..keys import KeySchema, MemoryIndexKeys
@@ -171,7 +171,7 @@ def memory_text(content: types.Content | None) -> str:
     return content_text(content)
 
 
-class RedisMemoryService(BaseMemoryService):
+class RedisMemoryService(RedisClientOwner, BaseMemoryService):
     """A persistent, multi-process ADK memory service backed by Redis.
 
     Args:
@@ -224,8 +224,7 @@ class RedisMemoryService(BaseMemoryService):
         )
         self.settings = settings
         self.keys = KeySchema(settings.redis_key_prefix)
-        self._owns_client = client is None
-        self.client: Any = client if client is not None else create_client(settings, uri)
+        self._use_client(client, lambda: create_client(settings, uri))
         self._cluster = is_cluster(self.client)
         self.search_limit = settings.memory_search_limit
         self.min_score = settings.memory_min_score
@@ -681,26 +680,7 @@ class RedisMemoryService(BaseMemoryService):
             memories.append(entry)
         return SearchMemoryResponse(memories=memories)
 
-    # -- lifecycle ---------------------------------------------------------------
-    async def ping(self) -> bool:
-        """True when Redis answers (raises the client's connection error otherwise)."""
-        return bool(await self.client.ping())
-
-    async def close(self) -> None:
-        """Close the client if this service created it."""
-        if self._owns_client:
-            await self.client.aclose()
-
-    async def __aenter__(self) -> RedisMemoryService:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.close()
+    # -- lifecycle: ping, close, async with (RedisClientOwner) -----------------------
 
 
 # OpenTelemetry spans/metrics (adk_redis.telemetry); a no-op check while no SDK is configured.

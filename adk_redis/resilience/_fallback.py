@@ -30,7 +30,6 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import datetime
-from types import TracebackType
 from typing import Any, TypeVar
 
 from google.adk.events.event import Event
@@ -46,11 +45,12 @@ from google.adk.sessions.base_session_service import (
 from google.adk.sessions.in_memory_session_service import InMemorySessionService
 from google.adk.sessions.session import Session
 from google.adk.sessions.state import State
-from typing_extensions import Self, override
+from typing_extensions import override
 
 from .. import telemetry
 from .._core.connection import client_stats
 from .._core.kwargs import check_keywords, keyword_names, strict
+from .._core.lifecycle import RedisClientOwner
 from .._core.url import redact_url
 from ..config import RedisSettings, load_settings
 from ..errors import MergeConflictError, RedisUnavailableError
@@ -64,9 +64,9 @@ from ._breaker import (
     CircuitBreaker,
     FailedWrite,
     Resilience,
-    reachable,
 )
 from ._conflicts import ConflictLog, WriteBackConflict
+from ._startup import probe_at_start
 
 __all__ = [
     "UNAVAILABLE_ERRORS",
@@ -110,12 +110,13 @@ def _delta_keys(event: Event) -> set[str]:
     return {k for k in delta if not k.startswith(State.TEMP_PREFIX)}
 
 
-class _Fallback:
-    """What both fallback services share: the core, stats, lifecycle."""
+class _Fallback(RedisClientOwner):
+    """What both fallback services share: the core, stats, lifecycle (``client``: the Redis service's)."""
 
     redis: Any
 
     def _init_core(self, failure_threshold: int, health_check_interval: float, start_open: bool) -> None:
+        self._use_client(self.redis.client, lambda: None)  # the Redis service owns it
         self.core = Resilience(
             self.redis.ping,
             failure_threshold=failure_threshold,
@@ -166,17 +167,6 @@ class _Fallback:
         """Stop the health loop and close the Redis service."""
         await self.core.close()
         await self.redis.close()
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.close()
 
 
 class FallbackSessionService(_Fallback, BaseSessionService):
@@ -921,14 +911,13 @@ async def _build(
     }
     where = redact_url(kw.get("uri") or settings.redis_url)
     service = redis_cls(settings=settings, **kw)
-    ok = await reachable(service.ping)  # bounded by the client's operation deadline
-    if settings.redis_fallback_to_memory:
-        if not ok:
-            logger.warning("Redis at %s is unreachable; starting on %s", where, in_memory.__name__)
-        return fallback_cls(service, start_open=not ok, **breaker_kw)  # type: ignore[arg-type]
-    if not ok:
+    try:
+        ok = await probe_at_start(service.ping, settings=settings, where=where, log=logger)
+    except RedisUnavailableError:
         await service.close()
-        raise RedisUnavailableError(f"Redis at {where} is unreachable and REDIS_FALLBACK_TO_MEMORY is false")
+        raise
+    if settings.redis_fallback_to_memory:
+        return fallback_cls(service, start_open=not ok, **breaker_kw)  # type: ignore[arg-type]
     return service
 
 

@@ -10,7 +10,6 @@ import math
 import secrets
 from collections import deque
 from collections.abc import Callable, Coroutine, Sequence
-from types import TracebackType
 from typing import Any, Literal, ParamSpec, TypeVar, get_args
 
 from google.adk.errors import StaleSessionError
@@ -34,6 +33,8 @@ from .._core import codec
 from .._core.codec import text
 from .._core.connection import create_client, is_cluster, read_script
 from .._core.kwargs import strict
+from .._core.lifecycle import RedisClientOwner
+from .._core.ttl import ttl_ms
 from ..config import RedisSettings, resolve_settings
 from ..errors import CorruptedDataError, MergeConflictError, RedisOutcomeUnknownError, server_error
 from ..keys import KeySchema, SessionKeys
@@ -179,7 +180,7 @@ def _merge(app: dict[str, Any], user: dict[str, Any], session: dict[str, Any]) -
     return merged
 
 
-class RedisSessionService(BaseSessionService):
+class RedisSessionService(RedisClientOwner, BaseSessionService):
     """A persistent, multi-process ADK session service backed by Redis.
 
     Args:
@@ -241,11 +242,10 @@ class RedisSessionService(BaseSessionService):
         self.skipped_records: deque[str] = deque(maxlen=1000)
         self.keys = KeySchema(settings.redis_key_prefix)
         self.codec = codec.PayloadCodec.from_settings(settings)
-        self._owns_client = client is None
-        self.client: Any = client if client is not None else create_client(settings, uri)
+        self._use_client(client, lambda: create_client(settings, uri))
         self._cluster = is_cluster(self.client)
         ttl = settings.session_ttl_hours
-        self._ttl = str(int(ttl * 3_600_000)) if ttl else "0"
+        self._ttl = str(ttl_ms(ttl)) if ttl else "0"
         self._create = self.client.register_script(scripts.CREATE_SESSION)
         self._append = self.client.register_script(scripts.APPEND_EVENT)
         self._get = read_script(self.client, scripts.GET_SESSION)
@@ -985,26 +985,7 @@ class RedisSessionService(BaseSessionService):
         sk = self.keys.session(app_name, user_id, session_id)
         return bool(await self._upgrade(keys=sk.script_keys, args=[]))
 
-    # -- lifecycle -------------------------------------------------------------
-    async def ping(self) -> bool:
-        """True when the server answers PING."""
-        return bool(await self.client.ping())
-
-    async def close(self) -> None:
-        """Close the connection pool (an injected client is left open)."""
-        if self._owns_client:
-            await self.client.aclose()
-
-    async def __aenter__(self) -> RedisSessionService:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.close()
+    # -- lifecycle: ping, close, async with (RedisClientOwner) ---------------------
 
 
 # OpenTelemetry spans/metrics (adk_redis.telemetry); a no-op check while no SDK is configured.

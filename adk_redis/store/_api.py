@@ -56,11 +56,13 @@ from ..errors import (  # defined in adk_redis.errors, re-exported here
     SessionLimitError,
     UnknownSessionError,
 )
-from ..resilience._breaker import UNAVAILABLE_ERRORS
+from ..resilience._startup import probe_at_start
 from ..security import access_logger, redact
 from ._backends import (
     LocalStoreBackend,
+    RedisStats,
     RedisStoreBackend,
+    SecurityStats,
     SessionStoreConfig,
     StoreBackend,
 )
@@ -589,19 +591,19 @@ class SessionStore:
         """Async :meth:`cleanup_expired_sessions`."""
         return await self._acall(self.backend.cleanup())
 
-    def get_redis_stats(self) -> dict[str, Any]:
+    def get_redis_stats(self) -> RedisStats:
         """Connection health: redis_available, ping_ms, connection_retries, pool_*, last_error."""
         return self._call(self.backend.redis_stats())
 
-    async def get_redis_stats_async(self) -> dict[str, Any]:
+    async def get_redis_stats_async(self) -> RedisStats:
         """Async :meth:`get_redis_stats`."""
         return await self._acall(self.backend.redis_stats())
 
-    def get_security_stats(self) -> dict[str, Any]:
+    def get_security_stats(self) -> SecurityStats:
         """total_failed_attempts, flagged_sessions (shared by every instance on the same Redis)."""
         return self._call(self.backend.security_stats())
 
-    async def get_security_stats_async(self) -> dict[str, Any]:
+    async def get_security_stats_async(self) -> SecurityStats:
         """Async :meth:`get_security_stats`."""
         return await self._acall(self.backend.security_stats())
 
@@ -691,19 +693,14 @@ def create_session_store(
     runner = _LoopThread("adk-redis-store")
 
     conn = client if client is not None else runner.run(_new_client(settings))
-    reachable = True
+    where = redact_url(settings.redis_url) if client is None else "the injected client"
     try:
-        runner.run(conn.ping())
-    except UNAVAILABLE_ERRORS as exc:
-        where = redact_url(settings.redis_url) if client is None else "the injected client"
-        if not settings.redis_fallback_to_memory:
-            if client is None:
-                runner.run(conn.aclose())
-            runner.stop()
-            kind = getattr(exc, "kind", "refused")
-            raise RedisUnavailableError(f"Redis at {where} is unreachable: {exc}", kind=kind) from exc
-        logger.warning("Redis at %s is unreachable (%s); serving from memory until it answers", where, exc)
-        reachable = False
+        reachable = runner.run(probe_at_start(conn.ping, settings=settings, where=where, log=logger))
+    except RedisUnavailableError:
+        if client is None:
+            runner.run(conn.aclose())
+        runner.stop()
+        raise
     try:
         redis = RedisStoreBackend(
             config=config, settings=settings, app_name=app_name, client=conn, owns_client=client is None

@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Coroutine
-from typing import Any, Protocol, TypeVar, cast
+from typing import Any, Protocol, TypedDict, TypeVar, cast
 
 import redis.asyncio as aioredis
 from google.adk.sessions.base_session_service import BaseSessionService
@@ -23,8 +23,9 @@ from google.adk.sessions.in_memory_session_service import InMemorySessionService
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from .._core.codec import text
-from .._core.connection import typed_error
+from .._core.connection import client_stats, typed_error
 from .._core.kwargs import known_fields
+from .._core.ttl import ttl_ms
 from .._core.url import redact_url
 from ..config import RedisSettings
 from ..errors import AdkRedisError, RedisUnavailableError
@@ -76,6 +77,64 @@ class SessionStoreConfig(BaseModel):
         return self.model_copy(update=update)
 
 
+class RedisStats(TypedDict, total=False):
+    """``SessionStore.get_redis_stats()``: the design's keys, from the connection's own counters
+    (:func:`adk_redis._core.connection.client_stats`); the fallback backend adds its breaker's."""
+
+    store_type: str
+    redis_available: bool
+    ping_ms: float | None
+    connection_retries: int
+    operation_errors: int
+    last_error: str | None
+    pool_created_connections: int
+    pool_in_use_connections: int
+    pool_idle_connections: int
+    pool_max_connections: int | None
+    redis_url: str
+    key_prefix: str
+    # the fallback backend (Redis, local while it is unreachable)
+    breaker_state: str
+    fallback_operations: int
+    pending_write_back: int
+    written_back: int
+    conflicts: int
+    failed: int
+    health_restarts: int
+    last_recovery_seconds: float | None
+
+
+class SecurityStats(TypedDict):
+    """``SessionStore.get_security_stats()``: failed (wrong-user) accesses (Redis and local alike)."""
+
+    total_failed_attempts: int
+    flagged_sessions: int
+    sessions_with_failed_attempts: int
+    flag_threshold: int
+    flagged_session_ids: list[str]
+
+
+def _pool_fields(client: Any) -> RedisStats:
+    """The design's connection fields, from the connection's counters (none for memory mode)."""
+    if client is None:
+        return RedisStats(
+            connection_retries=0,
+            pool_created_connections=0,
+            pool_in_use_connections=0,
+            pool_idle_connections=0,
+            pool_max_connections=None,
+        )
+    stats = client_stats(client)
+    pool = stats["pool"]
+    return RedisStats(
+        connection_retries=stats["connection_retries"],
+        pool_created_connections=pool["created"],
+        pool_in_use_connections=pool["in_use"],
+        pool_idle_connections=pool["created"] - pool["in_use"],
+        pool_max_connections=pool["max"],
+    )
+
+
 class StoreBackend(Protocol):
     """What the store needs from a backend."""
 
@@ -90,10 +149,10 @@ class StoreBackend(Protocol):
     async def owner_touch(self, session_id: str) -> None: ...
     async def owner_forget(self, session_id: str, user_id: str) -> None: ...
     async def record_failure(self, session_id: str) -> None: ...
-    async def security_stats(self) -> dict[str, Any]: ...
+    async def security_stats(self) -> SecurityStats: ...
     async def total_sessions(self) -> int: ...
     async def cleanup(self) -> int: ...
-    async def redis_stats(self) -> dict[str, Any]: ...
+    async def redis_stats(self) -> RedisStats: ...
     async def close(self) -> None: ...
 
 
@@ -220,7 +279,7 @@ class RedisStoreBackend:
         self._last_error: str | None = None
         self._available = True
         hours = config.session_ttl_hours
-        self._ttl_ms = max(1, int(hours * 3_600_000)) if hours else None
+        self._ttl_ms = ttl_ms(hours) if hours else None
         self._ttl_s = self._ttl_ms / 1000 if self._ttl_ms else None
         ttl_settings = settings.model_copy(update={"session_ttl_hours": hours})
         self.redis_service = RedisSessionService(client=client, settings=ttl_settings, stale_policy="merge")
@@ -283,7 +342,7 @@ class RedisStoreBackend:
         pipe.zincrby(self.keys.security_sessions(self.app_name), 1, escape(session_id))
         await pipe.execute()
 
-    async def security_stats(self) -> dict[str, Any]:
+    async def security_stats(self) -> SecurityStats:
         threshold = self.config.flag_threshold
         zkey = self.keys.security_sessions(self.app_name)
         pipe = self.client.pipeline(transaction=False)
@@ -292,13 +351,13 @@ class RedisStoreBackend:
         pipe.zcard(zkey)
         pipe.zrevrangebyscore(zkey, "+inf", threshold, start=0, num=10)
         failed, flagged, with_failures, top = await pipe.execute()
-        return {
-            "total_failed_attempts": int(failed or 0),
-            "flagged_sessions": int(flagged),
-            "sessions_with_failed_attempts": int(with_failures),
-            "flag_threshold": threshold,
-            "flagged_session_ids": [unescape(text(m)) for m in top],
-        }
+        return SecurityStats(
+            total_failed_attempts=int(failed or 0),
+            flagged_sessions=int(flagged),
+            sessions_with_failed_attempts=int(with_failures),
+            flag_threshold=threshold,
+            flagged_session_ids=[unescape(text(m)) for m in top],
+        )
 
     async def total_sessions(self) -> int:
         index = self.keys.app_index(self.app_name)
@@ -336,7 +395,7 @@ class RedisStoreBackend:
             if len(batch) < 500:
                 return removed
 
-    async def redis_stats(self, *, ping: bool = True) -> dict[str, Any]:
+    async def redis_stats(self, *, ping: bool = True) -> RedisStats:
         start = time.perf_counter()
         ping_ms: float | None = None
         try:
@@ -349,24 +408,16 @@ class RedisStoreBackend:
             self._available = False
             self._errors += 1
             self._last_error = f"{type(exc).__name__}: {exc}"
-        retry = self.client.get_retry() if hasattr(self.client, "get_retry") else None
-        pool = getattr(self.client, "connection_pool", None)
-        idle = len(getattr(pool, "_available_connections", ()))
-        in_use = len(getattr(pool, "_in_use_connections", ()))
-        return {
-            "store_type": "redis",
-            "redis_available": self._available,
-            "ping_ms": ping_ms,
-            "connection_retries": int(getattr(retry, "failures", 0)),
-            "operation_errors": self._errors,
-            "last_error": self._last_error,
-            "pool_created_connections": idle + in_use,
-            "pool_in_use_connections": in_use,
-            "pool_idle_connections": idle,
-            "pool_max_connections": getattr(pool, "max_connections", None),
-            "redis_url": redact_url(self.settings.redis_url) if self._owns_client else "(injected client)",
-            "key_prefix": self.keys.prefix,
-        }
+        return RedisStats(
+            store_type="redis",
+            redis_available=self._available,
+            ping_ms=ping_ms,
+            operation_errors=self._errors,
+            last_error=self._last_error,
+            **_pool_fields(self.client),
+            redis_url=redact_url(self.settings.redis_url) if self._owns_client else "(injected client)",
+            key_prefix=self.keys.prefix,
+        )
 
     async def close(self) -> None:
         if not self._owns_client:
@@ -406,16 +457,16 @@ class LocalRecords:
         else:
             self.failures.pop(session_id, None)
 
-    def security_stats(self, threshold: int) -> dict[str, Any]:
+    def security_stats(self, threshold: int) -> SecurityStats:
         counts = self.failures
         flagged = sorted((s for s, n in counts.items() if n >= threshold), key=counts.__getitem__)
-        return {
-            "total_failed_attempts": self.failed,
-            "flagged_sessions": len(flagged),
-            "sessions_with_failed_attempts": len(self.failures),
-            "flag_threshold": threshold,
-            "flagged_session_ids": flagged[::-1][:10],
-        }
+        return SecurityStats(
+            total_failed_attempts=self.failed,
+            flagged_sessions=len(flagged),
+            sessions_with_failed_attempts=len(self.failures),
+            flag_threshold=threshold,
+            flagged_session_ids=flagged[::-1][:10],
+        )
 
 
 class LocalStoreBackend:
@@ -462,7 +513,7 @@ class LocalStoreBackend:
     async def record_failure(self, session_id: str) -> None:
         self.records.record_failure(session_id)
 
-    async def security_stats(self) -> dict[str, Any]:
+    async def security_stats(self) -> SecurityStats:
         return self.records.security_stats(self.config.flag_threshold)
 
     async def total_sessions(self) -> int:
@@ -487,16 +538,12 @@ class LocalStoreBackend:
                 removed += 1
         return removed
 
-    async def redis_stats(self, *, ping: bool = False) -> dict[str, Any]:
-        return {
-            "store_type": "memory",
-            "redis_available": False,
-            "ping_ms": None,
-            "connection_retries": 0,
-            "operation_errors": 0,
-            "last_error": self.reason,
-            "pool_created_connections": 0,
-            "pool_in_use_connections": 0,
-            "pool_idle_connections": 0,
-            "pool_max_connections": None,
-        }
+    async def redis_stats(self, *, ping: bool = False) -> RedisStats:
+        return RedisStats(
+            store_type="memory",
+            redis_available=False,
+            ping_ms=None,
+            operation_errors=0,
+            last_error=self.reason,
+            **_pool_fields(None),
+        )

@@ -21,7 +21,14 @@ from google.adk.sessions.base_session_service import BaseSessionService
 
 from ..resilience._breaker import Resilience
 from ..resilience._fallback import FallbackSessionService
-from ._backends import CrossSessionAPI, LocalCrossSession, LocalStoreBackend, RedisStoreBackend
+from ._backends import (
+    CrossSessionAPI,
+    LocalCrossSession,
+    LocalStoreBackend,
+    RedisStats,
+    RedisStoreBackend,
+    SecurityStats,
+)
 
 logger = logging.getLogger("adk_redis.facade")
 
@@ -217,15 +224,15 @@ class FallbackStoreBackend:
         await self.redis.record_failure(session_id)
         self.local.records.unrecord_failure(session_id)
 
-    async def security_stats(self) -> dict[str, Any]:
+    async def security_stats(self) -> SecurityStats:
         local = await self.local.security_stats()
 
-        async def from_redis() -> dict[str, Any]:
+        async def from_redis() -> SecurityStats:
             stats = await self.redis.security_stats()
             stats["total_failed_attempts"] += local["total_failed_attempts"]  # not written back yet
             return stats
 
-        async def in_memory() -> dict[str, Any]:
+        async def in_memory() -> SecurityStats:
             return local
 
         return await self.core.call("security stats", from_redis, in_memory)
@@ -237,19 +244,21 @@ class FallbackStoreBackend:
     async def cleanup(self) -> int:
         return await self.core.call("cleanup", self.redis.cleanup, _zero)
 
-    async def redis_stats(self) -> dict[str, Any]:
+    async def redis_stats(self) -> RedisStats:
         stats = await self.redis.redis_stats(ping=not self.core.degraded)
         breaker = self.fallback.get_redis_stats()
         stats.update(
-            store_type=self.store_type,
-            breaker_state=breaker["breaker_state"],
-            fallback_operations=breaker["fallback_operations"],
-            pending_write_back=breaker["pending_write_back"],
-            written_back=breaker["written_back"],
-            conflicts=breaker["conflicts"] + self.owner_conflicts,
-            failed=breaker["failed"],
-            health_restarts=breaker["health_restarts"],
-            last_recovery_seconds=breaker["last_recovery_seconds"],
+            RedisStats(
+                store_type=self.store_type,
+                breaker_state=breaker["breaker_state"],
+                fallback_operations=breaker["fallback_operations"],
+                pending_write_back=breaker["pending_write_back"],
+                written_back=breaker["written_back"],
+                conflicts=breaker["conflicts"] + self.owner_conflicts,
+                failed=breaker["failed"],
+                health_restarts=breaker["health_restarts"],
+                last_recovery_seconds=breaker["last_recovery_seconds"],
+            )
         )
         if stats["last_error"] is None:
             stats["last_error"] = breaker["last_error"]
