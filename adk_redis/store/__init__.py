@@ -1,6 +1,8 @@
 """The design document's application API: :func:`get_session_store` and friends, :class:`SessionStore`.
 
-- ``_api``: the store, its loop thread, the module-level functions
+- ``_api``: get_config, create_session_store, the process-wide store, the module-level functions
+- ``_store``: :class:`SessionStore` (owner checks, append retries, session cap, cleanup, sync/async)
+- ``_loop``: the store's loop thread; ``_records``: record shapes and input checks
 - ``_backends``: the Redis and local backends
 - ``_fallback``: the fallback backend (Redis, local while it is unreachable)
 """
