@@ -18,7 +18,7 @@ from google.adk.events.event_actions import EventActions
 from adk_redis import RedisSessionService
 from adk_redis.errors import AdkRedisError, CorruptedDataError, InvalidInputError
 
-from .conftest import _drop_prefix
+from .helpers import drop_prefix as _drop_prefix
 
 APP = "app"
 

@@ -19,8 +19,8 @@ from google.genai import types
 from adk_redis import RedisSessionService, RedisUnavailableError, load_settings
 from adk_redis.resilience._fallback import BreakerState, FallbackSessionService
 
+from .agents import ScriptedModel, remember
 from .servers import RedisServer
-from .test_runner import ScriptedModel, remember
 
 APP = "app"
 FAST = {"redis_connect_timeout": 0.2, "redis_socket_timeout": 0.5, "redis_retry_attempts": 1}

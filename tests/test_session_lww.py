@@ -19,7 +19,7 @@ from hypothesis import HealthCheck, given, settings
 
 from adk_redis import RedisSessionService, load_settings
 
-from .conftest import _drop_prefix
+from .helpers import drop_prefix as _drop_prefix
 
 APP = "app"
 T0 = 1_700_000_000.0
