@@ -90,6 +90,10 @@ class RedisSettings(BaseSettings):
     # (the rest is ignored and logged, never an error).
     memory_max_terms_per_document: int = Field(default=1000, ge=1)
     memory_max_query_terms: int = Field(default=64, ge=1)
+    # Memory generation (adk_redis.memory): the model name of a MemoryGenerator (None: no generation)
+    # and which documents search_memory returns ("all", "facts" or "turns").
+    memory_generator_model: str | None = None
+    memory_search_kinds: Literal["all", "facts", "turns"] = "all"
     # "kid1:<base64 key>,kid0:<base64 old key>": the first encrypts, all decrypt (adk_redis._core.crypto).
     redis_encryption_keys: SecretStr | None = None
     # zlib-compress event / state payloads of at least this many bytes (None/0: never).
@@ -147,6 +151,8 @@ _URL_SETTINGS = {
     "stale_policy": "session_stale_policy",
     "search_limit": "memory_search_limit",
     "min_score": "memory_min_score",
+    "generator_model": "memory_generator_model",
+    "search_kinds": "memory_search_kinds",
 }
 
 

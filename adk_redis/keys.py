@@ -293,6 +293,8 @@ class KeySchema:
         if family != "memory":
             return None
         sub, _, rest = rest.partition(":")
+        if sub == "gen":
+            return ParsedKey("generation", part=rest)
         if sub == "index":
             scope, _, rest = rest.partition(":")
             tag = _split_tag(rest)
@@ -318,6 +320,8 @@ class KeySchema:
             return ParsedKey("agent_memory", parts[0], parts[1], part=unescape(tail))
         if sub == "knowledge" and len(parts) == 1:
             return ParsedKey("knowledge", parts[0], part=tail)
+        if sub == "facts" and len(parts) == 2:
+            return ParsedKey("user_facts", parts[0], parts[1], part=tail)
         if sub == "history" and len(parts) == 2 and tail in ("", "data", "exp"):
             return ParsedKey("history", parts[0], parts[1], part=tail)
         return None
@@ -420,6 +424,23 @@ class KeySchema:
         """ZSET of the app's users / agents (escaped) scored by last expiry, for stats()."""
         return f"{self.prefix}:memory:index:app:{self._mem_tag(app_name)}:{kind}"
 
+    # -- memory generation (adk_redis.memory: extracted facts, their revisions, generation jobs) --
+    def memory_facts(self, app_name: str, user_id: str) -> MemoryFactKeys:
+        """The user's extracted facts beside the user's index (same ``{app:user}`` slot)."""
+        return MemoryFactKeys(f"{self.prefix}:memory:facts:{self._mem_tag(app_name, user_id)}")
+
+    def generation_jobs(self) -> str:
+        """STREAM: memory generation jobs (consumer group ``generators``)."""
+        return f"{self.prefix}:memory:gen:jobs"
+
+    def generation_dead(self) -> str:
+        """STREAM: dead-lettered generation jobs (failed every attempt)."""
+        return f"{self.prefix}:memory:gen:dead"
+
+    def generation_stats(self) -> str:
+        """HASH: generation counters (jobs queued/done/retried/dead, facts, model calls, tokens)."""
+        return f"{self.prefix}:memory:gen:stats"
+
 
 @dataclass(frozen=True)
 class MemoryHistoryKeys:
@@ -474,3 +495,37 @@ class MemoryIndexKeys:
 
     def postings(self, term: str) -> str:  # HASH: doc id -> dl*1024 + tf
         return f"{self.base}:p:{escape(term)}"
+
+
+@dataclass(frozen=True)
+class MemoryFactKeys:
+    """A user's extracted facts (the fact documents themselves live in the user's index as ``f:<id>``)."""
+
+    base: str
+
+    @property
+    def all(self) -> str:  # SET: every fact id with a document or revisions
+        return f"{self.base}:all"
+
+    @property
+    def fingerprints(self) -> str:  # HASH: sha1(text + source event ids) -> fact id (idempotency)
+        return f"{self.base}:fp"
+
+    @property
+    def jobs(self) -> str:  # HASH: job id -> "done" | "dead" (a job applies once)
+        return f"{self.base}:jobs"
+
+    @property
+    def cursor(self) -> str:  # HASH: escaped session id -> JSON {ts, eid} of the last enqueued event
+        return f"{self.base}:cursor"
+
+    @property
+    def lock(self) -> str:  # STRING: token of the worker consolidating this user (PX expiry)
+        return f"{self.base}:lock"
+
+    @property
+    def revisions_prefix(self) -> str:  # + escaped fact id = revisions(fact id) (built inside Lua)
+        return f"{self.base}:rev:"
+
+    def revisions(self, fact_id: str) -> str:  # LIST: JSON revisions of one fact, oldest first
+        return f"{self.revisions_prefix}{escape(fact_id)}"

@@ -182,6 +182,10 @@ def memory_factory(uri: str, **kwargs: Any) -> BaseMemoryService:
         kwargs["search_limit"] = int(params["search_limit"])  # checked by parse_redis_url
     if "min_score" in params:
         kwargs["min_score"] = float(params["min_score"])
+    if "generator_model" in params:  # memory generation (adk_redis.memory.MemoryGenerator)
+        kwargs["generator"] = params["generator_model"]
+    if "search_kinds" in params:
+        kwargs["search_kinds"] = params["search_kinds"]
     service: BaseMemoryService = RedisMemoryService(
         checked.client_url, **_accepted(RedisMemoryService, kwargs)
     )

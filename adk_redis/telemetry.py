@@ -73,6 +73,7 @@ class _Instruments:
         self.spans = spans
         self.tracer = trace.get_tracer(SCOPE, tracer_provider=tracer_provider)
         meter = metrics.get_meter(SCOPE, meter_provider=meter_provider)
+        self.meter = meter  # for other instruments of the same provider (memory generation)
         self.duration = meter.create_histogram(
             DURATION, unit="s", description="Duration of adk_redis session/memory service operations"
         )

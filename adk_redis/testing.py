@@ -37,8 +37,10 @@ Every request is kept in :attr:`ScriptedModel.requests`.
 
 from __future__ import annotations
 
+import asyncio
 import json
-from collections.abc import AsyncGenerator
+import re
+from collections.abc import AsyncGenerator, Mapping, Sequence
 from typing import Any
 
 from google.adk.models import BaseLlm, LlmCapabilities
@@ -47,7 +49,7 @@ from google.adk.models.llm_response import LlmResponse
 from google.genai import types
 from pydantic import BaseModel, Field, PrivateAttr
 
-__all__ = ["ScriptedModel", "ToolRule"]
+__all__ = ["FactReplayModel", "ScriptedModel", "ToolRule"]
 
 _TRANSIENT = "<PAST_CONVERSATIONS>"  # preload_memory's block, not the user's words
 
@@ -165,3 +167,90 @@ def _describe(name: str, response: dict[str, Any]) -> str:
     if isinstance(response.get("message"), str):
         return str(response["message"])
     return f"{name} returned {json.dumps(response, sort_keys=True, default=str)}"
+
+
+_EVENT_LINE = re.compile(r"^\[([^\]]+)\] \((?:[^()]|\([^()]*\))*\) ([^:]*): (.*)$")
+
+
+class FactReplayModel(BaseLlm):
+    """A deterministic, offline model for :class:`adk_redis.memory.MemoryGenerator`.
+
+    Extraction requests are answered with the recorded facts of the new events the prompt names
+    (``facts``: event id -> ``[(text, topic), ...]``, e.g. LoCoMo's ``observation`` field); an
+    event without recorded facts yields ``"<author> said: <text>"`` when ``echo`` is set.
+    ``match`` adds facts by content: an event of ``match_authors`` whose text contains a key
+    (case-insensitive) yields its facts (for event ids not known in advance, e.g. a Runner's).
+    Consolidation requests are answered CREATE for every new fact (NONE when its text equals a
+    shown memory's), or as ``decide`` says: new fact text -> (``UPDATE``/``DELETE``/``NONE``, the
+    text of the shown memory it acts on); UPDATE uses the new fact's text.
+    ``delay`` seconds are slept before each answer (to kill a worker mid-job).
+    """
+
+    model: str = "adk-redis-fact-replay"
+    facts: dict[str, list[tuple[str, str]]] = Field(default_factory=dict)
+    echo: bool = True
+    topic: str = "key_conversation_details"
+    delay: float = 0.0
+    match: dict[str, list[tuple[str, str]]] = Field(default_factory=dict)
+    decide: dict[str, tuple[str, str]] = Field(default_factory=dict)
+    match_authors: tuple[str, ...] = ("user",)
+    _calls: int = PrivateAttr(default=0)
+
+    @classmethod
+    def from_records(cls, records: Mapping[str, Sequence[tuple[str, str]]], **kw: Any) -> FactReplayModel:
+        return cls(facts={k: [tuple(v) for v in vs] for k, vs in records.items()}, **kw)  # type: ignore[misc]
+
+    @property
+    def calls(self) -> int:
+        return self._calls
+
+    async def generate_content_async(
+        self, llm_request: LlmRequest, stream: bool = False
+    ) -> AsyncGenerator[LlmResponse, None]:
+        self._calls += 1
+        if self.delay:
+            await asyncio.sleep(self.delay)
+        prompt = "\n".join(p.text or "" for c in llm_request.contents for p in c.parts or [])
+        schema = getattr(llm_request.config.response_schema, "__name__", "")
+        answer = self._consolidate(prompt) if schema == "ConsolidationAnswer" else self._extract(prompt)
+        yield LlmResponse(content=_text(json.dumps(answer)), turn_complete=True)
+
+    def _extract(self, prompt: str) -> dict[str, Any]:
+        facts: list[dict[str, Any]] = []
+        new = prompt.split("New events:", 1)[-1]
+        for line in new.splitlines():
+            m = _EVENT_LINE.match(line.strip())
+            if not m:
+                continue
+            eid, author, said = m.group(1), m.group(2), m.group(3)
+            recorded = list(self.facts.get(eid) or [])
+            if author in self.match_authors:
+                recorded += [f for key, fs in self.match.items() if key.lower() in said.lower() for f in fs]
+            if not recorded and self.echo and said.strip():
+                recorded = [(f"{author} said: {said}", self.topic)]
+            for t, p in recorded or []:
+                facts.append({"text": t, "topic": p or self.topic, "source_event_ids": [eid]})
+        return {"facts": facts}
+
+    def _consolidate(self, prompt: str) -> dict[str, Any]:
+        existing_part, _, new_part = prompt.partition("NEW facts:")
+        shown: dict[str, int] = {}
+        for line in existing_part.splitlines():
+            m = re.match(r"^(\d+)\. (.*) \(topic: [^)]*\)$", line)
+            if m:
+                shown[m.group(2)] = int(m.group(1))
+        decisions: list[dict[str, Any]] = []
+        for line in new_part.splitlines():
+            m = re.match(r"^(\d+)\. (.*) \(topic: [^)]*\)$", line)
+            if m:
+                same = shown.get(m.group(2))
+                rule = self.decide.get(m.group(2))
+                if rule is not None and rule[1] in shown:
+                    action, target = rule[0], shown[rule[1]]
+                    decision = {"new_fact": int(m.group(1)), "action": action, "existing": target}
+                    decisions.append({**decision, "text": m.group(2)})
+                elif same is not None:
+                    decisions.append({"new_fact": int(m.group(1)), "action": "NONE", "existing": same})
+                else:
+                    decisions.append({"new_fact": int(m.group(1)), "action": "CREATE"})
+        return {"decisions": decisions}

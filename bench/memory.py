@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import random
 import socket
@@ -437,8 +438,31 @@ async def main() -> None:
         help="torch threads for the local model (default 1: fastest for one query on a busy 2-core box; "
         "0 = torch's default)",
     )
+    ap.add_argument(
+        "--facts",
+        choices=("observations",),
+        help="with --locomo: memory generation replaying LoCoMo's recorded observations (bench/memgen.py)",
+    )
+    ap.add_argument("--summary-json", metavar="OUT", help="with --facts: write the summary JSON here")
+    ap.add_argument(
+        "--gen-sessions", type=int, default=1000, help="with --facts: jobs for the throughput run (0: skip)"
+    )
+    ap.add_argument("--gen-workers", default="1,4", help="with --facts: worker process counts to time")
     args = ap.parse_args()
 
+    if args.locomo and args.facts:
+        import memgen
+
+        summary = await memgen.retrieval(args.locomo, args.redis_url)
+        if args.gen_sessions:
+            counts = [int(n) for n in args.gen_workers.split(",") if n]
+            summary["throughput"] = await memgen.throughput(
+                args.locomo, args.redis_url, args.gen_sessions, counts
+            )
+        print(json.dumps(summary, indent=2))
+        if args.summary_json:
+            Path(args.summary_json).write_text(json.dumps(summary, indent=2) + "\n")
+        return
     if args.locomo:
         await locomo_run(args)
         return

@@ -59,7 +59,8 @@ def adk_server(command: str, redis_url: str, prefix: str, log: Path) -> Iterator
             if proc.poll() is not None:
                 raise AssertionError(f"adk {command} exited:\n{log.read_text()[-3000:]}")
             try:
-                assert _http("GET", f"{base}/list-apps", timeout=2) == ["hello_agent", "memory_agent"]
+                apps = ["hello_agent", "memory_agent", "memory_bank_agent"]
+                assert _http("GET", f"{base}/list-apps", timeout=2) == apps
                 break
             except (urllib.error.URLError, ConnectionError, TimeoutError):
                 if time.monotonic() > deadline:

@@ -138,6 +138,18 @@ def _key_prefix(value: str) -> str:
     return value
 
 
+def _generator_model(value: str) -> str:
+    if not value.strip() or len(value) > 200:
+        raise ValueError("must name a model (e.g. gemini-2.5-flash)")
+    return value
+
+
+def _search_kinds(value: str) -> str:
+    if value not in ("all", "facts", "turns"):
+        raise ValueError("must be 'all', 'facts' or 'turns'")
+    return value
+
+
 #: adk_redis' own query parameters (removed before the URL reaches redis-py).
 OUR_PARAMS = {
     "key_prefix": _key_prefix,
@@ -145,6 +157,8 @@ OUR_PARAMS = {
     "stale_policy": _stale_policy,
     "search_limit": _positive_int,
     "min_score": _non_negative_float,
+    "generator_model": _generator_model,
+    "search_kinds": _search_kinds,
 }
 
 #: redis-py connection options accepted in the query string (checked, then passed on).

@@ -263,6 +263,12 @@ async def _dispatch(svc: RedisSessionService, args: argparse.Namespace, url: str
             "delete": sessions.cmd_sessions_delete,
         }
         return await action[args.action](svc, args)
+    if args.command == "memory" and args.action in ("worker", "jobs"):  # memory generation
+        from . import memory_jobs
+
+        if args.action == "worker":
+            return await memory_jobs.cmd_worker(svc, args)
+        return await memory_jobs.cmd_jobs(svc, args)
     if args.command in ("memory", "users"):
         from . import memory
 

@@ -126,6 +126,14 @@ async def cmd_doctor(svc: RedisSessionService, args: argparse.Namespace, url: st
             f"read them ({'; '.join(sessions.contained[:3])})",
         )
 
+    dead = int(await svc.client.xlen(svc.keys.generation_dead()))
+    if dead:  # memory generation (adk_redis.memory): shown only when jobs failed every attempt
+        check(
+            "memory generation",
+            "warn",
+            f"{dead} dead-lettered generation jobs (adk-redis memory jobs lists them; --retry requeues)",
+        )
+
     return _result(url, checks, EXIT_OK)
 
 

@@ -111,8 +111,13 @@ async def cmd_users_forget(svc: RedisSessionService, args: argparse.Namespace) -
 
 def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
     """The ``memory`` and ``users`` commands."""
-    memory = sub.add_parser("memory", parents=[common], help="list, show or delete a user's memories")
+    memory = sub.add_parser(
+        "memory", parents=[common], help="a user's memories (list, show, delete); memory generation (worker, jobs)"
+    )
     msub = memory.add_subparsers(dest="action", required=True, metavar="ACTION")
+    from .memory_jobs import add_parsers as add_generation_parsers
+
+    add_generation_parsers(msub, common)  # worker, jobs (memory generation)
     p = msub.add_parser(
         "list",
         parents=[common],

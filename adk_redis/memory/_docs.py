@@ -23,7 +23,7 @@ id                             source       written by
 
 Ids seen by callers (:func:`public_id`, :func:`doc_id_of`): an explicit memory is returned under the
 id its caller gave (``car``, never ``m:car``); every other id is returned as stored.  Ids the service
-generates start with ``h:``, ``c:`` or ``k:`` (:data:`GENERATED_HEADS`); a caller id of that form is
+generates start with ``h:``, ``c:``, ``k:`` or ``f:`` (:data:`GENERATED_HEADS`); a caller id of that form is
 refused (:func:`check_caller_id`), so a caller id never names a generated memory.
 
 Payloads
@@ -125,7 +125,7 @@ _SOURCES: dict[str, Source] = {
 }
 _TWO_PARTS = (HISTORY, KNOWLEDGE)
 #: Heads of the ids the service generates: a caller's memory id may not start with ``<head>:``.
-GENERATED_HEADS = frozenset({HISTORY, CONTEXT, KNOWLEDGE})
+GENERATED_HEADS = frozenset({HISTORY, CONTEXT, KNOWLEDGE, "f"})  # f: extracted facts (memory._facts)
 
 #: The payload format written today (field ``v``).
 FORMAT_VERSION = 1

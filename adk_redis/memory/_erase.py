@@ -35,6 +35,7 @@ class ForgetResult:
     session_history: int = 0  #: session-history entries (design API)
     owner_records: int = 0  #: design-API session owner records
     counters: int = 0  #: failed-access counters of the user and of its sessions
+    facts: int = 0  #: extracted facts (memory generation; with their revisions and queued jobs)
 
     def as_dict(self) -> dict[str, int]:
         return asdict(self)

@@ -26,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import dataclasses
 import json
 import logging
 import uuid
@@ -46,8 +47,8 @@ from .._core.connection import create_client, is_cluster
 from .._core.kwargs import strict
 from .._core.lifecycle import RedisClientOwner
 from ..config import RedisSettings, resolve_settings
-from ..errors import CorruptedDataError, InvalidCursorError, RedisOutOfMemoryError
-from ..keys import KeySchema, MemoryIndexKeys
+from ..errors import ConfigurationError, CorruptedDataError, InvalidCursorError, RedisOutOfMemoryError
+from ..keys import KeySchema, MemoryIndexKeys, escape, unescape
 from ._cross_session import CrossSessionMemory, ttl_ms
 from ._docs import (
     UNKNOWN_SESSION_ID,
@@ -71,6 +72,17 @@ from ._docs import (
 from ._docs import memory_id as memory_doc_id
 from ._erase import ForgetResult
 from ._erase import forget_user as erase_user
+from ._facts import (
+    FACT_PREFIX,
+    FactAction,
+    FactStore,
+    collapse,
+    decode_fact,
+    erase_user_facts,
+    is_fact_id,
+)
+from ._generator import JobEvent, MemoryGenerator
+from ._jobs import GenerationRuntime, generation_stats
 from ._search import Hit, SearchIndex, now_ms, partial_write_error, write_error
 from ._tokenizer import own_terms, query_terms
 from ._vectors import fetch_vectors, rank, rank_fetched
@@ -88,6 +100,8 @@ __all__ = [
     "memory_text",
 ]
 _HYBRID_POOL = 50
+# search_kinds -> doc-id prefix of the user's index searched ("" = everything)
+_KIND_FILTERS = {"all": "", "facts": FACT_PREFIX, "turns": "h:"}
 # Hybrid score fusion: (1 - w) * BM25 / max BM25 + w * cosine / max cosine, w chosen on LoCoMo's
 # development half with all-MiniLM-L6-v2 (README, memory benchmark).
 HYBRID_WEIGHT = 0.4
@@ -193,6 +207,12 @@ class RedisMemoryService(RedisClientOwner, BaseMemoryService):
       read_stored_sessions: :meth:`add_session_to_memory` reads the session's events as stored by
         a :class:`~adk_redis.RedisSessionService` on the same Redis and key prefix (when it is
         there), so a stale session object still ingests every event.
+      generator: a :class:`~adk_redis.memory.MemoryGenerator` (or a model name ADK resolves;
+        default ``MEMORY_GENERATOR_MODEL``): ingestion also queues jobs that extract and
+        consolidate facts (docs/notes/memory-generation.md).  None: turns only, as before.
+      generator_worker: run a background worker task in this process (default); False when
+        ``adk-redis memory worker`` processes do the work.
+      search_kinds: ``all`` (default, ``MEMORY_SEARCH_KINDS``), ``facts`` or ``turns``.
     """
 
     @strict
@@ -210,6 +230,9 @@ class RedisMemoryService(RedisClientOwner, BaseMemoryService):
         vector_quantization: str = "Q8",
         read_stored_sessions: bool = True,
         hybrid_weight: float = HYBRID_WEIGHT,
+        generator: MemoryGenerator | str | None = None,
+        generator_worker: bool = True,
+        search_kinds: str | None = None,
     ) -> None:
         del agents_dir
         if search_limit is not None and search_limit <= 0:
@@ -240,6 +263,28 @@ class RedisMemoryService(RedisClientOwner, BaseMemoryService):
         self.read_stored_sessions = read_stored_sessions
         self._sessions: Any = None
         self._cross: dict[str, CrossSessionMemory] = {}
+        kinds = search_kinds or settings.memory_search_kinds
+        if kinds not in ("all", "facts", "turns"):
+            raise ConfigurationError(f"search_kinds must be 'all', 'facts' or 'turns', got {kinds!r}")
+        self.search_kinds = kinds
+        generator = generator if generator is not None else settings.memory_generator_model
+        if isinstance(generator, str):
+            generator = MemoryGenerator(generator)
+        self.generator = generator
+        # turns are marked kind=turn (facts: kind=fact) once facts can be in the results
+        self._kinds_shown = generator is not None or kinds != "all"
+        self.facts = FactStore(
+            self.client, self.keys, quantization=vector_quantization,
+            max_terms=settings.memory_max_terms_per_document,
+        )
+        self._generation: GenerationRuntime | None = None
+        if generator is not None:
+            self._generation = GenerationRuntime(
+                client=self.client, keys=self.keys, generator=generator, embedder=embedder,
+                background=generator_worker, ttl_hours=settings.history_ttl_hours,
+                quantization=vector_quantization, max_terms=settings.memory_max_terms_per_document,
+                cursor_ttl_hours=settings.history_ttl_hours,
+            )
 
     def cross_session(self, app_name: str) -> CrossSessionMemory:
         """The app's :class:`CrossSessionMemory`, sharing this service's client and index."""
@@ -416,6 +461,13 @@ class RedisMemoryService(RedisClientOwner, BaseMemoryService):
             except RedisOutOfMemoryError as exc:  # the new documents are stored; name them too
                 written = tuple(d.doc_id for d, new in zip(docs, stored) if new)
                 raise partial_write_error(exc, f"indexing {len(docs)} memories", written) from exc
+        if self._generation is not None and turns:
+            job_events = [
+                JobEvent(history_ids(sid, e)[1], e.author or "", body, e.timestamp) for e, body in turns
+            ]
+            jobs = await self._generation.enqueue_events(app_name, str(user_id), sid, job_events)
+            if (custom_metadata or {}).get("wait_for_completion"):
+                await self._generation.wait(jobs, timeout=self._generation.generator.job_deadline())
 
     @override
     async def add_memory(
@@ -432,7 +484,17 @@ class RedisMemoryService(RedisClientOwner, BaseMemoryService):
         (seconds or ``"3600s"``, Memory Bank's spelling) or ``ttl_hours`` (the entry's wins); these keys
         are not stored with the entry.  Raises ValueError naming the key and value of an invalid TTL
         (nothing is written), or for a caller id of the form of a generated one (``h:...``).
+        With a generator, ``custom_metadata={"consolidate": True}`` consolidates them with the user's
+        facts instead (topic: ``custom_metadata["topic"]``; ``"wait_for_completion": True`` waits).
         """
+        meta = custom_metadata or {}
+        if meta.get("consolidate") and self._generation is not None:
+            topic = str(meta.get("topic") or self._generation.generator.topics[0].label)
+            facts = [(content_text(e.content), topic) for e in memories if content_text(e.content).strip()]
+            jobs = await self._generation.enqueue_facts(app_name, str(user_id), facts)
+            if meta.get("wait_for_completion"):
+                await self._generation.wait(jobs, timeout=self._generation.generator.job_deadline())
+            return
         docs: list[_Doc] = []
         for entry in memories:
             body = content_text(entry.content)
@@ -480,6 +542,8 @@ class RedisMemoryService(RedisClientOwner, BaseMemoryService):
         return deleted
 
     async def _delete_one(self, app_name: str, uid: str, public: str) -> bool:
+        if is_fact_id(public):  # an extracted fact: the fact and its revisions
+            return await self.facts.erase(app_name, uid, unescape(public[len(FACT_PREFIX):]))
         doc = doc_id_of(public)
         try:
             ref = parse_id(doc)
@@ -543,8 +607,8 @@ class RedisMemoryService(RedisClientOwner, BaseMemoryService):
         memories: list[MemoryEntry] = []
         for doc, payload in items:
             try:
-                memories.append(decode_entry(doc, payload))
-            except CorruptedDataError as exc:
+                memories.append(decode_fact(doc, payload) if is_fact_id(doc) else decode_entry(doc, payload))
+            except (CorruptedDataError, ValueError, KeyError) as exc:
                 logger.warning("skipping corrupted memory: %s", exc)
         return MemoryPage(memories, _encode_cursor(kind, nxt) if nxt is not None else None)
 
@@ -558,17 +622,21 @@ class RedisMemoryService(RedisClientOwner, BaseMemoryService):
         exp, payload = await pipe.execute()
         if exp is None or payload is None or float(exp) <= now_ms():
             return None
-        return decode_entry(doc, text(payload))
+        return decode_fact(doc, text(payload)) if is_fact_id(doc) else decode_entry(doc, text(payload))
 
     async def forget_user(self, *, app_name: str, user_id: str | int) -> ForgetResult:
         """Erase everything this package stores of (app, user); returns the counts per kind.
 
         Sessions and their events, ``user:`` state, memories (turns, explicit memories), user context,
-        session history, design-API owner records and failed-access counters.  A concurrent write of the
-        user lands wholly before the erasure (erased) or after it (kept); see :mod:`adk_redis.memory._erase`.
+        session history, design-API owner records and failed-access counters, extracted facts with their
+        revisions and queued generation jobs (:func:`~adk_redis.memory.erase_user_facts`).  A concurrent
+        write of the user lands wholly before the erasure (erased) or after it (kept); see
+        :mod:`adk_redis.memory._erase`.
         Agent memory is keyed by agent, not by user, and is kept.
         """
-        return await erase_user(self.client, self.keys, app_name, str(user_id), cluster=self._cluster)
+        facts = await erase_user_facts(self.client, self.keys, app_name, str(user_id))
+        result = await erase_user(self.client, self.keys, app_name, str(user_id), cluster=self._cluster)
+        return dataclasses.replace(result, facts=facts["facts"])
 
     async def cleanup(self, *, app_name: str, user_id: str | int | None = None) -> int:
         """Prune expired entries of the user's index (and the app's knowledge); returns the count."""
@@ -579,10 +647,9 @@ class RedisMemoryService(RedisClientOwner, BaseMemoryService):
 
     # -- search ------------------------------------------------------------------
     async def _bm25(self, app_name: str, user_id: str, terms: list[str], limit: int) -> list[Hit]:
-        specs = [
-            (self.keys.user_memory_index(app_name, user_id), ""),
-            (self.keys.knowledge_index(app_name), knowledge_filter()),
-        ]
+        specs = [(self.keys.user_memory_index(app_name, user_id), _KIND_FILTERS[self.search_kinds])]
+        if self.search_kinds == "all":
+            specs.append((self.keys.knowledge_index(app_name), knowledge_filter()))
         if not self._cluster:
             return await self.index.search(specs, terms, limit)
         hits: list[Hit] = []
@@ -592,7 +659,9 @@ class RedisMemoryService(RedisClientOwner, BaseMemoryService):
         hits.sort(key=lambda h: (-h.score, h.index))  # stable: ties keep each index's insertion order
         return hits[:limit]
 
-    async def _hybrid(self, app_name: str, user_id: str, query: str, terms: list[str]) -> list[Hit]:
+    async def _hybrid(
+        self, app_name: str, user_id: str, query: str, terms: list[str], limit: int = 0
+    ) -> list[Hit]:
         """BM25 and cosine rankings (VSIM on Redis 8, else client side), score-fused (:func:`fuse`)."""
         assert self._queries is not None
         pool = max(_HYBRID_POOL, self.search_limit)
@@ -620,7 +689,7 @@ class RedisMemoryService(RedisClientOwner, BaseMemoryService):
             self.hybrid_weight,
         )
         # documents only the vectors found: their JSON, if still alive (expiry is not in the vectors)
-        head = fused[: self.search_limit + 10]
+        head = fused if self.search_kinds != "all" else fused[: (limit or self.search_limit) + 10]
         missing = [(0.0, n, doc, specs[n - 1]) for (n, doc), _ in head if (n, doc) not in by_key]
         if missing:
             for (_, n, doc, _), payload in zip(missing, await self._alive_payloads(missing)):
@@ -628,9 +697,11 @@ class RedisMemoryService(RedisClientOwner, BaseMemoryService):
                     by_key[(n, doc)] = Hit(n, doc, 0.0, payload)
         hits = [
             Hit(key[0], key[1], score, by_key[key].payload, by_key[key].context)
-            for key, score in head if key in by_key
+            for key, score in head
+            if key in by_key and (self.search_kinds == "all" or (
+                key[0] == 1 and key[1].startswith(_KIND_FILTERS[self.search_kinds])))
         ]
-        return hits[: self.search_limit]
+        return hits[: limit or self.search_limit]
 
     async def _alive_payloads(self, items: list[tuple[float, int, str, MemoryIndexKeys]]) -> list[str]:
         pipe = self.client.pipeline(transaction=False)
@@ -657,22 +728,29 @@ class RedisMemoryService(RedisClientOwner, BaseMemoryService):
         if self.embedder is None:
             if not terms:
                 return SearchMemoryResponse()
-            hits = await self._bm25(app_name, uid, terms, self.search_limit)
+            hits = await self._bm25(app_name, uid, terms, self._pool())
         else:
             if not (query or "").strip():
                 return SearchMemoryResponse()
-            hits = await self._hybrid(app_name, uid, query, terms)
+            hits = await self._hybrid(app_name, uid, query, terms, self._pool())
+        if self.search_kinds == "all":
+            hits = collapse(hits, self.search_limit)
         memories: list[MemoryEntry] = []
         for hit in hits:
             if hit.score < self.min_score:
                 continue
             try:
-                entry = decode_entry(hit.doc_id, hit.payload)
-            except CorruptedDataError as exc:
+                if hit.index == 1 and is_fact_id(hit.doc_id):
+                    entry = decode_fact(hit.doc_id, hit.payload)
+                else:
+                    entry = decode_entry(hit.doc_id, hit.payload)
+            except (CorruptedDataError, ValueError, KeyError) as exc:
                 logger.warning("skipping corrupted memory: %s", exc)
                 continue
             if self.embedder is None and is_legacy_history(hit.payload) and not _own_match(entry, terms):
                 continue  # indexed before the hit rule: it matched through the adjacent turns only
+            if self._kinds_shown and source_of(hit.doc_id) == "history":
+                entry.custom_metadata["kind"] = "turn"
             entry.custom_metadata["score"] = hit.score
             context = context_items(hit.context)
             if context:
@@ -680,7 +758,69 @@ class RedisMemoryService(RedisClientOwner, BaseMemoryService):
             memories.append(entry)
         return SearchMemoryResponse(memories=memories)
 
+    def _pool(self) -> int:
+        """Hits asked of the index: twice the limit when facts and turns are ranked together (a turn a
+        higher-ranked fact came from is left out, :func:`~adk_redis.memory._facts.collapse`)."""
+        return self.search_limit * 2 if self.search_kinds == "all" else self.search_limit
+
+    # -- memory generation -------------------------------------------------------
+    async def flush(self, *, timeout: float | None = 30.0) -> bool:
+        """Wait until every generation job queued by this service is done or dead-lettered.
+
+        Returns False when ``timeout`` (seconds) passed first; True without a generator.
+        """
+        return True if self._generation is None else await self._generation.flush(timeout)
+
+    async def list_revisions(self, *, app_name: str, user_id: str, memory_id: str) -> list[dict[str, Any]]:
+        """A fact's revisions, oldest first: ``rev``, ``action``, ``text``, ``topic``, ``sid``, ``eids``,
+        ``job``, ``ts`` (``memory_id``: the fact's ``f:<id>`` from :meth:`search_memory`)."""
+        fid = memory_id[len(FACT_PREFIX):] if is_fact_id(memory_id) else memory_id
+        return await self.facts.revisions(app_name, str(user_id), unescape(fid))
+
+    async def rollback(self, *, app_name: str, user_id: str, memory_id: str, revision: int) -> None:
+        """Restore a fact to the text of ``revision`` (appends a ``RESTORE`` revision; a deleted fact
+        comes back).
+
+        Raises:
+          ValueError: no such revision (or it is a deletion).
+        """
+        uid = str(user_id)
+        fid = unescape(memory_id[len(FACT_PREFIX):] if is_fact_id(memory_id) else memory_id)
+        revs = await self.facts.revisions(app_name, uid, fid)
+        target = next((r for r in revs if r.get("rev") == revision), None)
+        if target is None or target.get("action") == "DELETE":
+            raise ValueError(f"fact {memory_id!r} has no revision {revision} to restore")
+        action = FactAction(
+            "RESTORE", str(target["text"]), str(target.get("topic") or ""), fact_id=fid,
+            session_id=str(target.get("sid") or ""), event_ids=tuple(target.get("eids") or ()),
+        )
+        if self.embedder is not None:
+            action.vector = pack((await self.embedder.embed([action.text]))[0])
+        ik = self.keys.user_memory_index(app_name, uid)
+        await self.facts.apply(
+            app_name, uid, [action], job_id="", ttl_ms=ttl_ms(self.settings.history_ttl_hours),
+            vector_sets=self.embedder is not None and await self.index.vector_sets(ik),
+        )
+
+    async def list_facts(self, *, app_name: str, user_id: str) -> list[MemoryEntry]:
+        """Every live fact of (app, user) as :class:`MemoryEntry` (for preloading into a prompt)."""
+        facts = await self.facts.all_facts(app_name, str(user_id))
+        ik = self.keys.user_memory_index(app_name, str(user_id))
+        ids = [f"{FACT_PREFIX}{escape(f.fact_id)}" for f in facts]
+        payloads = await self.client.hmget(ik.docs, ids) if ids else []
+        return [decode_fact(d, text(p)) for d, p in zip(ids, payloads) if p is not None]
+
+    async def generation_stats(self) -> dict[str, Any]:
+        """Generation counters (jobs queued/done/retried/dead, facts created/updated/deleted, model
+        calls, latency ms, tokens) and the queue (``queued_now``, ``pending``, ``dead_now``)."""
+        return await generation_stats(self.client, self.keys)
+
     # -- lifecycle: ping, close, async with (RedisClientOwner) -----------------------
+    async def close(self) -> None:
+        """Stop the background generation worker; close the client if this service created it."""
+        if self._generation is not None:
+            await self._generation.close()
+        await super().close()
 
 
 # OpenTelemetry spans/metrics (adk_redis.telemetry); a no-op check while no SDK is configured.
