@@ -104,6 +104,7 @@ async def test_extraction_is_grounded_and_searchable(client: Any, prefix: str) -
     assert "fact" in kinds and "turn" in kinds
     fact = next(m for m in res.memories if (m.custom_metadata or {}).get("kind") == "fact")
     assert fact.id == facts[0].id and fact.id is not None and fact.id.startswith("f:")
+    assert fact.custom_metadata is not None and fact.custom_metadata.pop("score") > 0
     assert fact.custom_metadata == {
         "kind": "fact",
         "topic": "personal_info",

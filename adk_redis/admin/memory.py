@@ -112,7 +112,9 @@ async def cmd_users_forget(svc: RedisSessionService, args: argparse.Namespace) -
 def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
     """The ``memory`` and ``users`` commands."""
     memory = sub.add_parser(
-        "memory", parents=[common], help="a user's memories (list, show, delete); memory generation (worker, jobs)"
+        "memory",
+        parents=[common],
+        help="a user's memories (list, show, delete); memory generation (worker, jobs)",
     )
     msub = memory.add_subparsers(dest="action", required=True, metavar="ACTION")
     from .memory_jobs import add_parsers as add_generation_parsers
