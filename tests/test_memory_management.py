@@ -248,7 +248,7 @@ async def test_forget_user_erases_everything_and_counts(redis_client: Any, prefi
     result = await memory.forget_user(app_name=APP, user_id="u")
     assert result.as_dict() == {
         "sessions": 2, "events": 2, "user_state": 1, "memories": 3, "user_context": 1,
-        "session_history": 1, "owner_records": 1, "counters": 0,
+        "session_history": 1, "owner_records": 1, "counters": 0, "facts": 0,
     }
     left = await _keys_of(redis_client, prefix)
     assert left <= other_keys  # nothing of "u" is left; the other user's data is untouched
