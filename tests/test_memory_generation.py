@@ -363,7 +363,7 @@ async def test_forget_user_removes_facts_and_queued_jobs(client: Any, prefix: st
     )
     await svc.add_events_to_memory(app_name=APP, user_id="bob", session_id="s9", events=[ev("b1", "hello")])
     assert (await svc.generation_stats())["queued_now"] == 2
-    assert (await svc.forget_user(APP, "alice")).facts == 1
+    assert (await svc.forget_user(app_name=APP, user_id="alice")).facts == 1
     assert await facts_of(svc) == []
     assert fact.id is not None
     assert await svc.list_revisions(app_name=APP, user_id="alice", memory_id=fact.id) == []

@@ -67,7 +67,7 @@ async def test_generation_on_a_cluster(cluster: list[RedisServer]) -> None:
         assert len(await svc.list_facts(app_name="app", user_id="bob")) == 1
         stats = await svc.generation_stats()
         assert stats["jobs_done"] == 3 and stats["dead_now"] == 0
-        await svc.forget_user("app", "ann")
+        await svc.forget_user(app_name="app", user_id="ann")
         assert await svc.list_facts(app_name="app", user_id="ann") == []
         assert json.dumps(stats)
     finally:
