@@ -594,3 +594,34 @@ def test_prompts_carry_topics_and_examples() -> None:
     )
     assert "- pets: The user's animals." in system and "Alice has a dog named Rex." in system
     assert "Earlier turns (context only):\n[c1]" in prompt and prompt.endswith("user: my cat Tom")
+
+
+async def test_export_import_keeps_facts(redis_url: str, prefix: str, tmp_path: Any) -> None:
+    from adk_redis.admin.cli import main
+
+    client = aioredis.Redis.from_url(redis_url)
+    svc = service(
+        client, prefix, ScriptedModel(script=[extraction(("Alice sings.", "personal_info", ["a1"]))])
+    )
+    other = RedisMemoryService(client=client, key_prefix=prefix + "b")
+    try:
+        await seed(svc, "I sing in a choir")
+        dump = str(tmp_path / "export.jsonl")
+        assert (
+            await asyncio.to_thread(main, ["export", "--url", redis_url, "--prefix", prefix, "-o", dump]) == 0
+        )
+        assert (
+            await asyncio.to_thread(
+                main, ["import", "--url", redis_url, "--prefix", prefix + "b", "-i", dump]
+            )
+            == 0
+        )
+        (fact,) = await other.list_facts(app_name=APP, user_id="alice")
+        assert text_of(fact) == "Alice sings."
+        found = await other.search_memory(app_name=APP, user_id="alice", query="sings")
+        assert fact.id in [m.id for m in found.memories]
+    finally:
+        await svc.close()
+        await drop_prefix(client, prefix)
+        await drop_prefix(client, prefix + "b")
+        await client.aclose()

@@ -48,7 +48,7 @@ from .._core.kwargs import strict
 from .._core.lifecycle import RedisClientOwner
 from ..config import RedisSettings, resolve_settings
 from ..errors import ConfigurationError, CorruptedDataError, InvalidCursorError, RedisOutOfMemoryError
-from ..keys import KeySchema, MemoryIndexKeys, escape, unescape
+from ..keys import KeySchema, MemoryIndexKeys, unescape
 from ._cross_session import CrossSessionMemory, ttl_ms
 from ._docs import (
     UNKNOWN_SESSION_ID,
@@ -803,12 +803,23 @@ class RedisMemoryService(RedisClientOwner, BaseMemoryService):
         )
 
     async def list_facts(self, *, app_name: str, user_id: str) -> list[MemoryEntry]:
-        """Every live fact of (app, user) as :class:`MemoryEntry` (for preloading into a prompt)."""
-        facts = await self.facts.all_facts(app_name, str(user_id))
+        """Every live fact of (app, user) as :class:`MemoryEntry`, in id order (to preload a prompt).
+
+        Read from the index's id set (``f:`` range, a page of 500 per round trip; no SCAN).
+        """
         ik = self.keys.user_memory_index(app_name, str(user_id))
-        ids = [f"{FACT_PREFIX}{escape(f.fact_id)}" for f in facts]
-        payloads = await self.client.hmget(ik.docs, ids) if ids else []
-        return [decode_fact(d, text(p)) for d, p in zip(ids, payloads) if p is not None]
+        out: list[MemoryEntry] = []
+        lo, hi = f"[{FACT_PREFIX}", f"({FACT_PREFIX[:-1]};"
+        while True:
+            items, nxt = await self.index.list_range(ik, lo, hi, 500)
+            for doc, payload in items:
+                try:
+                    out.append(decode_fact(doc, payload))
+                except (ValueError, KeyError) as exc:
+                    logger.warning("skipping corrupted fact %r: %s", doc, exc)
+            if nxt is None:
+                return out
+            lo = "(" + nxt
 
     async def generation_stats(self) -> dict[str, Any]:
         """Generation counters (jobs queued/done/retried/dead, facts created/updated/deleted, model
