@@ -63,6 +63,15 @@ class RedisSettings(BaseSettings):
     # write that was sent (adk_redis._core.connection). 0: none.
     redis_operation_timeout: float = Field(default=5.0, ge=0)
     redis_fallback_to_memory: bool = True
+    # Durability (adk_redis._core.durability): every acknowledged write of the session and memory
+    # services waits until this many replicas have it (WAIT, in the write's round trip); fewer within
+    # redis_wait_timeout_ms raise DurabilityError (the write is on the primary). 0: do not wait.
+    redis_wait_replicas: int = Field(default=0, ge=0)
+    redis_wait_timeout_ms: int = Field(default=1000, ge=1)
+    # With redis_wait_replicas > 0, opt-in: also WAITAOF 1 0 (the primary fsynced its AOF) when the
+    # primary supports it (Redis >= 7.2) and has appendonly yes, decided from the first write's reply.
+    # Under appendfsync everysec every write then waits for the next fsync (~1 s, docs/notes/failover.md).
+    redis_wait_aof: bool = False
     # Circuit breaker of the fallback services: consecutive failures that open it, seconds between PINGs.
     redis_failure_threshold: int = Field(default=3, ge=1)
     redis_health_check_interval: float = Field(default=5.0, gt=0)
@@ -106,6 +115,23 @@ class RedisSettings(BaseSettings):
         """REDIS_SOCKET_TIMEOUT not given: 40 % of the operation deadline (see the field)."""
         if "redis_socket_timeout" not in self.model_fields_set and self.redis_operation_timeout > 0:
             self.redis_socket_timeout = round(max(0.05, self.redis_operation_timeout * SOCKET_SHARE), 3)
+        return self
+
+    @model_validator(mode="after")
+    def _check_wait(self) -> RedisSettings:
+        if self.redis_wait_replicas:
+            wait = self.redis_wait_timeout_ms / 1000
+            if self.redis_operation_timeout and wait >= self.redis_operation_timeout:
+                raise ValueError(
+                    f"REDIS_WAIT_TIMEOUT_MS ({self.redis_wait_timeout_ms}) must be below "
+                    f"REDIS_OPERATION_TIMEOUT ({self.redis_operation_timeout:g} s)"
+                )
+            if wait >= self.redis_socket_timeout:
+                raise ValueError(
+                    f"REDIS_WAIT_TIMEOUT_MS ({self.redis_wait_timeout_ms}) must be below "
+                    f"REDIS_SOCKET_TIMEOUT ({self.redis_socket_timeout:g} s; when not set, 40 % of "
+                    "REDIS_OPERATION_TIMEOUT): the WAIT reply comes after it"
+                )
         return self
 
     @field_validator("redis_url")
@@ -153,6 +179,9 @@ _URL_SETTINGS = {
     "min_score": "memory_min_score",
     "generator_model": "memory_generator_model",
     "search_kinds": "memory_search_kinds",
+    "wait_replicas": "redis_wait_replicas",
+    "wait_timeout_ms": "redis_wait_timeout_ms",
+    "wait_aof": "redis_wait_aof",
 }
 
 
@@ -170,6 +199,9 @@ def url_settings(url: str | None) -> dict[str, Any]:
     for name, value in parse_redis_url(url).ours.items():
         if name == "session_ttl_hours" and value.strip().lower() in ("", "none", "0"):
             continue
+        if name in ("wait_replicas", "wait_timeout_ms"):
+            out[_URL_SETTINGS[name]] = int(value)
+            continue
         out[_URL_SETTINGS[name]] = float(value) if name == "session_ttl_hours" else value
     return out
 
@@ -181,7 +213,8 @@ def resolve_settings(
 
     Precedence, lowest first: the environment (``REDIS_KEY_PREFIX``, ...) or ``settings``; the
     adk_redis query parameters of ``REDIS_URL`` / ``uri`` (``?key_prefix=``, ``?session_ttl_hours=``,
-    ``?stale_policy=``); explicit ``overrides`` (constructor arguments; None = not given).
+    ``?stale_policy=``, ``?wait_replicas=``, ``?wait_timeout_ms=``, ``?wait_aof=``); explicit
+    ``overrides`` (constructor arguments; None = not given).
 
     Raises:
       ConfigurationError: naming the offending argument, variable or part of the URL.

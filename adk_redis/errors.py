@@ -130,6 +130,39 @@ class SessionLimitError(AdkRedisError):
     """``max_sessions`` live sessions exist already."""
 
 
+class DurabilityError(RedisOutcomeUnknownError):
+    """A write the primary applied, but fewer replicas than ``REDIS_WAIT_REPLICAS`` confirmed within
+    ``REDIS_WAIT_TIMEOUT_MS`` (or the primary's AOF fsync, ``WAITAOF``, was not confirmed).
+
+    The write is on the primary and may or may not survive a failover: its outcome is unknown, hence a
+    :class:`RedisOutcomeUnknownError` (``kind="durability"``).  Retrying the same call is safe
+    (appends are idempotent per event id, creates per creation token, deletes and memory puts by
+    nature) and confirms it once the replicas catch up.  The session object passed in is not updated.
+    ``requested`` / ``acknowledged`` count replicas; ``fsynced`` is False when WAITAOF timed out.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        requested: int = 0,
+        acknowledged: int = 0,
+        fsynced: bool = True,
+        kind: str = "durability",
+    ) -> None:
+        super().__init__(message, kind=kind)
+        self.requested = requested
+        self.acknowledged = acknowledged
+        self.fsynced = fsynced
+
+    def __reduce__(self) -> Any:
+        return (_rebuild_durability, (str(self), self.requested, self.acknowledged, self.fsynced))
+
+
+def _rebuild_durability(message: str, requested: int, acknowledged: int, fsynced: bool) -> DurabilityError:
+    return DurabilityError(message, requested=requested, acknowledged=acknowledged, fsynced=fsynced)
+
+
 # Error replies caused by stored data of the wrong shape (a foreign key of another Redis type under
 # our prefix, a script tripping over a garbage field).
 _DATA_ERRORS = ("WRONGTYPE", "user_script", "attempt to ")

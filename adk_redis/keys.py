@@ -242,7 +242,7 @@ class KeySchema:
         ``user_context``, ``agent_memory``, ``knowledge``, ``history``, ``user_index_part`` /
         ``knowledge_index_part`` (``part`` = ``stats``, ``t``, ``p:<term>``, ... or ``ctx``),
         ``agent_index``, ``registry`` (``part`` = users/agents/knowledge), ``security``,
-        ``migration``.
+        ``migration``, ``wait_barrier``.
         """
         try:
             rest = self.relative(key)
@@ -261,6 +261,8 @@ class KeySchema:
                 return ParsedKey("writeback_conflicts", unescape(app))
             except (ValueError, UnicodeDecodeError):
                 return None
+        if family == "wait":
+            return ParsedKey("wait_barrier")
         if family == "session":
             if rest.startswith("owner:"):
                 app, sep, sid = rest[len("owner:") :].partition(":")
@@ -325,6 +327,20 @@ class KeySchema:
         if sub == "history" and len(parts) == 2 and tail in ("", "data", "exp"):
             return ParsedKey("history", parts[0], parts[1], part=tail)
         return None
+
+    # -- durability (adk_redis._core.durability) --------------------------------
+    def wait_barrier(self, key: str) -> str:
+        """STRING (short TTL): written after a write that waits for replicas, in ``key``'s hash slot.
+
+        ``WAIT`` counts the replication offset of the connection's last write; a write that changed
+        nothing (an idempotent retry) leaves it behind, so this write moves it past the data.
+        """
+        start = key.find("{")
+        end = key.find("}", start + 1) if start >= 0 else -1
+        tag = key[start + 1 : end] if start >= 0 and end > start + 1 else ""
+        if not tag:  # every key of a multi-key write is tagged; others hash whole
+            raise ValueError(f"{key!r} has no hash tag")
+        return f"{self.prefix}:wait:{{{tag}}}"
 
     def migration(self, name: str) -> str:
         """HASH: progress of one ``adk-redis migrate`` run (SCAN cursor, counters, done flag)."""

@@ -29,6 +29,22 @@ during an outage, every one writing ``user:last``; after the restart each writes
 policy (merge, lww): acknowledged / stored / reported as conflicts / lost.
 
 ``--only conflicts`` / ``--only shared-key`` runs only those scenarios.
+
+sessions written back in under 2 s.
+
+Failover without loss (issue 17; ``--only wait-cost`` / ``sentinel`` / ``cluster`` / ``failover``):
+
+- ``wait_cost``: append latency with ``REDIS_WAIT_REPLICAS=1`` against the default (0) on a primary with
+  one replica, one writer, ``--cost-appends`` appends per setting in interleaved batches: p50 / p99 and
+  the p50 ratio; also on Redis 8 with AOF (``appendfsync always`` and ``everysec``) with and without
+  ``WAITAOF`` (``REDIS_WAIT_AOF``).
+- ``sentinel``: 3 sentinels, a primary and a replica; ``--writers`` x ``--failover-appends`` appends
+  (each writer its own session and service, a failed append retried with the same event); kill -9 of
+  the primary a third into the load, plainly and after cutting its replica off for ``--lag`` s (the
+  replication window); the killed node restarted as it was (the sentinels make it a replica).  With
+  and without the replica wait: acknowledged / stored / lost, errors by type, time to recover.
+- ``cluster``: 3 primaries with a replica each, same load: kill -9 of a primary (``cluster-node-timeout``
+  1 s), and every writer's slot migrated key by key during the load (``CLUSTER SETSLOT`` / ``MIGRATE``).
 """
 
 from __future__ import annotations
@@ -404,6 +420,132 @@ def shared_key_outage(policy: str, processes: int, appends: int) -> dict[str, An
     }
 
 
+async def wait_cost(appends: int, batch: int = 100) -> dict[str, Any]:
+    """p50 / p99 append latency per replica-wait setting, batches interleaved (same servers, same run)."""
+    from tests.servers import redis8_binary, replicas_acknowledge, replicas_online
+
+    setups: list[tuple[str, str | None, list[str], list[tuple[str, dict[str, Any]]]]] = [
+        (
+            "redis7_no_aof",
+            None,
+            ["--appendonly", "no"],
+            [("default", {}), ("wait_replicas_1", {"redis_wait_replicas": 1})],
+        ),
+        (
+            "redis8_aof_always",
+            redis8_binary(),
+            ["--appendonly", "yes", "--appendfsync", "always"],
+            [
+                ("default", {}),
+                ("wait_replicas_1_no_waitaof", {"redis_wait_replicas": 1, "redis_wait_aof": False}),
+                ("wait_replicas_1_waitaof", {"redis_wait_replicas": 1, "redis_wait_aof": True}),
+            ],
+        ),
+        (
+            "redis8_aof_everysec",
+            redis8_binary(),
+            ["--appendonly", "yes", "--appendfsync", "everysec"],
+            [
+                ("default", {}),
+                ("wait_replicas_1_no_waitaof", {"redis_wait_replicas": 1, "redis_wait_aof": False}),
+                ("wait_replicas_1_waitaof", {"redis_wait_replicas": 1, "redis_wait_aof": True}),
+            ],
+        ),
+    ]
+    out: dict[str, Any] = {"appends_per_setting": appends}
+    for name, binary, args, variants in setups:
+        kw: dict[str, Any] = {} if binary is None else {"binary": binary}
+        base = ["--repl-diskless-sync-delay", "0", *args]
+        primary = RedisServer(args=base, **kw).start()
+        replica = RedisServer(args=[*base, "--replicaof", "127.0.0.1", str(primary.port)], **kw)
+        try:
+            replica.start()
+            while replicas_online(primary) < 1:
+                await asyncio.sleep(0.02)
+            replicas_acknowledge(primary, 1)
+            services = {}
+            sessions = {}
+            for label, extra in variants:
+                st = load_settings(redis_url=primary.url, redis_wait_timeout_ms=2000, **extra)
+                svc = RedisSessionService(settings=st, key_prefix=f"wc{uuid.uuid4().hex[:6]}")
+                services[label] = svc
+                sessions[label] = await svc.create_session(app_name=APP, user_id="u")
+                for n in range(20):  # warm-up: scripts loaded, WAITAOF decided
+                    await svc.append_event(sessions[label], ev(w=n))
+            lat: dict[str, list[float]] = {label: [] for label, _ in variants}
+            # WAITAOF with appendfsync everysec waits for the next fsync (up to 1 s): few samples
+            slow = {"wait_replicas_1_waitaof"} if "everysec" in name else set()
+            for start in range(0, appends, batch):
+                for label, _ in variants:
+                    svc, s = services[label], sessions[label]
+                    count = max(1, batch // 20) if label in slow else batch
+                    for n in range(start, min(appends, start + count)):
+                        e = ev(n=n)
+                        t0 = time.perf_counter()
+                        await svc.append_event(s, e)
+                        lat[label].append(time.perf_counter() - t0)
+            base_p50 = pct(lat["default"], 50)
+            row: dict[str, Any] = {}
+            for label, _ in variants:
+                row[label] = {
+                    "p50_ms": round(pct(lat[label], 50) * 1000, 3),
+                    "p99_ms": round(pct(lat[label], 99) * 1000, 3),
+                    "p50_ratio_to_default": round(pct(lat[label], 50) / base_p50, 2),
+                }
+                if services[label].durability.enabled:
+                    row[label]["waitaof_used"] = services[label].durability._aof.get("", True) and bool(
+                        services[label].settings.redis_wait_aof
+                    )
+                await services[label].close()
+            out[name] = row
+        finally:
+            replica.stop()
+            primary.stop()
+    return out
+
+
+async def failover_scenarios(a: argparse.Namespace, which: set[str]) -> dict[str, Any]:
+    from tests.failover_load import cluster_kill, cluster_reshard, sentinel_kill
+    from tests.servers import SentinelTopology, redis_cluster
+
+    out: dict[str, Any] = {"writers": a.writers, "appends_per_writer": a.failover_appends, "lag_s": a.lag}
+    waits = [int(w) for w in a.waits.split(",")]
+    if "sentinel" in which:
+        for wait in waits:
+            for lag in (0.0, a.lag):
+                topology = SentinelTopology(sentinels=3, replicas=1)
+                try:
+                    result, timings = await sentinel_kill(
+                        topology, wait=wait, writers=a.writers, appends=a.failover_appends, lag_s=lag,
+                        rejoin="sentinel", give_up_s=120,
+                    )
+                finally:
+                    topology.stop()
+                out[f"sentinel_kill_wait{wait}_lag{lag:g}"] = {**result.summary(), **timings}
+                log(f"sentinel wait={wait} lag={lag}: {out[f'sentinel_kill_wait{wait}_lag{lag:g}']}")
+    if "cluster" in which:
+        for wait in waits:
+            with redis_cluster(3, replicas=1, node_timeout_ms=1000) as nodes:
+                result, info = await cluster_reshard(
+                    nodes, wait=wait, writers=a.writers, appends=a.failover_appends, pause_s=0.0,
+                    give_up_s=120,
+                )
+                out[f"cluster_reshard_wait{wait}"] = {**result.summary(), **info}
+                log(f"cluster reshard wait={wait}: {out[f'cluster_reshard_wait{wait}']}")
+                for lag in (0.0, a.lag):
+                    result, timings = await cluster_kill(
+                        nodes, wait=wait, writers=a.writers, appends=a.failover_appends, lag_s=lag,
+                        give_up_s=120,
+                    )
+                    out[f"cluster_kill_wait{wait}_lag{lag:g}"] = {**result.summary(), **timings}
+                    log(f"cluster kill wait={wait} lag={lag}: {out[f'cluster_kill_wait{wait}_lag{lag:g}']}")
+    return out
+
+
+def log(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
 async def main_async(a: argparse.Namespace) -> dict[str, Any]:
     out: dict[str, Any] = {"deadline_s": a.deadline, "failure_threshold": a.threshold, "fault_s": a.stall}
     if a.only in (None, "faults"):
@@ -427,6 +569,12 @@ async def main_async(a: argparse.Namespace) -> dict[str, Any]:
             out[f"shared_key_{policy}"] = await asyncio.to_thread(
                 shared_key_outage, policy, a.processes, a.appends
             )
+    if a.only in (None, "wait-cost"):
+        out["wait_cost"] = await wait_cost(a.cost_appends)
+        log(f"wait_cost: {out['wait_cost']}")
+    failover = {"sentinel", "cluster"} if a.only in (None, "failover") else {a.only} & {"sentinel", "cluster"}
+    if failover:
+        out["failover"] = await failover_scenarios(a, failover)
     return out
 
 
@@ -441,7 +589,16 @@ def main() -> None:
     ap.add_argument("--session-conflicts", type=int, default=600, help="conflicting events in one session")
     ap.add_argument("--processes", type=int, default=4, help="processes of the shared-key run")
     ap.add_argument("--appends", type=int, default=500, help="outage appends per process (shared key)")
-    ap.add_argument("--only", choices=["faults", "conflicts", "shared-key"], default=None)
+    ap.add_argument(
+        "--only",
+        choices=["faults", "conflicts", "shared-key", "wait-cost", "sentinel", "cluster", "failover"],
+        default=None,
+    )
+    ap.add_argument("--cost-appends", type=int, default=2000, help="appends per setting (wait-cost)")
+    ap.add_argument("--writers", type=int, default=8, help="failover scenarios: writers")
+    ap.add_argument("--failover-appends", type=int, default=500, help="failover: appends per writer")
+    ap.add_argument("--waits", default="0,1", help="REDIS_WAIT_REPLICAS values of the failover scenarios")
+    ap.add_argument("--lag", type=float, default=1.0, help="seconds the replica is cut off before a kill")
     ap.add_argument("--json", action="store_true")
     a = ap.parse_args()
     result = asyncio.run(main_async(a))

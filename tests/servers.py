@@ -242,12 +242,31 @@ def redis_server(args: Sequence[str] = (), **kw: object) -> Iterator[RedisServer
         server.stop()
 
 
+def cluster_node_id(node: RedisServer) -> str:
+    """The node's cluster id (CLUSTER MYID)."""
+    with node.client() as c:
+        raw = c.execute_command("CLUSTER", "MYID")
+    return raw.decode() if isinstance(raw, bytes) else str(raw)
+
+
 @contextmanager
-def redis_cluster(masters: int = 3, binary: str = REDIS_SERVER) -> Iterator[list[RedisServer]]:
-    """A ``masters``-node cluster on loopback (no replicas); waits for ``cluster_state:ok``."""
+def redis_cluster(
+    masters: int = 3,
+    binary: str = REDIS_SERVER,
+    *,
+    replicas: int = 0,
+    node_timeout_ms: int = 2000,
+    extra_args: Sequence[str] = (),
+) -> Iterator[list[RedisServer]]:
+    """A ``masters``-node cluster on loopback; waits for ``cluster_state:ok``.
+
+    With ``replicas``, each master gets that many replicas (``CLUSTER REPLICATE``): the nodes list
+    is the masters first, then the replicas (replica ``j`` of master ``i`` at ``masters + i * replicas
+    + j``), and it returns once every replica's link is up.
+    """
     nodes: list[RedisServer] = []
     try:
-        for _ in range(masters):
+        for _ in range(masters * (1 + replicas)):
             node = RedisServer(
                 args=[
                     "--cluster-enabled",
@@ -255,9 +274,12 @@ def redis_cluster(masters: int = 3, binary: str = REDIS_SERVER) -> Iterator[list
                     "--cluster-config-file",
                     "nodes.conf",
                     "--cluster-node-timeout",
-                    "2000",
+                    str(node_timeout_ms),
                     "--appendonly",
                     "no",
+                    "--repl-diskless-sync-delay",
+                    "0",
+                    *extra_args,
                 ],
                 binary=binary,
             )
@@ -265,7 +287,7 @@ def redis_cluster(masters: int = 3, binary: str = REDIS_SERVER) -> Iterator[list
         # What `redis-cli --cluster create` does, with redis-py (no redis-cli needed): split the
         # slots evenly, give each node a distinct config epoch, and introduce the nodes.
         per = 16384 // masters
-        for i, n in enumerate(nodes):
+        for i, n in enumerate(nodes[:masters]):
             last = 16383 if i == masters - 1 else (i + 1) * per - 1
             with n.client() as c:
                 c.execute_command("CLUSTER", "ADDSLOTS", *range(i * per, last + 1))
@@ -286,13 +308,79 @@ def redis_cluster(masters: int = 3, binary: str = REDIS_SERVER) -> Iterator[list
             if time.monotonic() > deadline:
                 raise RuntimeError("cluster did not reach cluster_state:ok")
             time.sleep(0.05)
+        if replicas:
+            _attach_cluster_replicas(nodes, masters, replicas)
         yield nodes
     finally:
         for n in nodes:
             n.stop()
 
 
-def sentinel_conf(dirpath: Path, port: int, master_port: int, name: str) -> Path:
+def replicas_online(primary: RedisServer) -> int:
+    """Replicas the primary streams to (state ``online``: after a diskless sync, only once the replica
+    acknowledged; until then a WAIT waits for its periodic acknowledgement, up to a second)."""
+    with primary.client() as c:
+        info = c.info("replication")
+    return sum(
+        1
+        for k, v in info.items()
+        if k.startswith("slave") and isinstance(v, dict) and v.get("state") == "online"
+    )
+
+
+def replicas_acknowledge(
+    primary: RedisServer, count: int, key: str = "probe", timeout_ms: int = 5000
+) -> None:
+    """Write ``key`` and WAIT for ``count`` replicas.  Right after a (re)sync a Redis 7.0 replica may
+    answer the first WAIT only with its periodic acknowledgement (up to a second later): tests
+    that time WAIT warm up with this first."""
+    with primary.client(socket_timeout=timeout_ms / 1000 + 2) as c:
+        c.set(key, "1", px=10_000)
+        got = int(c.execute_command("WAIT", count, timeout_ms))
+    if got < count:
+        raise RuntimeError(f"{got} of {count} replicas acknowledged")
+
+
+def _attach_cluster_replicas(nodes: list[RedisServer], masters: int, replicas: int) -> None:
+    ids = [cluster_node_id(n) for n in nodes[:masters]]
+    deadline = time.monotonic() + 30
+    for i in range(masters):
+        for j in range(replicas):
+            replica = nodes[masters + i * replicas + j]
+            while True:  # the node must know the master (gossip) before it can replicate it
+                try:
+                    with replica.client() as c:
+                        c.execute_command("CLUSTER", "REPLICATE", ids[i])
+                    break
+                except redis.ResponseError:
+                    if time.monotonic() > deadline:
+                        raise
+                    time.sleep(0.05)
+    from redis.crc import key_slot
+
+    per = 16384 // masters
+    for i, primary in enumerate(nodes[:masters]):
+        while replicas_online(primary) < replicas:
+            if time.monotonic() > deadline:
+                raise RuntimeError("cluster replicas did not come online")
+            time.sleep(0.05)
+        last = 16383 if i == masters - 1 else (i + 1) * per - 1
+        probe = next(f"probe{n}" for n in range(100_000) if i * per <= key_slot(f"probe{n}".encode()) <= last)
+        replicas_acknowledge(primary, replicas, probe)
+    for replica in nodes[masters:]:
+        while True:
+            with replica.client() as c:
+                info = c.info("replication")
+                state = c.execute_command("CLUSTER", "INFO")
+            text = state.decode() if isinstance(state, bytes) else str(state)
+            if info.get("master_link_status") == "up" and "cluster_state:ok" in text:
+                break
+            if time.monotonic() > deadline:
+                raise RuntimeError("cluster replicas did not sync")
+            time.sleep(0.05)
+
+
+def sentinel_conf(dirpath: Path, port: int, master_port: int, name: str, quorum: int = 1) -> Path:
     conf = dirpath / "sentinel.conf"
     conf.write_text(
         "\n".join(
@@ -302,7 +390,7 @@ def sentinel_conf(dirpath: Path, port: int, master_port: int, name: str) -> Path
                 "protected-mode no",
                 f"dir {dirpath}",
                 f"logfile {dirpath / 'sentinel.log'}",
-                f"sentinel monitor {name} 127.0.0.1 {master_port} 1",
+                f"sentinel monitor {name} 127.0.0.1 {master_port} {quorum}",
                 f"sentinel down-after-milliseconds {name} 1000",
                 f"sentinel failover-timeout {name} 5000",
                 f"sentinel parallel-syncs {name} 1",
@@ -316,11 +404,11 @@ def sentinel_conf(dirpath: Path, port: int, master_port: int, name: str) -> Path
 class SentinelProcess:
     """One redis-sentinel process monitoring ``name``."""
 
-    def __init__(self, master_port: int, name: str) -> None:
+    def __init__(self, master_port: int, name: str, quorum: int = 1) -> None:
         self.port = free_port()
         self.name = name
         self.dir = Path(tempfile.mkdtemp(prefix=f"sentinel{self.port}-"))
-        self.conf = sentinel_conf(self.dir, self.port, master_port, name)
+        self.conf = sentinel_conf(self.dir, self.port, master_port, name, quorum)
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> SentinelProcess:
@@ -346,6 +434,124 @@ class SentinelProcess:
             self.proc.wait(5)
         self.proc = None
         shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def _pairs(item: Any) -> dict[str, str]:
+    pairs = item.items() if isinstance(item, dict) else zip(item[::2], item[1::2])
+    return {
+        (k.decode() if isinstance(k, bytes) else str(k)): (v.decode() if isinstance(v, bytes) else str(v))
+        for k, v in pairs
+    }
+
+
+class SentinelTopology:
+    """A primary, ``replicas`` replicas and ``sentinels`` sentinels (quorum: a majority) on loopback.
+
+    ``servers`` is every data node (the primary first); :meth:`primary` asks a sentinel which is the
+    primary now.  ``redis_url`` is the ``redis+sentinel://`` URL of the service.
+    """
+
+    def __init__(
+        self, *, sentinels: int = 3, replicas: int = 1, name: str = "adkmaster", args: Sequence[str] = ()
+    ) -> None:
+        self.name = name
+        base = ["--appendonly", "no", "--repl-diskless-sync-delay", "0", *args]
+        self.servers = [RedisServer(args=base).start()]
+        self.sentinels: list[SentinelProcess] = []
+        try:
+            for _ in range(replicas):
+                replica = RedisServer(args=[*base, "--replicaof", "127.0.0.1", str(self.servers[0].port)])
+                self.servers.append(replica.start())
+            self._wait(
+                lambda: self._linked() and replicas_online(self.servers[0]) >= replicas, 15, "replicas"
+            )
+            replicas_acknowledge(self.servers[0], replicas)
+            quorum = sentinels // 2 + 1
+            for _ in range(sentinels):
+                self.sentinels.append(SentinelProcess(self.servers[0].port, name, quorum).start())
+            self._wait(self._sentinels_ready, 30, "sentinels to discover each other and the replicas")
+        except BaseException:
+            self.stop()
+            raise
+
+    @property
+    def redis_url(self) -> str:
+        hosts = ",".join(f"127.0.0.1:{s.port}" for s in self.sentinels)
+        return f"redis+sentinel://{hosts}/{self.name}"
+
+    @staticmethod
+    def _wait(cond: Any, timeout: float, what: str) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                if cond():
+                    return
+            except redis.RedisError:
+                pass
+            time.sleep(0.05)
+        raise RuntimeError(f"timed out waiting for {what}")
+
+    def _linked(self) -> bool:
+        for replica in self.servers[1:]:
+            with replica.client() as c:
+                if c.info("replication").get("master_link_status") != "up":
+                    return False
+        return True
+
+    def _sentinels_ready(self) -> bool:
+        for s in self.sentinels:
+            with s.client() as c:
+                others = c.execute_command("SENTINEL", "SENTINELS", self.name)
+                replicas = [_pairs(r) for r in c.execute_command("SENTINEL", "REPLICAS", self.name)]
+            if len(others) < len(self.sentinels) - 1:
+                return False
+            ok = [r for r in replicas if r.get("flags") == "slave" and r.get("master-link-status") == "ok"]
+            if len(ok) < len(self.servers) - 1:
+                return False
+        return True
+
+    def primary_port(self) -> int:
+        """The primary's port, as the first sentinel that answers says."""
+        for s in self.sentinels:
+            try:
+                with s.client() as c:
+                    addr = c.execute_command("SENTINEL", "GET-MASTER-ADDR-BY-NAME", self.name)
+                return int(addr[1])
+            except redis.RedisError:
+                continue
+        raise RuntimeError("no sentinel answered")
+
+    def server(self, port: int) -> RedisServer:
+        return next(s for s in self.servers if s.port == port)
+
+    def wait_failover(self, old_port: int, timeout: float = 30) -> int:
+        """Wait until the sentinels name another primary (and it says it is one); its port."""
+
+        def promoted() -> bool:
+            port = self.primary_port()
+            if port == old_port:
+                return False
+            with self.server(port).client() as c:
+                return bool(c.info("replication").get("role") == "master")
+
+        self._wait(promoted, timeout, "the failover")
+        return self.primary_port()
+
+    def wait_replicas(self, count: int, timeout: float = 30) -> None:
+        """Wait until the primary has ``count`` replicas with an up link (a restarted old primary rejoins
+        as a replica once a sentinel reconfigures it)."""
+
+        def enough() -> bool:
+            return replicas_online(self.server(self.primary_port())) >= count
+
+        self._wait(enough, timeout, f"{count} replica(s) online")
+
+    def stop(self) -> None:
+        for s in self.sentinels:
+            s.stop()
+        for server in self.servers:
+            server.kill()
+            server.stop()
 
 
 async def start_together(client: Any, key: str, parties: int, give_up_at: float) -> None:

@@ -17,9 +17,9 @@ Accepted forms::
     redis+sentinel://[:password@]host:port[,host:port...]/service[/db][?params]
 
 Query parameters: adk_redis' own (``key_prefix``, ``session_ttl_hours``,
-``stale_policy``, the memory service's ``search_limit`` and ``min_score``; consumed here, never passed
-to redis-py) and redis-py's
-connection options (below).  Anything else is rejected.
+``stale_policy``, the memory service's ``search_limit`` and ``min_score``, the replica wait's
+``wait_replicas``, ``wait_timeout_ms`` and ``wait_aof``; consumed here, never passed to redis-py) and
+redis-py's connection options (below).  Anything else is rejected.
 """
 
 from __future__ import annotations
@@ -159,6 +159,9 @@ OUR_PARAMS = {
     "min_score": _non_negative_float,
     "generator_model": _generator_model,
     "search_kinds": _search_kinds,
+    "wait_replicas": _non_negative_int,
+    "wait_timeout_ms": _positive_int,
+    "wait_aof": _bool,
 }
 
 #: redis-py connection options accepted in the query string (checked, then passed on).

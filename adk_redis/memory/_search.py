@@ -597,14 +597,15 @@ class SearchIndex:
         return await vector_sets_supported(self.client, ik.vector_set)
 
     async def delete(
-        self, ik: MemoryIndexKeys, doc_id: str, *, tombstone_ttl_ms: int | None = None
+        self, ik: MemoryIndexKeys, doc_id: str, *, tombstone_ttl_ms: int | None = None, client: Any = None
     ) -> bool:
-        """Remove ``doc_id`` (and its postings); optionally leave a tombstone."""
+        """Remove ``doc_id`` (and its postings); optionally leave a tombstone.  With ``client`` (a
+        pipeline or recorder) the call is queued there and False returned."""
         tomb = "" if tombstone_ttl_ms is None else str(now_ms() + tombstone_ttl_ms)
         res = await self._delete(
-            keys=_index_keys(ik), args=[ik.base, doc_id, tomb, tombstone_ttl_ms or 0]
+            keys=_index_keys(ik), args=[ik.base, doc_id, tomb, tombstone_ttl_ms or 0], client=client
         )
-        return int(res) == 1
+        return client is None and int(res) == 1
 
     async def delete_range(
         self, ik: MemoryIndexKeys, lex_min: str, lex_max: str, *, tombstone_ttl_ms: int | None = None

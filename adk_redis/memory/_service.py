@@ -44,6 +44,7 @@ from typing_extensions import override
 from .. import telemetry
 from .._core.codec import text
 from .._core.connection import create_client, is_cluster
+from .._core.durability import Durability, Recorder
 from .._core.kwargs import strict
 from .._core.lifecycle import RedisClientOwner
 from ..config import RedisSettings, resolve_settings
@@ -261,6 +262,8 @@ class RedisMemoryService(RedisClientOwner, BaseMemoryService):
             max_query_terms=settings.memory_max_query_terms,
         )
         self.read_stored_sessions = read_stored_sessions
+        #: REDIS_WAIT_REPLICAS: memory writes also wait for replicas, in the same round trip.
+        self.durability = Durability(self.client, settings, self.keys)
         self._sessions: Any = None
         self._cross: dict[str, CrossSessionMemory] = {}
         kinds = search_kinds or settings.memory_search_kinds
@@ -317,6 +320,21 @@ class RedisMemoryService(RedisClientOwner, BaseMemoryService):
                 for n, v in zip(todo, embedded):
                     vectors[n] = pack(v)
         kw: dict[str, Any] = {"skip_existing": mode == "skip", "refresh": mode == "refresh"}
+        if self.durability.enabled:  # the puts, then the replica wait, on one connection
+            recorder = Recorder(self.index._put)
+            for d, vec in zip(docs, vectors):
+                await self.index.put(
+                    ik, d.doc_id, d.body, d.payload, vector=vec, fields=d.fields, context=d.context,
+                    client=recorder, ttl_ms=d.ttl or ttl, **kw,
+                )
+            where = f"indexing {len(docs)} memories"
+            replies = await self.durability.execute(recorder.calls, route_key=ik.stats, what=where)
+            failed = [r for r in replies if isinstance(r, ResponseError)]
+            if failed:  # as below: each document's script is all or nothing
+                ok = [not isinstance(r, Exception) and int(r) == 1 for r in replies]
+                written = tuple(d.doc_id for d, new in zip(docs, ok) if new)
+                raise partial_write_error(failed[0], where, written) from failed[0]
+            return [int(r) == 1 for r in replies]
         if self._cluster:  # redis-py's cluster pipeline refuses EVALSHA; one slot, so in order
             done: list[bool] = []
             for d, vec in zip(docs, vectors):
@@ -541,6 +559,18 @@ class RedisMemoryService(RedisClientOwner, BaseMemoryService):
                 )
         return deleted
 
+    async def _index_delete(self, ik: MemoryIndexKeys, doc: str, tomb: int) -> bool:
+        """``index.delete``; with ``REDIS_WAIT_REPLICAS``, with the replica wait in the same round trip."""
+        if not self.durability.enabled:
+            return await self.index.delete(ik, doc, tombstone_ttl_ms=tomb)
+        recorder = Recorder(self.index._delete)
+        await self.index.delete(ik, doc, tombstone_ttl_ms=tomb, client=recorder)
+        what = f"delete of memory {doc!r}"
+        (reply,) = await self.durability.execute(recorder.calls, route_key=ik.stats, what=what)
+        if isinstance(reply, Exception):
+            raise reply
+        return int(reply) == 1
+
     async def _delete_one(self, app_name: str, uid: str, public: str) -> bool:
         if is_fact_id(public):  # an extracted fact: the fact and its revisions
             return await self.facts.erase(app_name, uid, unescape(public[len(FACT_PREFIX):]))
@@ -560,10 +590,10 @@ class RedisMemoryService(RedisClientOwner, BaseMemoryService):
             return False
         ik = self.keys.user_memory_index(app_name, uid)
         tomb = ttl_ms(self.settings.history_ttl_hours)
-        if await self.index.delete(ik, doc, tombstone_ttl_ms=tomb):
+        if await self._index_delete(ik, doc, tomb):
             return True
         if ref.source == "memory" and source_of(public) == "memory":  # an id of the 'm:<id>' era
-            return await self.index.delete(ik, public, tombstone_ttl_ms=tomb)
+            return await self._index_delete(ik, public, tomb)
         return False
 
     async def delete_session_memories(self, *, app_name: str, user_id: str | int, session_id: str) -> int:

@@ -32,6 +32,7 @@ from .. import telemetry
 from .._core import codec
 from .._core.codec import text
 from .._core.connection import create_client, is_cluster, read_script
+from .._core.durability import Durability
 from .._core.kwargs import strict
 from .._core.lifecycle import RedisClientOwner
 from .._core.ttl import ttl_ms
@@ -258,6 +259,34 @@ class RedisSessionService(RedisClientOwner, BaseSessionService):
         self._list_script = read_script(self.client, scripts.LIST_SUMMARIES)
         #: Creation tokens of creates whose outcome is unknown (RedisOutcomeUnknownError), oldest first.
         self._unconfirmed_creates: dict[tuple[str, str, str], str] = {}
+        #: REDIS_WAIT_REPLICAS: every write also waits for replicas, in its own round trip.
+        self.durability = Durability(self.client, settings, self.keys)
+
+    async def _write(self, script: Any, keys: list[str], args: list[Any], what: str) -> Any:
+        """Run a write script; with ``REDIS_WAIT_REPLICAS``, with the replica wait in the same round trip
+        (:class:`~adk_redis.errors.DurabilityError` when replicas do not confirm it)."""
+        if not self.durability.enabled:
+            return await script(keys=keys, args=args)
+        durable = self.durability
+        (reply,) = await durable.execute([durable.script(script, keys, args)], route_key=keys[0], what=what)
+        if isinstance(reply, Exception):
+            raise reply
+        return reply
+
+    async def _write_commands(self, commands: list[tuple[Any, ...]], what: str) -> None:
+        """Plain write commands on one slot's keys (the first command's key), pipelined; durable as
+        :meth:`_write`."""
+        if not self.durability.enabled:
+            pipe = self.client.pipeline(transaction=False)
+            for command in commands:
+                pipe.execute_command(*command)
+            await pipe.execute()
+            return
+        calls = [self.durability.command(*c) for c in commands]
+        replies = await self.durability.execute(calls, route_key=str(commands[0][1]), what=what)
+        for reply in replies:
+            if isinstance(reply, Exception):
+                raise reply
 
     # -- helpers -----------------------------------------------------------
     def _app_keys(self, app_name: str) -> list[str]:
@@ -270,7 +299,7 @@ class RedisSessionService(RedisClientOwner, BaseSessionService):
         keys = self._app_keys(app_name)
         if created:
             keys.append(self.keys.app_created_index(app_name))
-        await self._app_touch(keys=keys, args=[score, member, self._ttl, *app_pairs])
+        await self._write(self._app_touch, keys, [score, member, self._ttl, *app_pairs], f"app {app_name!r}")
 
     def _build_session(
         self,
@@ -385,7 +414,7 @@ class RedisSessionService(RedisClientOwner, BaseSessionService):
         if explicit_id and pending in self._unconfirmed_creates:
             args[7] = self._unconfirmed_creates[pending]  # this create's earlier attempt: the same token
         try:
-            res = await self._create(keys=keys, args=args)
+            res = await self._write(self._create, keys, args, f"create of session {session_id!r}")
         except RedisOutcomeUnknownError:
             if explicit_id:  # a retry of this call (same ids) must recognise the session it may have stored
                 self._unconfirmed_creates[pending] = str(args[7])
@@ -750,16 +779,23 @@ class RedisSessionService(RedisClientOwner, BaseSessionService):
         member = self.keys.app_index_member(user_id, session_id)
         user_created = self.keys.user_created_index(app_name, user_id)
         if self._cluster:
-            await self._delete(
-                keys=[*keys, user_created], args=[self.keys.session_member(session_id), member]
+            what = f"delete of session {session_id!r}"
+            await self._write(
+                self._delete, [*keys, user_created], [self.keys.session_member(session_id), member], what
             )
-            pipe = self.client.pipeline(transaction=False)
-            pipe.zrem(self.keys.app_index(app_name), member)
-            pipe.zrem(self.keys.app_created_index(app_name), member)
-            await pipe.execute()
+            await self._write_commands(
+                [
+                    ("ZREM", self.keys.app_index(app_name), member),
+                    ("ZREM", self.keys.app_created_index(app_name), member),
+                ],
+                what,
+            )
         else:
             keys += [self.keys.app_index(app_name), user_created, self.keys.app_created_index(app_name)]
-            await self._delete(keys=keys, args=[self.keys.session_member(session_id), member])
+            await self._write(
+                self._delete, keys, [self.keys.session_member(session_id), member],
+                f"delete of session {session_id!r}",
+            )
         if self.settings.delete_memories_with_session:
             # the turn memories ingested from it (same slot as the session; tombstoned, so re-ingesting
             # a stale copy of the session does not bring them back); a TTL expiry keeps them
@@ -841,7 +877,7 @@ class RedisSessionService(RedisClientOwner, BaseSessionService):
             *self.codec.flatten(deltas["user"]),
             *app_pairs,
         ]
-        res = await self._append(keys=keys, args=args)
+        res = await self._write(self._append, keys, args, f"append to session {session.id!r}")
         code = int(res[0])
         if code == -1:
             raise SessionNotFoundError(f"Session {session.id} not found.")
@@ -962,20 +998,20 @@ class RedisSessionService(RedisClientOwner, BaseSessionService):
         for event in session.events:
             args += [event.id, self.codec.encode_event(event), _score(event.timestamp)]
         try:
-            written = bool(await self._restore(keys=keys, args=args))
+            written = bool(await self._write(self._restore, keys, args, f"restore of session {session.id!r}"))
         except ResponseError as exc:
             err = server_error(exc, f"restore of session {session.id!r}")
             if err is exc:
                 raise
             raise err from None
         if written and self._cluster:
-            await self.client.zadd(
-                self.keys.app_index(session.app_name),
-                {self.keys.app_index_member(session.user_id, session.id): session.last_update_time},
-            )
-            await self.client.zadd(
-                self.keys.app_created_index(session.app_name),
-                {self.keys.app_index_member(session.user_id, session.id): float(args[0])},
+            member = self.keys.app_index_member(session.user_id, session.id)
+            await self._write_commands(
+                [
+                    ("ZADD", self.keys.app_index(session.app_name), repr(session.last_update_time), member),
+                    ("ZADD", self.keys.app_created_index(session.app_name), args[0], member),
+                ],
+                f"restore of session {session.id!r}",
             )
         return written
 
