@@ -185,6 +185,7 @@ def test_public_surface_is_exact() -> None:
         "AccessRefusedError",
         "ConfigurationError",
         "CorruptedDataError",
+        "DurabilityError",
         "InvalidCursorError",
         "InvalidInputError",
         "InvalidSessionIdError",
