@@ -4,7 +4,7 @@ Argument parsing and dispatch only; the commands live in :mod:`adk_redis.admin`
 (``sessions``: stats, sessions, bench; ``backup``/``transfer``: export and import;
 ``migrate``; ``cleanup``; ``doctor``).  Nothing a user can type or a server can
 answer ends in a traceback: every failure is one line and an exit code
-(:mod:`adk_redis.admin.common`, the README's table).
+(:mod:`adk_redis.admin.common`, the table in docs/reference/cli.md).
 """
 
 from __future__ import annotations

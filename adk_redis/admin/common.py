@@ -1,6 +1,6 @@
 """What every ``adk-redis`` command shares: exit codes, the error a command raises, results, progress.
 
-Exit codes (the README's table; one test per row in ``tests/test_cli_errors.py``):
+Exit codes (the table in docs/reference/cli.md, "Exit codes"; one test per row in ``tests/test_cli_errors.py``):
 
 ====  ===========================  ======================================================
 code  class                        examples
@@ -33,7 +33,7 @@ EXIT_PERMISSION = 4
 EXIT_FILE = 5
 EXIT_DATA = 6
 
-#: (exit code, class) for the README table and ``--help``.
+#: (exit code, class) for ``--help`` (the documented table: docs/reference/cli.md).
 EXIT_CODES = (
     (EXIT_OK, "ok"),
     (EXIT_PROBLEM, "problem found (doctor warnings, missing session, app or memory, rejected imports)"),

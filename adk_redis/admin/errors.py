@@ -1,4 +1,4 @@
-"""How the CLI classifies an exception into an exit code (the README's table).
+"""How the CLI classifies an exception into an exit code (the table in docs/reference/cli.md).
 
 :func:`classify` is the one place that maps an exception to an exit code.  Every
 exception class of redis-py (``redis.exceptions``) maps to a row of the table

@@ -178,13 +178,16 @@ class MemoryGenerator:
         ``ollama/...`` through LiteLLM when installed).
       topics: the topics facts are filed under (default: Memory Bank's four managed topics).
       examples: optional few-shot examples: ``(conversation text, [{"text", "topic"}, ...])``.
-      max_events_per_job / max_facts_per_job / max_fact_chars / max_output_chars: bounds (facts
-        beyond the caps are dropped, an answer longer than ``max_output_chars`` is rejected).
+      max_events_per_job: new events per job (more are split into several jobs).
+      max_facts_per_job: facts kept per extraction (the rest are dropped).
+      max_fact_chars: a longer fact is dropped.
+      max_output_chars: a longer model answer is rejected (the attempt fails).
+      max_event_chars: each event's text is cut to this length in the prompt.
       candidates_per_fact: existing facts shown per new fact.
       context_events: earlier turns sent as context before a job's new events.
       timeout: seconds per model call.
-      max_attempts / backoff: a failed job is retried ``max_attempts - 1`` times, waiting
-        ``backoff * 2**k`` seconds, then dead-lettered.
+      max_attempts: a failed job is retried ``max_attempts - 1`` times, then dead-lettered.
+      backoff: seconds before the first retry, doubled for each further one (``backoff * 2**k``).
     """
 
     def __init__(

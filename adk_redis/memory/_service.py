@@ -104,7 +104,7 @@ _HYBRID_POOL = 50
 # search_kinds -> doc-id prefix of the user's index searched ("" = everything)
 _KIND_FILTERS = {"all": "", "facts": FACT_PREFIX, "turns": "h:"}
 # Hybrid score fusion: (1 - w) * BM25 / max BM25 + w * cosine / max cosine, w chosen on LoCoMo's
-# development half with all-MiniLM-L6-v2 (README, memory benchmark).
+# development half with all-MiniLM-L6-v2 (docs/benchmarks.md, LoCoMo).
 HYBRID_WEIGHT = 0.4
 
 

@@ -255,7 +255,7 @@ def document_terms(text: str) -> Counter[str]:
 
 # Term frequencies of an indexed document, in half-occurrences: a word of the document itself counts 2,
 # a word of a searchable field (speaker, month and year) 2, a word of an adjacent turn 1 (chosen on
-# LoCoMo's development half; see the README's memory benchmark).
+# LoCoMo's development half; see docs/benchmarks.md, LoCoMo).
 OWN_WEIGHT = 2
 FIELD_WEIGHT = 2
 CONTEXT_WEIGHT = 1

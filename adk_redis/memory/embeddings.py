@@ -211,7 +211,7 @@ class SentenceTransformerEmbedder:
     @strict
     def __init__(self, model: str = "all-MiniLM-L6-v2", *, num_threads: int | None = None) -> None:
         """``num_threads``: torch's intra-op threads, set when the model loads (process-wide).  On
-        a busy small machine 1 is fastest for short queries (see the README's memory benchmark)."""
+        a busy small machine 1 is fastest for short queries (see docs/benchmarks.md, LoCoMo)."""
         self.model_name = model
         self.num_threads = num_threads
         self._model: Any = None

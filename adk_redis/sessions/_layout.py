@@ -12,7 +12,7 @@ Format 1 (before 0.13) kept the events in ``<session>:events`` (HASH ``<seq> ->
 payload`` plus ``#<id> -> seq``) and ``<session>:ts`` (ZSET); the session scripts
 upgrade such a record in place the first time they touch it (``upgrade()`` in
 :mod:`adk_redis.sessions._scripts`), and ``adk-redis migrate`` upgrades them all.
-Format 2 costs about 20% less memory per event (measured in the README).
+Format 2 costs about 20% less memory per event (measured: docs/reference/keys.md, "Storage per event").
 
 The meta HASH holds:
 
