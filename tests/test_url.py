@@ -197,7 +197,7 @@ def test_registry_warns_about_a_database_the_server_does_not_have(
 
 
 def test_redis_db_overrides_the_urls_database(monkeypatch: pytest.MonkeyPatch) -> None:
-    """docs/reference/configuration.md: REDIS_DB "overrides the URL's" database (redis-py's from_url lets the URL win)."""
+    """Configuration reference: REDIS_DB "overrides the URL's" database (redis-py's from_url lets it win)."""
     import asyncio
 
     from tests.servers import redis_server
@@ -221,7 +221,7 @@ def test_redis_db_overrides_the_urls_database(monkeypatch: pytest.MonkeyPatch) -
 
 
 def test_redis_password_completes_a_url_with_a_user_name(monkeypatch: pytest.MonkeyPatch) -> None:
-    """docs/reference/configuration.md: REDIS_PASSWORD is the password "when the URL carries none", also for ``redis://alice@host``."""
+    """Configuration reference: REDIS_PASSWORD is the password "when the URL carries none", also for ``redis://alice@host``."""
     import asyncio
 
     from tests.servers import redis_server

@@ -1,6 +1,6 @@
 """What every ``adk-redis`` command shares: exit codes, the error a command raises, results, progress.
 
-Exit codes (the table in docs/reference/cli.md, "Exit codes"; one test per row in ``tests/test_cli_errors.py``):
+Exit codes (docs/reference/cli.md, "Exit codes"; one test per row in ``tests/test_cli_errors.py``):
 
 ====  ===========================  ======================================================
 code  class                        examples
