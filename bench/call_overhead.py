@@ -1,5 +1,5 @@
 """Per-call cost of the service's client: sequential GETs through ``RedisSessionService.client`` and
-``append_event`` calls, median of several rounds (docs/notes/failures.md, "Cost").
+``append_event`` calls, median of several rounds (docs/benchmarks.md, "Call overhead of typed errors").
 
 Run against a throw-away server, once per checkout to compare (the figures of one run only compare with
 the same run's):

@@ -210,7 +210,7 @@ class RedisMemoryService(RedisClientOwner, BaseMemoryService):
         there), so a stale session object still ingests every event.
       generator: a :class:`~adk_redis.memory.MemoryGenerator` (or a model name ADK resolves;
         default ``MEMORY_GENERATOR_MODEL``): ingestion also queues jobs that extract and
-        consolidate facts (docs/notes/memory-generation.md).  None: turns only, as before.
+        consolidate facts (docs/guides/memory-generation.md).  None: turns only, as before.
       generator_worker: run a background worker task in this process (default); False when
         ``adk-redis memory worker`` processes do the work.
       search_kinds: ``all`` (default, ``MEMORY_SEARCH_KINDS``), ``facts`` or ``turns``.
