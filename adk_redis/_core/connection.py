@@ -578,6 +578,53 @@ class LoopLocalClient:
         return f"<LoopLocalClient {self._last!r} loops={len(self._clients)} deadline={self.deadline}>"
 
 
+class InjectedClient(LoopLocalClient):
+    """A client the application built (``client=``: a ``redis.asyncio.Redis``, ``RedisCluster``,
+    fakeredis, ...) behind the same deadline and typed errors as the clients adk_redis makes.
+
+    One client for every event loop (the application's: it is used as given, never replaced), and
+    never closed with a loop.  Its failures are translated by :func:`typed_error` like those of
+    :class:`LoopLocalClient`; its connections do not count requests, so a write cut after it may
+    have been sent is reported as :class:`~adk_redis.errors.RedisOutcomeUnknownError`.
+    """
+
+    def __init__(
+        self, client: Any, *, deadline: float | None, where: str = "Redis (injected client)"
+    ) -> None:
+        self._injected = client
+        super().__init__(lambda: client, deadline=deadline, where=where)
+
+    @property
+    def current(self) -> Any:
+        """The injected client."""
+        return self._injected
+
+    def loops(self) -> int:
+        return 0
+
+    async def aclose(self, **_kw: Any) -> None:
+        """Close the injected client (services never call this for an injected client)."""
+        await self._injected.aclose()
+
+    def __repr__(self) -> str:
+        return f"<InjectedClient {self._injected!r} deadline={self.deadline}>"
+
+
+def adopt_client(client: Any, settings: RedisSettings | None) -> Any:
+    """``client`` as services hold it: an adk_redis client as is, any other (injected) one wrapped in an
+    :class:`InjectedClient` (``settings.redis_operation_timeout``, typed errors) -- the one place an
+    injected client gets the failure contract."""
+    if isinstance(client, LoopLocalClient) or client is None:
+        return client
+    where = "Redis (injected client)"
+    pool = getattr(client, "connection_pool", None)
+    kwargs = getattr(pool, "connection_kwargs", None)
+    if isinstance(kwargs, dict) and kwargs.get("host"):
+        where = f"Redis at {kwargs['host']}:{kwargs.get('port', 6379)} (injected client)"
+    deadline = settings.redis_operation_timeout if settings is not None else None
+    return InjectedClient(client, deadline=deadline or None, where=where)
+
+
 def text_arg(value: Any) -> str:
     """A command argument as text (script SHAs and command names arrive as str or bytes)."""
     return value.decode("utf-8", "replace") if isinstance(value, (bytes, bytearray)) else str(value)

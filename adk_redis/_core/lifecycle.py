@@ -13,6 +13,8 @@ from typing import Any
 
 from typing_extensions import Self
 
+from .connection import adopt_client
+
 
 class RedisClientOwner:
     """Base of the services: ``client``, ``ping``, ``close``, ``async with``."""
@@ -24,7 +26,8 @@ class RedisClientOwner:
     def _use_client(self, client: Any, make: Callable[[], Any]) -> None:
         """``client`` if one was injected (left open by :meth:`close`), else ``make()`` (owned)."""
         self.owns_client = client is None
-        self.client = client if client is not None else make()
+        # an injected client gets the deadline and typed errors of adk_redis' own (adopt_client)
+        self.client = adopt_client(client, getattr(self, "settings", None)) if client is not None else make()
 
     async def ping(self) -> bool:
         """True when Redis answers PING (raises the client's connection error otherwise)."""

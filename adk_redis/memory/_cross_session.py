@@ -23,7 +23,7 @@ from typing import Any
 from redis.exceptions import ResponseError
 
 from .._core.codec import text
-from .._core.connection import read_script
+from .._core.connection import adopt_client, read_script
 from .._core.kwargs import strict
 from .._core.ttl import ttl_ms
 from ..config import RedisSettings
@@ -148,6 +148,7 @@ class CrossSessionMemory:
         index: SearchIndex | None = None,
         embedder: Embedder | None = None,
     ) -> None:
+        client = adopt_client(client, settings)  # an injected client: deadline and typed errors too
         self.client = client
         self.embedder = embedder  # optional: context/knowledge vectors for hybrid search
         self.keys = keys

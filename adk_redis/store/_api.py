@@ -35,7 +35,7 @@ import threading
 from dataclasses import dataclass
 from typing import Any
 
-from .._core.connection import create_client
+from .._core.connection import adopt_client, create_client
 from .._core.kwargs import strict
 from .._core.url import redact_url
 from ..config import RedisSettings, load_settings
@@ -143,7 +143,8 @@ def create_session_store(
         return _memory_store(config, settings, app_name, "Redis disabled (REDIS_ENABLED=false)")
     runner = LoopThread("adk-redis-store")
 
-    conn = client if client is not None else runner.run(_new_client(settings))
+    # an injected client gets the deadline and typed errors of adk_redis' own (adopt_client)
+    conn = adopt_client(client, settings) if client is not None else runner.run(_new_client(settings))
     where = redact_url(settings.redis_url) if client is None else "the injected client"
     try:
         reachable = runner.run(probe_at_start(conn.ping, settings=settings, where=where, log=logger))
