@@ -149,6 +149,8 @@ def unavailable_kind(exc: BaseException) -> tuple[str, str] | None:
     if isinstance(exc, (CrossSlotTransactionError, InvalidPipelineStack)):
         return None  # our bug, not an outage
     if isinstance(exc, RedisClusterException):
+        if "slots are not covered" in str(exc):  # no slot map: every node reports CLUSTERDOWN
+            return "clusterdown", f"the cluster is down (not every slot is served): {exc}"
         return "cluster", f"the cluster cannot serve it: {exc}"
     if isinstance(exc, (TimeoutError, asyncio.TimeoutError)):
         return "deadline", str(exc) or "no reply within the deadline (REDIS_OPERATION_TIMEOUT)"

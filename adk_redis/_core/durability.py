@@ -43,7 +43,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from ..config import RedisSettings
 from ..errors import DurabilityError, RedisOutcomeUnknownError, RedisUnavailableError
 from ..keys import KeySchema
-from .connection import LoopLocalClient, _within, is_cluster, typed_error
+from .connection import LoopLocalClient, _within, is_cluster, typed_error, unavailable_kind
 
 logger = logging.getLogger("adk_redis.durability")
 
@@ -118,16 +118,21 @@ class Durability:
         barrier = self.keys.wait_barrier(route_key)
         if is_cluster(self.client):
             cluster = self.client.current if isinstance(self.client, LoopLocalClient) else self.client
+            sent = _Sent()
             try:
-                return await _within(self._cluster(cluster, calls, route_key, barrier, what), self.deadline)
+                return await _within(
+                    self._cluster(cluster, calls, route_key, barrier, what, sent), self.deadline
+                )
             except DurabilityError:
                 raise
             except Exception as exc:
                 # The batch was sent to the slot owner by hand (not through the proxy's typed errors): a
-                # failure is an outage, and the write's outcome unknown (it may have been applied).
+                # failure is an outage, and the write's outcome unknown when a batch may have been
+                # applied (lost on the wire, or cut by the deadline in flight); a batch every node
+                # refused (CLUSTERDOWN, TRYAGAIN) or never sent (no slot map) was not applied.
                 typed = typed_error(exc, what=what)
                 known = isinstance(typed, RedisOutcomeUnknownError)
-                if isinstance(typed, RedisUnavailableError) and not known:
+                if isinstance(typed, RedisUnavailableError) and not known and sent.maybe_applied:
                     typed = RedisOutcomeUnknownError(
                         f"{typed}; the write may have landed, and retrying the same call is safe",
                         kind=typed.kind,
@@ -210,7 +215,7 @@ class Durability:
 
     # -- Redis Cluster: the slot owner's connection, redirects followed here -------------------
     async def _cluster(
-        self, cluster: Any, calls: Sequence[Call], route_key: str, barrier: str, what: str
+        self, cluster: Any, calls: Sequence[Call], route_key: str, barrier: str, what: str, sent: _Sent
     ) -> list[Any]:
         if not cluster.nodes_manager.slots_cache:
             await cluster.initialize()
@@ -227,10 +232,15 @@ class Durability:
                     batch.append(("ASKING",))
                 batch.append(command)
             batch += tail[1:]
+            sent.in_flight = True
             try:
                 replies = await _send(node, batch)
-            except (RedisConnectionError, RedisTimeoutError, OSError):
-                # Outcome unknown: send every pending call again (idempotent) once routing is fresh.
+            except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+                # Outcome unknown (unless the connection was refused): send every pending call again
+                # (idempotent) once routing is fresh.
+                found = unavailable_kind(exc)
+                sent.lost = sent.lost or found is None or found[0] != "refused"
+                sent.in_flight = False
                 failures += 1
                 if failures >= self.attempts:
                     raise
@@ -239,6 +249,7 @@ class Durability:
                 await _resync(cluster, route_key)
                 node, asking = cluster.get_node_from_key(route_key), False
                 continue
+            sent.in_flight = False
             if asking:
                 replies = [r for n, r in enumerate(replies) if n % 2 == 1 or n >= 2 * (len(pending) + 1)]
             got = replies[: len(pending)]
@@ -284,6 +295,21 @@ class Durability:
             if isinstance(redirect, (MovedError, AskError, ClusterDownError)):
                 await _resync(cluster, route_key)  # redis-py follows MOVED and updates its slot map
             node, asking = cluster.get_node_from_key(route_key), False
+
+
+class _Sent:
+    """Whether a cluster write's batch may have been applied: a batch's replies were lost (``lost``) or
+    one was awaiting its replies when the deadline cut it (``in_flight``)."""
+
+    __slots__ = ("in_flight", "lost")
+
+    def __init__(self) -> None:
+        self.lost = False
+        self.in_flight = False
+
+    @property
+    def maybe_applied(self) -> bool:
+        return self.lost or self.in_flight
 
 
 async def _send(node: Any, batch: Sequence[tuple[Any, ...]]) -> list[Any]:
