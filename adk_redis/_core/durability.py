@@ -142,6 +142,31 @@ class Durability:
                 raise typed from exc
         return await self._single(calls, barrier, what)
 
+    async def confirm(self, *route_keys: str, what: str) -> None:
+        """The replica wait alone, for writes already acknowledged by the primary (multi-step
+        operations: ``forget_user``, deleting a user-context document): the barrier ``SET`` and ``WAIT``
+        on the primary of each ``route_keys``' slot (one on a standalone or Sentinel primary).
+
+        A primary's replication stream is ordered, so replicas that acknowledge the barrier also have
+        every write it answered before; one round trip per primary.  No-op unless :attr:`enabled`.
+
+        Raises:
+          DurabilityError: fewer replicas than asked confirmed them.
+        """
+        if not self.enabled or not route_keys:
+            return
+        if not is_cluster(self.client):
+            await self.execute([], route_key=route_keys[0], what=what)
+            return
+        from redis.crc import key_slot
+
+        seen: set[int] = set()
+        for key in route_keys:
+            slot = key_slot(key.encode())
+            if slot not in seen:
+                seen.add(slot)
+                await self.execute([], route_key=key, what=what)
+
     # -- the replica wait's commands and their replies -------------------------------------------
     def _tail(self, barrier: str, server: str) -> list[tuple[Any, ...]]:
         tail: list[tuple[Any, ...]] = [
@@ -255,6 +280,9 @@ class Durability:
             got = replies[: len(pending)]
             tail_replies = replies[len(pending) :]
             redirect = next((r for r in [*got, tail_replies[0]] if isinstance(r, _REDIRECTS)), None)
+            if not calls and redirect is None:  # confirm(): the barrier and the WAIT alone
+                self._judge([], tail_replies, node.name, what)
+                return results
             unloaded = {calls[i].source for i, r in zip(pending, got) if isinstance(r, NoScriptError)}
             ran = [i for i, r in zip(pending, got) if not isinstance(r, (*_REDIRECTS, NoScriptError))]
             for i, r in zip(pending, got):
@@ -272,7 +300,7 @@ class Durability:
                     )
                 self._judge([results[i] for i in ran], tail_replies, node.name, what)
             pending = [i for i in pending if i not in ran]
-            if not pending:
+            if not pending and calls:
                 return results
             for source in unloaded:
                 if source:

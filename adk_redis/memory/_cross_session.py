@@ -24,6 +24,7 @@ from redis.exceptions import ResponseError
 
 from .._core.codec import text
 from .._core.connection import adopt_client, read_script
+from .._core.durability import Durability, Recorder
 from .._core.kwargs import strict
 from .._core.ttl import ttl_ms
 from ..config import RedisSettings
@@ -159,23 +160,45 @@ class CrossSessionMemory:
         self._history_get = read_script(client, _HISTORY_GET)
         self._live = read_script(client, _LIVE_MEMBERS)
         self._index_put = client.register_script(_INDEX_PUT)
+        #: REDIS_WAIT_REPLICAS: every acknowledged write also confirmed on replicas (same round trip)
+        self.durability = Durability(client, settings, keys)
 
     # -- helpers -------------------------------------------------------------
     @property
     def _memory_ttl(self) -> int:
         return ttl_ms(self.settings.memory_ttl_hours)
 
-    @staticmethod
-    async def _write(script: Any, keys: list[str], args: list[Any], where: str) -> Any:
+    async def _write(self, script: Any, keys: list[str], args: list[Any], where: str) -> Any:
         """Run a writing script; a Redis error reply becomes its typed error
-        (:func:`~adk_redis.errors.server_error`: out of memory, no permission, corrupted data)."""
+        (:func:`~adk_redis.errors.server_error`: out of memory, no permission, corrupted data).  With
+        ``REDIS_WAIT_REPLICAS``, with the replica wait in the same round trip
+        (:class:`~adk_redis.errors.DurabilityError` when replicas do not confirm it)."""
         try:
-            return await script(keys=keys, args=args)
+            if not self.durability.enabled:
+                return await script(keys=keys, args=args)
+            durable = self.durability
+            call = durable.script(script, keys, args)
+            (reply,) = await durable.execute([call], route_key=keys[0], what=where)
+            if isinstance(reply, Exception):
+                raise reply
+            return reply
         except ResponseError as exc:
             err = server_error(exc, where)
             if err is exc:
                 raise
             raise err from exc
+
+    async def _index(self, ik: Any, doc_id: str, indexed: str, payload: str, **kw: Any) -> None:
+        """``index.put``; with ``REDIS_WAIT_REPLICAS``, with the replica wait in the same round trip."""
+        if not self.durability.enabled:
+            await self.index.put(ik, doc_id, indexed, payload, **kw)
+            return
+        recorder = Recorder(self.index._put)
+        await self.index.put(ik, doc_id, indexed, payload, client=recorder, **kw)
+        where = f"indexing memory {doc_id!r}"
+        (reply,) = await self.durability.execute(recorder.calls, route_key=ik.stats, what=where)
+        if isinstance(reply, Exception):
+            raise server_error(reply, where) if isinstance(reply, ResponseError) else reply
 
     async def _register(self, kind: str, member: str, ttl: int) -> None:
         key = self.keys.memory_registry(self.app_name, kind)
@@ -224,7 +247,7 @@ class CrossSessionMemory:
         ttl = self._memory_ttl
         payload = context_payload(context_key, data, value, now / 1000)
         indexed = f"{context_key.replace('_', ' ')} {flatten_text(data)}"
-        await self.index.put(
+        await self._index(
             self.keys.user_memory_index(self.app_name, uid),
             context_id(context_key),
             indexed,
@@ -260,9 +283,10 @@ class CrossSessionMemory:
         uid = str(user_id)
         existed = await self.client.delete(self.keys.user_context(self.app_name, uid, context_key))
         await self.client.zrem(self.keys.user_context_index(self.app_name, uid), escape(context_key))
-        indexed = await self.index.delete(
-            self.keys.user_memory_index(self.app_name, uid), context_id(context_key)
-        )
+        ik = self.keys.user_memory_index(self.app_name, uid)
+        indexed = await self.index.delete(ik, context_id(context_key))
+        # REDIS_WAIT_REPLICAS: the three writes (one slot) confirmed on replicas, one round trip more
+        await self.durability.confirm(ik.stats, what=f"delete of user context {context_key!r} of {uid!r}")
         return bool(existed) or indexed
 
     # -- agent memory ----------------------------------------------------------
@@ -305,7 +329,7 @@ class CrossSessionMemory:
         ttl = ttl_ms(self.settings.knowledge_ttl_hours)
         payload = knowledge_payload(category, knowledge_key, data, value, now / 1000)
         indexed = f"{category.replace('_', ' ')} {knowledge_key.replace('_', ' ')} {flatten_text(data)}"
-        await self.index.put(
+        await self._index(
             self.keys.knowledge_index(self.app_name),
             knowledge_id(category, knowledge_key),
             indexed,

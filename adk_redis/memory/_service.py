@@ -666,6 +666,16 @@ class RedisMemoryService(RedisClientOwner, BaseMemoryService):
         """
         facts = await erase_user_facts(self.client, self.keys, app_name, str(user_id))
         result = await erase_user(self.client, self.keys, app_name, str(user_id), cluster=self._cluster)
+        if self.durability.enabled:  # REDIS_WAIT_REPLICAS: the erasure confirmed on replicas too
+            uid = str(user_id)
+            await self.durability.confirm(
+                self.keys.user_memory_index(app_name, uid).stats,
+                self.keys.app_index(app_name),
+                self.keys.memory_registry(app_name, "users"),
+                self.keys.security_sessions(app_name),
+                self.keys.security_flagged(),
+                what=f"forget_user of {uid!r} in app {app_name!r}",
+            )
         return dataclasses.replace(result, facts=facts["facts"])
 
     async def cleanup(self, *, app_name: str, user_id: str | int | None = None) -> int:

@@ -800,10 +800,15 @@ class RedisSessionService(RedisClientOwner, BaseSessionService):
             # the turn memories ingested from it (same slot as the session; tombstoned, so re-ingesting
             # a stale copy of the session does not bring them back); a TTL expiry keeps them
             lo, hi = session_range(session_id)
+            what = f"delete of the memories of session {session_id!r}"
+
+            async def run(*, keys: list[str], args: list[Any]) -> Any:  # with REDIS_WAIT_REPLICAS: durable
+                return await self._write(self._delete_memories, keys, args, what)
+
             await delete_range(
                 self.client, self.keys.user_memory_index(app_name, user_id), lo, hi,
                 tombstone_ttl_ms=int(self.settings.history_ttl_hours * 3_600_000),
-                script=self._delete_memories,
+                script=run,
             )
 
     @override

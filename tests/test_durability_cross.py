@@ -1,0 +1,193 @@
+"""REDIS_WAIT_REPLICAS covers every acknowledged write: cross-session memory (user context, agent
+memory, knowledge, session history), ``forget_user`` and the memories deleted with a session.
+
+A primary and a replica on loopback (throw-away servers); a replica that "falls behind" is stopped
+with SIGSTOP (connected, acknowledging nothing): an acknowledged write must then raise
+:class:`~adk_redis.errors.DurabilityError`, and a write that returns must already be on the replica.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import pytest
+from google.adk.events.event import Event
+from google.adk.sessions.session import Session
+from google.genai import types
+
+from adk_redis import RedisMemoryService, RedisSessionService, load_settings
+from adk_redis.errors import DurabilityError
+
+from .servers import RedisServer, replicas_acknowledge, replicas_online
+
+APP = "app"
+
+
+def _wait(cond: Callable[[], bool], timeout: float = 15) -> None:
+    give_up = time.monotonic() + timeout
+    while not cond():
+        assert time.monotonic() < give_up, "timed out"
+        time.sleep(0.02)
+
+
+def _info(server: RedisServer, section: str = "replication") -> dict[str, Any]:
+    with server.client() as c:
+        return dict(c.info(section))
+
+
+def _waits(server: RedisServer) -> int:
+    stats = _info(server, "commandstats").get("cmdstat_wait")
+    return int(stats["calls"]) if stats else 0
+
+
+@pytest.fixture(scope="module")
+def pair() -> Iterator[tuple[RedisServer, RedisServer]]:
+    base = ["--repl-diskless-sync-delay", "0", "--save", ""]
+    primary = RedisServer(args=base).start()
+    replica = RedisServer(args=[*base, "--replicaof", "127.0.0.1", str(primary.port)])
+    try:
+        replica.start()
+        _wait(lambda: _info(replica).get("master_link_status") == "up")
+        _wait(lambda: replicas_online(primary) == 1)
+        replicas_acknowledge(primary, 1)
+        yield primary, replica
+    finally:
+        for s in (replica, primary):
+            if s.proc is not None:
+                os.kill(s.proc.pid, signal.SIGCONT)
+            s.stop()
+
+
+@contextmanager
+def frozen(server: RedisServer) -> Iterator[None]:
+    assert server.proc is not None
+    os.kill(server.proc.pid, signal.SIGSTOP)
+    try:
+        yield
+    finally:
+        os.kill(server.proc.pid, signal.SIGCONT)
+
+
+def services(primary: RedisServer, wait: int = 1) -> tuple[RedisSessionService, RedisMemoryService]:
+    settings = load_settings(
+        redis_url=primary.url, redis_key_prefix=f"dx{uuid.uuid4().hex[:6]}",
+        redis_wait_replicas=wait, redis_wait_timeout_ms=300,
+    )
+    return RedisSessionService(settings=settings), RedisMemoryService(settings=settings)
+
+
+def said(text: str) -> Event:
+    return Event(
+        author="user", invocation_id="inv", content=types.Content(role="user", parts=[types.Part(text=text)])
+    )
+
+
+async def test_cross_session_writes_are_on_the_replica_when_acknowledged(
+    pair: tuple[RedisServer, RedisServer],
+) -> None:
+    primary, replica = pair
+    _, mem = services(primary)
+    cross = mem.cross_session(APP)
+    keys = mem.keys
+    writes: list[tuple[str, Callable[[int], Awaitable[Any]], Callable[[Any, int], bool]]] = [
+        (
+            "store_user_context",
+            lambda n: cross.store_user_context("u", f"prefs{n}", {"tone": "brief"}),
+            lambda r, n: r.exists(keys.user_context(APP, "u", f"prefs{n}")) == 1,
+        ),
+        (
+            "store_agent_memory",
+            lambda n: cross.store_agent_memory("a", f"m{n}", {"fact": "otters"}),
+            lambda r, n: r.exists(keys.agent_memory(APP, "a", f"m{n}")) == 1,
+        ),
+        (
+            "store_knowledge",
+            lambda n: cross.store_knowledge("faq", f"k{n}", {"answer": "42"}),
+            lambda r, n: r.exists(keys.knowledge(APP, "faq", f"k{n}")) == 1,
+        ),
+        (
+            "record_session",
+            lambda n: cross.record_session("u", f"s{n}", {"topic": "otters"}),
+            lambda r, n: r.hexists(keys.history(APP, "u").data, f"s{n}") == 1,
+        ),
+        (
+            "delete_user_context",
+            lambda n: cross.delete_user_context("u", f"prefs{n}"),
+            lambda r, n: r.exists(keys.user_context(APP, "u", f"prefs{n}")) == 0,
+        ),
+    ]
+    with replica.client() as r:
+        for name, write, on_replica in writes:
+            waits = _waits(primary)
+            await write(1)
+            assert on_replica(r, 1), f"{name}: acknowledged but not on the replica"
+            assert _waits(primary) > waits, f"{name}: no replica wait"
+            # a replica that does not acknowledge: the write is not reported as durable
+            with frozen(replica), pytest.raises(DurabilityError) as info:
+                await write(2)
+            assert info.value.requested == 1 and info.value.acknowledged == 0, name
+            await write(2)  # retrying the same call is safe and confirms it
+            assert on_replica(r, 2), f"{name}: the retry is not on the replica"
+    assert mem.cross_session(APP).durability.stats["unconfirmed"] == len(writes)
+    await mem.close()
+
+
+async def test_forget_user_is_confirmed_on_the_replica(pair: tuple[RedisServer, RedisServer]) -> None:
+    primary, replica = pair
+    sessions, mem = services(primary)
+    s = await sessions.create_session(app_name=APP, user_id="u", state={"user:k": 1})
+    await mem.cross_session(APP).store_user_context("u", "prefs", {"tone": "brief"})
+    with frozen(replica), pytest.raises(DurabilityError):
+        await mem.forget_user(app_name=APP, user_id="u")
+    waits = _waits(primary)
+    result = await mem.forget_user(app_name=APP, user_id="u")  # the retry: confirmed
+    assert _waits(primary) > waits
+    assert result.sessions == 0  # the first call erased it on the primary already
+    with replica.client() as r:
+        assert r.exists(sessions.keys.session(APP, "u", s.id).meta) == 0
+        assert r.exists(mem.keys.user_context(APP, "u", "prefs")) == 0
+    await sessions.close()
+    await mem.close()
+
+
+async def test_memories_deleted_with_a_session_are_confirmed(pair: tuple[RedisServer, RedisServer]) -> None:
+    primary, replica = pair
+    sessions, mem = services(primary)
+    s = await sessions.create_session(app_name=APP, user_id="u")
+    for text in ("otters hold hands", "otters sleep on water"):
+        await sessions.append_event(s, said(text))
+    stored = await sessions.get_session(app_name=APP, user_id="u", session_id=s.id)
+    assert isinstance(stored, Session)
+    await mem.add_session_to_memory(stored)
+    docs = mem.keys.user_memory_index(APP, "u").docs
+    warm = await sessions.create_session(app_name=APP, user_id="u")  # the delete scripts loaded
+    await sessions.delete_session(app_name=APP, user_id="u", session_id=warm.id)
+    with replica.client() as r:
+        assert r.hlen(docs) >= 2
+        waits = _waits(primary)
+        await sessions.delete_session(app_name=APP, user_id="u", session_id=s.id)
+        # one replica wait for the session, one for its memories (in their own round trip each)
+        assert _waits(primary) - waits == 2
+        assert r.hlen(docs) == 0
+    await sessions.close()
+    await mem.close()
+
+
+async def test_no_replica_wait_by_default(pair: tuple[RedisServer, RedisServer]) -> None:
+    primary, _ = pair
+    sessions, mem = services(primary, wait=0)
+    waits = _waits(primary)
+    cross = mem.cross_session(APP)
+    await cross.store_user_context("u", "prefs", {"tone": "brief"})
+    await cross.record_session("u", "s1")
+    await cross.delete_user_context("u", "prefs")
+    await mem.forget_user(app_name=APP, user_id="u")
+    assert _waits(primary) == waits
+    await sessions.close()
+    await mem.close()
