@@ -8,6 +8,7 @@ import asyncio
 import threading
 import time
 import uuid
+from typing import Any
 
 import pytest
 from google.adk.events.event import Event
@@ -90,3 +91,67 @@ async def test_create_and_append_across_a_stall_longer_than_the_deadline() -> No
         with pytest.raises(AlreadyExistsError):
             await svc.create_session(app_name=APP, user_id="u", session_id="a")
         await svc.close()
+
+
+def _shipped(field: str) -> Any:
+    """A setting's shipped default (not the environment's value)."""
+    return RedisSettings.model_fields[field].default
+
+
+async def test_killed_server_fails_fast_with_the_shipped_timeouts() -> None:
+    """No timeout overrides: after ``kill -9`` every service raises RedisUnavailableError within about a
+    second (a refused connection is retried with backoff, not waited out): sessions, memory, the
+    design API's store (its fallback off, so that it raises instead of serving from memory)."""
+    from adk_redis import RedisMemoryService, create_session_store
+
+    timing = ("redis_operation_timeout", "redis_connect_timeout", "redis_retry_attempts")
+    with redis_server() as server:
+        prefix = "k" + uuid.uuid4().hex[:8]
+        settings = load_settings(redis_url=server.url, redis_key_prefix=prefix)
+        for field in timing:  # (the socket timeout is derived from the deadline: checked above)
+            assert getattr(settings, field) == _shipped(field), field
+        sessions = RedisSessionService(settings=settings)
+        memory = RedisMemoryService(settings=settings)
+        held = await sessions.create_session(app_name=APP, user_id="u", session_id="s")
+        held = await sessions.append_event(held, said("otters hold hands")) and held
+        stored = await sessions.get_session(app_name=APP, user_id="u", session_id="s")
+        assert stored is not None
+        await memory.add_session_to_memory(stored)
+        assert (await memory.search_memory(app_name=APP, user_id="u", query="otters")).memories
+        store = await asyncio.to_thread(
+            create_session_store, settings=settings.model_copy(update={"redis_fallback_to_memory": False})
+        )
+        try:
+            await asyncio.to_thread(store.ensure_session, "d1", user_id="u")
+            server.kill()  # pooled connections now lead to a dead server
+
+            async def timed(name: str, call: Any) -> tuple[str, float, BaseException | None]:
+                start = time.monotonic()
+                try:
+                    await call
+                except BaseException as exc:  # noqa: BLE001 - the subject of the test
+                    return name, time.monotonic() - start, exc
+                return name, time.monotonic() - start, None
+
+            message = {"role": "user", "content": "hi"}
+            calls: list[tuple[str, Any]] = [
+                ("get_session", sessions.get_session(app_name=APP, user_id="u", session_id="s")),
+                ("append_event", sessions.append_event(held, said("more"))),
+                ("create_session", sessions.create_session(app_name=APP, user_id="u")),
+                ("search_memory", memory.search_memory(app_name=APP, user_id="u", query="otters")),
+                ("add_session_to_memory", memory.add_session_to_memory(stored)),
+                ("design_add_message", asyncio.to_thread(store.add_message, "d1", message)),
+                ("design_ensure_session", asyncio.to_thread(store.ensure_session, "d2", user_id="u")),
+            ]
+            results = [await timed(name, call) for name, call in calls]  # one after the other
+        finally:
+            await asyncio.to_thread(store.close)
+        await sessions.close()
+        await memory.close()
+    problems = [
+        f"{name}: {type(exc).__name__}: {exc}"
+        for name, _, exc in results
+        if not isinstance(exc, RedisUnavailableError)
+    ]
+    problems += [f"{name}: {took:.2f} s" for name, took, _ in results if took > 1.0 + 0.75]  # ~1 s + load
+    assert not problems, "\n".join(problems)
