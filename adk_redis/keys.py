@@ -338,8 +338,10 @@ class KeySchema:
         start = key.find("{")
         end = key.find("}", start + 1) if start >= 0 else -1
         tag = key[start + 1 : end] if start >= 0 and end > start + 1 else ""
-        if not tag:  # every key of a multi-key write is tagged; others hash whole
-            raise ValueError(f"{key!r} has no hash tag")
+        if not tag:  # an untagged key hashes whole: a tag of the whole key hashes to its slot
+            if "{" in key or "}" in key:
+                raise ValueError(f"{key!r} has no usable hash tag")
+            tag = key
         return f"{self.prefix}:wait:{{{tag}}}"
 
     def migration(self, name: str) -> str:

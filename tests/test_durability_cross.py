@@ -191,3 +191,38 @@ async def test_no_replica_wait_by_default(pair: tuple[RedisServer, RedisServer])
     assert _waits(primary) == waits
     await sessions.close()
     await mem.close()
+
+
+async def test_cross_session_writes_and_forget_user_on_a_cluster() -> None:
+    """Redis Cluster (3 primaries, a replica each): the replica wait goes to the primary of each slot
+    the operation wrote (``Durability.confirm``); a frozen replica of the user's primary is noticed."""
+    from redis.crc import key_slot
+
+    from .servers import redis_cluster
+
+    with redis_cluster(3, replicas=1, node_timeout_ms=2000) as nodes:
+        url = f"redis+cluster://127.0.0.1:{nodes[0].port}"
+        settings = load_settings(
+            redis_url=url, redis_key_prefix=f"dc{uuid.uuid4().hex[:6]}",
+            redis_wait_replicas=1, redis_wait_timeout_ms=300,
+        )
+        mem = RedisMemoryService(settings=settings)
+        cross = mem.cross_session(APP)
+        await cross.store_user_context("u", "prefs", {"tone": "brief"})
+        await cross.record_session("u", "s1", {"topic": "otters"})
+        await cross.store_knowledge("faq", "k", {"answer": "42"})
+        before = cross.durability.stats["confirmed"]
+        await cross.delete_user_context("u", "prefs")  # three commands, then the wait (confirm)
+        assert cross.durability.stats["confirmed"] == before + 1
+        # the replica of the primary serving the user's slot stops acknowledging
+        slot = key_slot(mem.keys.user_memory_index(APP, "u").stats.encode())
+        owner = min(slot // (16384 // 3), 2)
+        await cross.store_user_context("u", "prefs", {"tone": "long"})
+        with frozen(nodes[3 + owner]):
+            with pytest.raises(DurabilityError):
+                await cross.delete_user_context("u", "prefs")
+            with pytest.raises(DurabilityError):
+                await mem.forget_user(app_name=APP, user_id="u")
+        await mem.forget_user(app_name=APP, user_id="u")  # the retry: confirmed
+        assert await cross.get_user_context("u", "prefs") is None
+        await mem.close()
