@@ -67,6 +67,8 @@ async def session_ops(svc: RedisSessionService, sessions: list[Any]) -> list[tup
 
 
 def check(results: list[tuple[str, float, Any]], kinds: set[str]) -> None:
+    took = sorted(t for _, t, _ in results)
+    print(f"CLUSTERDOWN: {len(took)} calls, {took[0]:.2f}-{took[-1]:.2f} s")  # the docs' figure (-s)
     problems = []
     for name, took, exc in results:
         if not isinstance(exc, RedisUnavailableError):

@@ -148,6 +148,7 @@ async def test_killed_server_fails_fast_with_the_shipped_timeouts() -> None:
             await asyncio.to_thread(store.close)
         await sessions.close()
         await memory.close()
+    print("killed-server timings:", {name: round(took, 3) for name, took, _ in results})
     problems = [
         f"{name}: {type(exc).__name__}: {exc}"
         for name, _, exc in results
