@@ -70,7 +70,8 @@ class RedisSettings(BaseSettings):
     redis_wait_timeout_ms: int = Field(default=1000, ge=1)
     # With redis_wait_replicas > 0, opt-in: also WAITAOF 1 0 (the primary fsynced its AOF) when the
     # primary supports it (Redis >= 7.2) and has appendonly yes, decided from the first write's reply.
-    # Under appendfsync everysec every write then waits for the next fsync (~1 s, docs/benchmarks.md "The replica wait").
+    # Under appendfsync everysec every write then waits for the next fsync (~1 s, docs/benchmarks.md,
+    # "The replica wait").
     redis_wait_aof: bool = False
     # Circuit breaker of the fallback services: consecutive failures that open it, seconds between PINGs.
     redis_failure_threshold: int = Field(default=3, ge=1)
