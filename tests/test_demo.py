@@ -88,6 +88,21 @@ def test_demo_reports_an_unreachable_server(capsys: pytest.CaptureFixture[str]) 
     assert "cannot reach Redis" in capsys.readouterr().err
 
 
+def test_demo_help_says_it_starts_an_embedded_server_without_a_url(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The demo's --url falls back to an embedded server, not to localhost:6379 as the other commands'."""
+    for argv, fallback in (
+        (["demo", "--help"], "embedded server"),
+        (["stats", "--help"], "redis://localhost"),
+    ):
+        with pytest.raises(SystemExit):
+            main(argv)
+        url_help = " ".join(capsys.readouterr().out.rsplit("--url URL", 1)[1].split("--prefix")[0].split())
+        assert url_help.startswith("Redis URL (default: $REDIS_URL, else") and fallback in url_help, url_help
+    assert main(["--url", "redis://127.0.0.1:1/0", "demo"]) == 3  # the global --url still reaches the demo
+
+
 def test_demo_agents_dir_is_an_adk_web_agents_directory(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["demo", "--agents-dir"]) == 0
     agents = Path(capsys.readouterr().out.strip())

@@ -104,6 +104,27 @@ def test_passwords_never_appear_in_errors() -> None:
         assert "***" in str(info.value)
 
 
+def test_a_misspelt_query_parameter_names_the_closest_one() -> None:
+    """A typo in the URL (as in ``adk api_server --session_service_uri``) gets the same hint as one in a
+    keyword argument."""
+    with pytest.raises(ConfigurationError) as info:
+        parse_redis_url("redis://h:6379/0?key_prefx=app")
+    assert "unknown query parameter 'key_prefx' (did you mean 'key_prefix'?)" in str(info.value)
+    with pytest.raises(ConfigurationError) as info:
+        parse_redis_url("redis://h:6379/0?zzz=1")
+    assert "did you mean" not in str(info.value)
+
+
+@pytest.mark.parametrize("cls", [RedisSessionService, RedisMemoryService])
+def test_an_empty_url_is_an_error_not_the_default_server(
+    cls: type[RedisSessionService] | type[RedisMemoryService], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``Service(os.environ.get("MY_URL", ""))`` must not silently connect to another server."""
+    monkeypatch.setenv("REDIS_URL", "redis://127.0.0.1:6379/0")
+    with pytest.raises(ConfigurationError, match="empty"):
+        cls("")
+
+
 def test_one_redaction_function() -> None:
     assert redact_url("redis://u:p@h:1/0") == "redis://u:***@h:1/0"
     assert redact_url("redis://:p@h") == "redis://:***@h"

@@ -300,7 +300,7 @@ def create_client(settings: RedisSettings, uri: str | None = None) -> LoopLocalC
     pipeline by ``settings.redis_operation_timeout``.  The URL is checked now
     (:class:`~adk_redis.errors.ConfigurationError`).
     """
-    where = "Redis at " + redact_url(uri or settings.redis_url)
+    where = "Redis at " + redact_url(settings.redis_url if uri is None else uri)
     return LoopLocalClient(
         lambda: new_client(settings, uri), deadline=settings.redis_operation_timeout, where=where
     )
@@ -317,7 +317,7 @@ def new_client(settings: RedisSettings, uri: str | None = None) -> Any:
     """
     # Checked (ConfigurationError naming the offending part) and without adk_redis' own parameters
     # (?key_prefix=..., already part of the settings: adk_redis.config.resolve_settings).
-    url = client_url(settings, uri or settings.redis_url)
+    url = client_url(settings, settings.redis_url if uri is None else uri)
     scheme = urlparse(url).scheme
     if scheme not in SUPPORTED_SCHEMES:
         raise ValueError(

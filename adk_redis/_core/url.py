@@ -24,6 +24,7 @@ redis-py's connection options (below).  Anything else is rejected.
 
 from __future__ import annotations
 
+import difflib
 import os
 import re
 from dataclasses import dataclass, field
@@ -314,7 +315,9 @@ def parse_redis_url(url: str) -> RedisURL:
         checker = OUR_PARAMS.get(name) or REDIS_PARAMS.get(name) or TLS_PARAMS.get(name)
         if checker is None:
             known = sorted(OUR_PARAMS) + sorted(REDIS_PARAMS) + sorted(TLS_PARAMS)
-            raise _fail(url, f"unknown query parameter {name!r} (known: {', '.join(known)})")
+            close = difflib.get_close_matches(name, known, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise _fail(url, f"unknown query parameter {name!r}{hint}; known: {', '.join(known)}")
         if name in TLS_PARAMS and scheme not in _TLS_SCHEMES:
             raise _fail(url, f"{name} is a TLS option: use rediss:// (or rediss+cluster://)")
         try:

@@ -49,13 +49,11 @@ __all__ = [
 EXIT_ERROR = EXIT_USAGE  # kept for callers of the first version
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The ``adk-redis`` argument parser (global options work before or after the command)."""
+def _common_options(url_default: str) -> argparse.ArgumentParser:
+    """The options every command takes (``url_default``: what ``--url`` falls back to after $REDIS_URL)."""
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument(
-        "--url",
-        default=argparse.SUPPRESS,
-        help="Redis URL (default: $REDIS_URL, else redis://localhost:6379)",
+        "--url", default=argparse.SUPPRESS, help=f"Redis URL (default: $REDIS_URL, else {url_default})"
     )
     common.add_argument(
         "--prefix", default=argparse.SUPPRESS, help="key prefix (default: $REDIS_KEY_PREFIX, else 'vana')"
@@ -63,6 +61,12 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument(
         "--json", action="store_true", default=argparse.SUPPRESS, help="print machine-readable JSON"
     )
+    return common
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``adk-redis`` argument parser (global options work before or after the command)."""
+    common = _common_options("redis://localhost:6379")
     parser = argparse.ArgumentParser(
         prog="adk-redis",
         parents=[common],
@@ -74,7 +78,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     p = sub.add_parser(
         "demo",
-        parents=[common],
+        parents=[_common_options("an embedded server started for the run")],
         help="run one turn of the sample agent on Redis (an embedded server without --url)",
         description="Runs one turn of the sample agent hello_agent (offline scripted model) through "
         "ADK's Runner with RedisSessionService, then reads the session back. Server: --url or "
