@@ -116,10 +116,11 @@ def probe(checked: RedisURL, timeout: float = 1.0) -> str | None:
     try:
         client.ping()
     except Exception as exc:
-        from ._core.connection import unavailable_kind
+        from ._core.connection import auth_problem, unavailable_kind
 
-        if "NOAUTH" in str(exc) or "WRONGPASS" in str(exc):
-            return f"authentication failed ({exc})"
+        auth = auth_problem(exc)
+        if auth is not None:
+            return auth
         found = unavailable_kind(exc)  # the one definition of "unavailable" (adk_redis.connection)
         if found is not None:
             return found[1]
@@ -205,13 +206,32 @@ def _unavailable_cause(exc: BaseException) -> RedisUnavailableError | None:
     return None
 
 
+def _auth_cause(exc: BaseException) -> str | None:
+    """The one line of the authentication failure ``exc`` is or wraps (a wrong or missing password)."""
+    from redis.exceptions import RedisError
+
+    from ._core.connection import auth_problem
+
+    seen = 0
+    current: BaseException | None = exc
+    while current is not None and seen < 10:
+        if isinstance(current, RedisError):
+            line = auth_problem(current)
+            if line is not None:
+                return line
+        current = current.__cause__ or current.__context__
+        seen += 1
+    return None
+
+
 def install_error_handlers(app: Any) -> Any:
     """Make FastAPI ``app`` answer requests Redis could not serve with 503 and one line.
 
-    A :class:`~adk_redis.errors.RedisUnavailableError` (or a ``RedisOutcomeUnknownError``) raised by a
-    route, or wrapped by ADK's routes in an ``HTTPException(500)``, becomes ``503`` with
-    ``{"detail": "<one line>"}`` and ``Retry-After: 1``; every other error keeps FastAPI's handling.
-    Idempotent; returns ``app``.
+    A :class:`~adk_redis.errors.RedisUnavailableError` (or a ``RedisOutcomeUnknownError``) or an
+    authentication failure (redis-py's ``AuthenticationError``: no password for a server that needs one,
+    a wrong one) raised by a route, or wrapped by ADK's routes in an ``HTTPException(500)``, becomes
+    ``503`` with ``{"detail": "<one line>"}`` (``Retry-After: 1`` for an outage); every other error keeps
+    FastAPI's handling.  Idempotent; returns ``app``.
     """
     if getattr(app.state, "adk_redis_handlers", False):
         return app
@@ -226,13 +246,24 @@ def install_error_handlers(app: Any) -> Any:
     async def on_unavailable(request: Any, exc: Exception) -> Any:
         return unavailable(exc)  # type: ignore[arg-type]
 
+    async def on_auth(request: Any, exc: Exception) -> Any:
+        line = _auth_cause(exc) or f"authentication failed: {' '.join(str(exc).split())}"
+        return JSONResponse({"detail": line}, status_code=503)
+
     async def on_http(request: Any, exc: Exception) -> Any:
-        cause = _unavailable_cause(exc) if getattr(exc, "status_code", None) == 500 else None
-        if cause is not None:
-            return unavailable(cause)
+        if getattr(exc, "status_code", None) == 500:
+            cause = _unavailable_cause(exc)
+            if cause is not None:
+                return unavailable(cause)
+            auth = _auth_cause(exc)
+            if auth is not None:
+                return JSONResponse({"detail": auth}, status_code=503)
         return await http_exception_handler(request, exc)  # type: ignore[arg-type]
 
+    from redis.exceptions import AuthenticationError
+
     app.add_exception_handler(RedisUnavailableError, on_unavailable)
+    app.add_exception_handler(AuthenticationError, on_auth)
     app.add_exception_handler(HTTPException, on_http)
     app.state.adk_redis_handlers = True
     return app

@@ -456,6 +456,63 @@ def test_api_server_answers_503(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.mark.parametrize(
+    ("password", "line"),
+    [
+        (None, "authentication required: the Redis server needs a password; put it in the URL"),
+        ("wrong", "authentication failed: invalid username-password pair"),
+    ],
+)
+def test_api_server_names_a_missing_or_wrong_password(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, password: str | None, line: str
+) -> None:
+    """A new user's usual mistake: a server with ``requirepass`` and no (or a wrong) password in the URI.
+    The start-up warning and every route say so in one line (503), not redis-py's "HELLO must be
+    called with the client already authenticated" (500, or a bare "Internal Server Error")."""
+    from fastapi.testclient import TestClient
+    from google.adk.cli.fast_api import get_fast_api_app
+
+    import adk_redis
+
+    monkeypatch.setenv("ADK_REDIS_LOCAL_MODEL", "1")
+    monkeypatch.delenv("REDIS_PASSWORD", raising=False)
+    adk_redis.register()
+    server = RedisServer(args=["--requirepass", "s3cret-pw"], ping_kwargs={"password": "s3cret-pw"}).start()
+    try:
+        auth = f":{password}@" if password else ""
+        url = f"redis://{auth}127.0.0.1:{server.port}/0"
+        samples = Path(__file__).resolve().parents[1] / "samples"
+        with caplog.at_level("WARNING", logger="adk_redis.registry"):
+            app = get_fast_api_app(
+                agents_dir=str(samples),
+                session_service_uri=url,
+                memory_service_uri=url,
+                artifact_service_uri="memory://",
+                web=False,
+            )
+        warnings = [r.getMessage() for r in caplog.records if r.name == "adk_redis.registry"]
+        assert len(warnings) == 2 and all(line in w for w in warnings), warnings
+        run = {
+            "app_name": "hello_agent",
+            "user_id": "u",
+            "session_id": "s1",
+            "new_message": {"role": "user", "parts": [{"text": "hi"}]},
+        }
+        with TestClient(app) as client:
+            answers = [
+                client.post("/apps/hello_agent/users/u/sessions", json={}),  # HTTPException(500) from ADK
+                client.get("/apps/hello_agent/users/u/sessions/s1"),
+                client.get("/apps/hello_agent/users/u/sessions"),
+                client.post("/run", json=run),
+            ]
+        for answer in answers:
+            assert answer.status_code == 503, (answer.request.url, answer.status_code, answer.text)
+            detail = answer.json()["detail"]
+            assert detail.startswith(line) and "\n" not in detail and "s3cret" not in detail, detail
+    finally:
+        server.stop()
+
+
+@pytest.mark.parametrize(
     ("exc", "kind"),
     [
         (

@@ -121,6 +121,22 @@ _REPLY_KINDS: tuple[tuple[type[BaseException], str, str], ...] = (
 )
 
 
+#: A server that requires a password, reached without one: NOAUTH to a command, or to HELLO (RESP3).
+NEEDS_PASSWORD = ("NOAUTH", "Authentication required", "HELLO must be called with the client already")
+NEEDS_PASSWORD_HINT = "put it in the URL (redis://[user]:password@host:port/db) or in REDIS_PASSWORD"
+
+
+def auth_problem(exc: BaseException) -> str | None:
+    """One line for an authentication failure (no password for a server that needs one, a wrong one);
+    None for anything else (redis-py's own text leaves a user guessing: ``HELLO must be called ...``)."""
+    message = " ".join(str(exc).split())
+    if any(m in message for m in NEEDS_PASSWORD) and "WRONGPASS" not in message:
+        return f"authentication required: the Redis server needs a password; {NEEDS_PASSWORD_HINT}"
+    if isinstance(exc, (AuthenticationError, AuthorizationError)) or "WRONGPASS" in message:
+        return f"authentication failed: {message}"
+    return None
+
+
 def unavailable_kind(exc: BaseException) -> tuple[str, str] | None:
     """``(kind, reason)`` when ``exc`` means Redis could not serve a call; None for an answer or a bug.
 

@@ -22,6 +22,7 @@ from redis.exceptions import (
     ResponseError,
 )
 
+from .._core.connection import NEEDS_PASSWORD, NEEDS_PASSWORD_HINT
 from .._core.url import redact_url
 from ..errors import (
     ConfigurationError,
@@ -42,8 +43,6 @@ from .common import (
 __all__ = ["UNAVAILABLE_ERRORS", "classify"]
 
 _AUTH_MARKERS = ("NOAUTH", "WRONGPASS", "authenticated", "invalid password", "invalid username")
-# A server that requires a password, reached without one: NOAUTH to a command, or to HELLO (RESP3).
-_NEEDS_PASSWORD = ("NOAUTH", "Authentication required", "HELLO must be called with the client already")
 _REFUSALS = ("READONLY", "LOADING", "MASTERDOWN", "BUSY", "OOM", "CLUSTERDOWN", "TRYAGAIN", "MOVED", "ASK")
 
 
@@ -69,10 +68,9 @@ def classify(exc: BaseException, url: str) -> CliError | None:
             "is this the right host and port?",
             EXIT_CONNECTION,
         )
-    if any(m in message for m in _NEEDS_PASSWORD) and "WRONGPASS" not in message:
+    if any(m in message for m in NEEDS_PASSWORD) and "WRONGPASS" not in message:
         return CliError(
-            f"authentication required: the server at {where} needs a password; put it in the URL "
-            "(redis://[user]:password@host:port/db) or in REDIS_PASSWORD",
+            f"authentication required: the server at {where} needs a password; {NEEDS_PASSWORD_HINT}",
             EXIT_CONNECTION,
         )
     if isinstance(
