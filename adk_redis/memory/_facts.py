@@ -14,6 +14,7 @@ longer the one in Redis.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import uuid
@@ -35,6 +36,7 @@ __all__ = [
     "FACT_PREFIX",
     "FactAction",
     "FactStore",
+    "boost_sources",
     "collapse",
     "StoredFact",
     "decode_fact",
@@ -493,6 +495,48 @@ async def _drop_user_jobs(client: Any, keys: KeySchema, app_name: str, user_id: 
         if len(page) < 500:
             return dropped
         start = "(" + as_text(page[-1][0])
+
+
+#: In a search of facts and turns together, a fact and the turn it came from that both match each gain
+#: this share of the other's score (the best such partner's): two independent matches of one exchange.
+SOURCE_BOOST = 0.25
+
+
+def _sources(h: Any) -> set[str]:
+    """The turn ids a hit stands for: a fact's source turns, a turn itself (other indexes: none)."""
+    if h.index != 1:
+        return set()
+    if not is_fact_id(h.doc_id):
+        return {h.doc_id}
+    try:
+        data = json.loads(h.payload)
+        sid = str(data.get("sid") or "")
+        return {history_id(sid, str(e)) for e in data.get("eids") or []}
+    except (ValueError, AttributeError):
+        return set()
+
+
+def boost_sources(hits: Sequence[Any], share: float = SOURCE_BOOST) -> list[Any]:
+    """``hits`` re-ranked: a fact gains ``share`` of the best score of a hit among its source turns,
+    and a turn ``share`` of the best score of a fact that came from it (stable for equal scores).
+
+    Hits are :class:`adk_redis.memory._search.Hit` best first; the returned ones carry the new score.
+    """
+    if share <= 0 or not any(h.index == 1 and is_fact_id(h.doc_id) for h in hits):
+        return list(hits)
+    srcs = [_sources(h) for h in hits]
+    best: dict[str, list[tuple[float, str]]] = {}
+    for h, ss in zip(hits, srcs):
+        for s in ss:
+            best.setdefault(s, []).append((h.score, h.doc_id))
+    out = []
+    for h, ss in zip(hits, srcs):
+        fact = is_fact_id(h.doc_id)
+        partner = max(
+            (score for s in ss for score, d in best[s] if is_fact_id(d) != fact), default=0.0
+        )
+        out.append(dataclasses.replace(h, score=h.score + share * partner) if partner else h)
+    return sorted(out, key=lambda h: -h.score)
 
 
 def collapse(hits: Sequence[Any], limit: int) -> list[Any]:

@@ -17,7 +17,9 @@ in the adjacent turns is stored negated (posting ``-(dl*1024 + tf)``, ``term -tf
 to the score of a document that matches a query term in its own text or fields, and never makes a
 document a hit by itself (every hit contains a query term of its own).  Equal
 scores keep insertion order (``<base>:o``, a sequence number per document).
-Terms are processed rarest first; once the rarer terms produced at least
+Terms are processed rarest first; once the topk-th best score exceeds what a document not yet
+found could still reach (MaxScore: each remaining term adds at most idf * (k1 + 1)), later terms
+only score the candidates (exact).  Also (not exact), once the rarer terms produced at least
 max(K, :data:`CANDIDATE_FLOOR`) candidates, a more common term only adds its score to
 those candidates (HMGET) instead of reading its whole posting list, so a
 document matching only the most common query terms may be missed (it would
@@ -52,7 +54,8 @@ logger = logging.getLogger("adk_redis.memory")
 MAX_TF = 1023
 PRUNE_BATCH = 64
 # Rarest query terms first: once at least max(K, CANDIDATE_FLOOR) candidates are found, a term with a
-# longer posting list only adds to their scores (with 10, recall@10 on LoCoMo lost 0.03).
+# longer posting list only adds to their scores (with 10, recall@10 on LoCoMo lost 0.03).  0: only the
+# exact MaxScore pruning (LoCoMo dev turns recall@10 0.732 instead of 0.713, search ~35% slower).
 CANDIDATE_FLOOR = 50
 # Defaults of MEMORY_MAX_TERMS_PER_DOCUMENT / MEMORY_MAX_QUERY_TERMS (adk_redis.config).
 DEFAULT_MAX_DOCUMENT_TERMS = 1000
@@ -181,11 +184,13 @@ return existed
 """
 
 # KEYS: per index: stats, t, exp, docs, vec, vset, postings_1..nt
-# ARGV: now_ms, topk, nt, ni, then per index: base, doc-id prefix filter ('' = all)
+# ARGV: now_ms, topk, nt, ni, then per index: base, doc-id prefix filter ('' = all), then '1' (contexts)
+# or '0' (none)
 # Returns a flat list: index number, doc id, score (string), JSON, context (JSON [[id, author, text], ...]
 # of the turns named by the payload's "nb", or ''), ...
 SEARCH = _COMMON + r"""
 local now, topk, nt, ni = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
+local with_ctx = ARGV[5 + 2 * ni] ~= '0'
 local k1, b = 1.2, 0.75
 local top = {}
 local docs_of = {}
@@ -232,10 +237,37 @@ for i = 1, ni do
       order[#order + 1] = {redis.call('HLEN', pk), pk}
     end
     table.sort(order, function(x, y) return x[1] < y[1] end)
-    for _, o in ipairs(order) do
+    -- MaxScore: a term adds at most idf * (k1 + 1) to a document.  Once the topk-th best score so far
+    -- (scores only grow) beats what a document that is not yet a candidate could still reach (the
+    -- remaining terms' bounds plus the most context score any document gathered), later terms only
+    -- score the candidates (HMGET) instead of reading their whole posting lists: the top is exact.
+    local idfs, rem = {}, 0
+    for j, o in ipairs(order) do
+      local df = o[1]
+      idfs[j] = df > 0 and math.log(1 + (N - df + 0.5) / (df + 0.5)) or 0
+      rem = rem + idfs[j] * (k1 + 1)
+    end
+    local flen = #filter
+    local maxctx, pruned = 0, false
+    for j, o in ipairs(order) do
       local df, pk = o[1], o[2]
+      if df > 0 and not pruned and not check and ncand >= topk and ncand < df and ncand <= 4000 then
+        local vals, nv = {}, 0
+        for m = 1, ncand do
+          local d = cand[m]
+          if flen == 0 or string.sub(d, 1, flen) == filter then
+            nv = nv + 1
+            vals[nv] = scores[d] + (ctx[d] or 0)
+          end
+        end
+        if nv >= topk then
+          table.sort(vals, function(x, y) return x > y end)
+          pruned = vals[topk] > maxctx + rem
+        end
+      end
+      rem = rem - idfs[j] * (k1 + 1)
       if df > 0 then
-        local idf = math.log(1 + (N - df + 0.5) / (df + 0.5))
+        local idf = idfs[j]
         -- a negative posting: the term is only in the doc's context (adjacent turns), which raises
         -- the rank of a doc that matches in its own text but never makes a doc a hit by itself
         local function add(d, v)
@@ -244,12 +276,19 @@ for i = 1, ni do
           local tf = v % 1024
           local norm = k1 * (1 - b + b * ((v - tf) / 1024) / avgdl)
           local inc = idf * tf * (k1 + 1) / (tf + norm)
-          if not own then ctx[d] = (ctx[d] or 0) + inc; return end
+          if not own then
+            local c = (ctx[d] or 0) + inc
+            ctx[d] = c
+            if c > maxctx and not scores[d] then maxctx = c end
+            return
+          end
           local s = scores[d]
           if not s then ncand = ncand + 1; cand[ncand] = d; s = 0 end
           scores[d] = s + inc
         end
-        if ncand >= math.max(topk, __FLOOR__) and ncand < df and ncand <= 4000 then
+        -- CANDIDATE_FLOOR > 0: also once the rarer terms gave that many candidates (not exact)
+        local floor = __FLOOR__ > 0 and ncand >= math.max(topk, __FLOOR__) and ncand < df and ncand <= 4000
+        if pruned or floor then
           local vals = redis.call('HMGET', pk, unpack(cand))
           for m = 1, ncand do
             if vals[m] then add(cand[m], tonumber(vals[m])) end
@@ -263,7 +302,6 @@ for i = 1, ni do
     for d, c in pairs(ctx) do
       if scores[d] then scores[d] = scores[d] + c end
     end
-    local flen = #filter
     for d, s in pairs(scores) do
       local ok = flen == 0 or string.sub(d, 1, flen) == filter
       if ok and #top >= topk then
@@ -316,7 +354,7 @@ for _, c in ipairs(top) do
   out[#out + 1] = c[3]
   out[#out + 1] = string.format('%.17g', c[1])
   out[#out + 1] = payload
-  out[#out + 1] = context_of(docs_of[c[2]], payload)
+  out[#out + 1] = with_ctx and context_of(docs_of[c[2]], payload) or ''
 end
 return out
 """
@@ -632,10 +670,13 @@ class SearchIndex:
         indexes: Sequence[tuple[MemoryIndexKeys, str]],
         query: str | Sequence[str],
         limit: int,
+        *,
+        context: bool = True,
     ) -> list[Hit]:
         """BM25 top ``limit`` over ``indexes`` ((index, doc-id prefix filter) pairs) in one call.
 
-        All indexes must live in one slot on a cluster (call once per slot).
+        All indexes must live in one slot on a cluster (call once per slot).  ``context=False``: hits
+        without their context (cheaper).
         """
         terms = query_terms(query) if isinstance(query, str) else list(query)
         if not terms or limit <= 0 or not indexes:
@@ -652,6 +693,7 @@ class SearchIndex:
             keys += [ik.stats, ik.terms, ik.expiry, ik.docs, ik.vectors, ik.vector_set]
             keys += [ik.postings(t) for t in terms]
             args += [ik.base, flt]
+        args.append("1" if context else "0")
         raw = await self._search(keys=keys, args=args)
         return [
             Hit(int(raw[i]), text(raw[i + 1]), float(text(raw[i + 2])), text(raw[i + 3]), text(raw[i + 4]))

@@ -77,6 +77,7 @@ from ._facts import (
     FACT_PREFIX,
     FactAction,
     FactStore,
+    boost_sources,
     collapse,
     decode_fact,
     erase_user_facts,
@@ -686,15 +687,21 @@ class RedisMemoryService(RedisClientOwner, BaseMemoryService):
         return removed
 
     # -- search ------------------------------------------------------------------
-    async def _bm25(self, app_name: str, user_id: str, terms: list[str], limit: int) -> list[Hit]:
+    def _bm25_specs(self, app_name: str, user_id: str) -> list[tuple[MemoryIndexKeys, str]]:
         specs = [(self.keys.user_memory_index(app_name, user_id), _KIND_FILTERS[self.search_kinds])]
         if self.search_kinds == "all":
             specs.append((self.keys.knowledge_index(app_name), knowledge_filter()))
+        return specs
+
+    async def _bm25(
+        self, app_name: str, user_id: str, terms: list[str], limit: int, *, context: bool = True
+    ) -> list[Hit]:
+        specs = self._bm25_specs(app_name, user_id)
         if not self._cluster:
-            return await self.index.search(specs, terms, limit)
+            return await self.index.search(specs, terms, limit, context=context)
         hits: list[Hit] = []
         for n, spec in enumerate(specs):
-            found = await self.index.search([spec], terms, limit)
+            found = await self.index.search([spec], terms, limit, context=context)
             hits += [Hit(n + 1, h.doc_id, h.score, h.payload, h.context) for h in found]
         hits.sort(key=lambda h: (-h.score, h.index))  # stable: ties keep each index's insertion order
         return hits[:limit]
@@ -769,6 +776,8 @@ class RedisMemoryService(RedisClientOwner, BaseMemoryService):
             if not terms:
                 return SearchMemoryResponse()
             hits = await self._bm25(app_name, uid, terms, self._pool())
+            if self.search_kinds == "all":
+                hits = boost_sources(hits)
         else:
             if not (query or "").strip():
                 return SearchMemoryResponse()
