@@ -251,7 +251,9 @@ for i = 1, ni do
     local maxctx, pruned = 0, false
     for j, o in ipairs(order) do
       local df, pk = o[1], o[2]
-      if df > 0 and not pruned and not check and ncand >= topk and ncand < df and ncand <= 4000 then
+      local floor = __FLOOR__ > 0 and ncand >= math.max(topk, __FLOOR__) and ncand < df and ncand <= 4000
+      if df > 0 and not floor and not pruned and not check and ncand >= topk and ncand < df
+          and ncand <= 4000 then
         local vals, nv = {}, 0
         for m = 1, ncand do
           local d = cand[m]
@@ -286,8 +288,7 @@ for i = 1, ni do
           if not s then ncand = ncand + 1; cand[ncand] = d; s = 0 end
           scores[d] = s + inc
         end
-        -- CANDIDATE_FLOOR > 0: also once the rarer terms gave that many candidates (not exact)
-        local floor = __FLOOR__ > 0 and ncand >= math.max(topk, __FLOOR__) and ncand < df and ncand <= 4000
+        -- floor (CANDIDATE_FLOOR > 0): the rarer terms gave that many candidates (not exact)
         if pruned or floor then
           local vals = redis.call('HMGET', pk, unpack(cand))
           for m = 1, ncand do
