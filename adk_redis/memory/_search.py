@@ -34,6 +34,8 @@ runs in (valid on Redis Cluster).  No SCAN/KEYS anywhere.
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import logging
 import time
 from collections.abc import Sequence
@@ -184,13 +186,13 @@ return existed
 """
 
 # KEYS: per index: stats, t, exp, docs, vec, vset, postings_1..nt
-# ARGV: now_ms, topk, nt, ni, then per index: base, doc-id prefix filter ('' = all), then '1' (contexts)
-# or '0' (none)
+# ARGV: now_ms, topk, nt, ni, then per index: base, doc-id prefix filter ('' = all), then how many of the
+# first hits get their context (the others: '')
 # Returns a flat list: index number, doc id, score (string), JSON, context (JSON [[id, author, text], ...]
 # of the turns named by the payload's "nb", or ''), ...
 SEARCH = _COMMON + r"""
 local now, topk, nt, ni = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
-local with_ctx = ARGV[5 + 2 * ni] ~= '0'
+local nctx = tonumber(ARGV[5 + 2 * ni])
 local k1, b = 1.2, 0.75
 local top = {}
 local docs_of = {}
@@ -248,11 +250,14 @@ for i = 1, ni do
       rem = rem + idfs[j] * (k1 + 1)
     end
     local flen = #filter
+    -- exact (CANDIDATE_FLOOR 0): MaxScore only; else the floor alone (MaxScore's bookkeeping costs more
+    -- than it saves once the floor prunes)
+    local exact = __FLOOR__ <= 0
     local maxctx, pruned = 0, false
     for j, o in ipairs(order) do
       local df, pk = o[1], o[2]
-      local floor = __FLOOR__ > 0 and ncand >= math.max(topk, __FLOOR__) and ncand < df and ncand <= 4000
-      if df > 0 and not floor and not pruned and not check and ncand >= topk and ncand < df
+      local floor = not exact and ncand >= math.max(topk, __FLOOR__) and ncand < df and ncand <= 4000
+      if exact and df > 0 and not pruned and not check and ncand >= topk and ncand < df
           and ncand <= 4000 then
         local vals, nv = {}, 0
         for m = 1, ncand do
@@ -281,7 +286,7 @@ for i = 1, ni do
           if not own then
             local c = (ctx[d] or 0) + inc
             ctx[d] = c
-            if c > maxctx and not scores[d] then maxctx = c end
+            if exact and c > maxctx and not scores[d] then maxctx = c end
             return
           end
           local s = scores[d]
@@ -349,13 +354,13 @@ local function context_of(docs, payload)
   return cjson.encode(items)
 end
 local out = {}
-for _, c in ipairs(top) do
+for r, c in ipairs(top) do
   local payload = redis.call('HGET', docs_of[c[2]], c[3]) or ''
   out[#out + 1] = c[2]
   out[#out + 1] = c[3]
   out[#out + 1] = string.format('%.17g', c[1])
   out[#out + 1] = payload
-  out[#out + 1] = with_ctx and context_of(docs_of[c[2]], payload) or ''
+  out[#out + 1] = r <= nctx and context_of(docs_of[c[2]], payload) or ''
 end
 return out
 """
@@ -494,6 +499,27 @@ class Hit:
     score: float
     payload: str
     context: str = ""
+
+
+def _context_item(nid: str, raw: Any) -> list[str] | None:
+    """``[id, author, text]`` of a stored turn's JSON (None when gone or not a turn), as ``SEARCH``
+    builds it."""
+    if raw is None:
+        return None
+    try:
+        doc = json.loads(text(raw))
+    except ValueError:
+        return None
+    content = doc.get("content") if isinstance(doc, dict) else None
+    parts = content.get("parts") if isinstance(content, dict) else None
+    if not isinstance(parts, list):
+        return None
+    texts = [
+        p["text"] for p in parts
+        if isinstance(p, dict) and isinstance(p.get("text"), str) and p.get("thought") is not True
+    ]
+    author = doc.get("author")
+    return [nid, author if isinstance(author, str) else "", " ".join(texts)]
 
 
 def _index_keys(ik: MemoryIndexKeys) -> list[str]:
@@ -672,12 +698,12 @@ class SearchIndex:
         query: str | Sequence[str],
         limit: int,
         *,
-        context: bool = True,
+        context: int | None = None,
     ) -> list[Hit]:
         """BM25 top ``limit`` over ``indexes`` ((index, doc-id prefix filter) pairs) in one call.
 
-        All indexes must live in one slot on a cluster (call once per slot).  ``context=False``: hits
-        without their context (cheaper).
+        All indexes must live in one slot on a cluster (call once per slot).  Only the first ``context``
+        hits (default: all) come with their context (:meth:`contexts` reads the others' later).
         """
         terms = query_terms(query) if isinstance(query, str) else list(query)
         if not terms or limit <= 0 or not indexes:
@@ -694,12 +720,40 @@ class SearchIndex:
             keys += [ik.stats, ik.terms, ik.expiry, ik.docs, ik.vectors, ik.vector_set]
             keys += [ik.postings(t) for t in terms]
             args += [ik.base, flt]
-        args.append("1" if context else "0")
+        args.append(limit if context is None else context)
         raw = await self._search(keys=keys, args=args)
         return [
             Hit(int(raw[i]), text(raw[i + 1]), float(text(raw[i + 2])), text(raw[i + 3]), text(raw[i + 4]))
             for i in range(0, len(raw), 5)
         ]
+
+    async def contexts(
+        self, hits: Sequence[Hit], indexes: Sequence[MemoryIndexKeys], *, only: Any = None
+    ) -> list[Hit]:
+        """``hits`` (of a search over ``indexes`` that left their context out) with their context as
+        the search script gives it: the stored turns their payload names in ``"nb"`` (one pipelined
+        read).  ``only``: a set of ``(index, doc id)``, the hits to read it for."""
+        wanted: list[tuple[int, list[str]]] = []
+        for n, h in enumerate(hits):
+            if '"nb":' in h.payload and (only is None or (h.index, h.doc_id) in only):
+                try:
+                    nb = json.loads(h.payload).get("nb")
+                except (ValueError, AttributeError):
+                    continue
+                ids = [i for i in nb if isinstance(i, str)] if isinstance(nb, list) else []
+                if ids:
+                    wanted.append((n, ids))
+        if not wanted:
+            return list(hits)
+        pipe = self.client.pipeline(transaction=False)
+        for n, ids in wanted:
+            pipe.hmget(indexes[hits[n].index - 1].docs, ids)
+        out = list(hits)
+        for (n, ids), payloads in zip(wanted, await pipe.execute()):
+            items = [item for item in map(_context_item, ids, payloads) if item is not None]
+            if items:
+                out[n] = dataclasses.replace(hits[n], context=json.dumps(items))
+        return out
 
     async def cleanup(self, ik: MemoryIndexKeys) -> int:
         """Prune every expired document and tombstone; returns documents removed."""

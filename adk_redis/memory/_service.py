@@ -694,7 +694,7 @@ class RedisMemoryService(RedisClientOwner, BaseMemoryService):
         return specs
 
     async def _bm25(
-        self, app_name: str, user_id: str, terms: list[str], limit: int, *, context: bool = True
+        self, app_name: str, user_id: str, terms: list[str], limit: int, *, context: int | None = None
     ) -> list[Hit]:
         specs = self._bm25_specs(app_name, user_id)
         if not self._cluster:
@@ -772,11 +772,17 @@ class RedisMemoryService(RedisClientOwner, BaseMemoryService):
         """
         uid = str(user_id)
         terms = query_terms(query or "")
+        late: set[tuple[int, str]] = set()  # hits the script left the context of
         if self.embedder is None:
             if not terms:
                 return SearchMemoryResponse()
-            hits = await self._bm25(app_name, uid, terms, self._pool())
-            if self.search_kinds == "all":
+            # facts and turns: the pool is re-ranked and collapsed here; the script reads the context
+            # of the first hits (most of those kept), the rest is read for the hits kept only
+            both = self.search_kinds == "all"
+            ctx_n = self.search_limit + self.search_limit // 2 if both else None
+            hits = await self._bm25(app_name, uid, terms, self._pool(), context=ctx_n)
+            if both:
+                late = {(h.index, h.doc_id) for h in hits[ctx_n:]}
                 hits = boost_sources(hits)
         else:
             if not (query or "").strip():
@@ -784,6 +790,12 @@ class RedisMemoryService(RedisClientOwner, BaseMemoryService):
             hits = await self._hybrid(app_name, uid, query, terms, self._pool())
         if self.search_kinds == "all":
             hits = collapse(hits, self.search_limit)
+            if self.embedder is None:
+                hits = [h for h in hits if h.score >= self.min_score]
+                if any((h.index, h.doc_id) in late for h in hits):
+                    hits = await self.index.contexts(
+                        hits, [ik for ik, _ in self._bm25_specs(app_name, uid)], only=late
+                    )
         memories: list[MemoryEntry] = []
         for hit in hits:
             if hit.score < self.min_score:
