@@ -187,7 +187,7 @@ return existed
 
 # KEYS: per index: stats, t, exp, docs, vec, vset, postings_1..nt
 # ARGV: now_ms, topk, nt, ni, then per index: base, doc-id prefix filter ('' = all), then how many of the
-# first hits get their context (the others: '')
+# first hits get their JSON and context (the others: '' and '', except a fact's JSON)
 # Returns a flat list: index number, doc id, score (string), JSON, context (JSON [[id, author, text], ...]
 # of the turns named by the payload's "nb", or ''), ...
 SEARCH = _COMMON + r"""
@@ -355,7 +355,11 @@ local function context_of(docs, payload)
 end
 local out = {}
 for r, c in ipairs(top) do
-  local payload = redis.call('HGET', docs_of[c[2]], c[3]) or ''
+  -- beyond the first nctx hits, only the (short) facts' JSON: the caller reads the others it keeps
+  local payload = ''
+  if r <= nctx or string.sub(c[3], 1, 2) == 'f:' then
+    payload = redis.call('HGET', docs_of[c[2]], c[3]) or ''
+  end
   out[#out + 1] = c[2]
   out[#out + 1] = c[3]
   out[#out + 1] = string.format('%.17g', c[1])
@@ -703,7 +707,8 @@ class SearchIndex:
         """BM25 top ``limit`` over ``indexes`` ((index, doc-id prefix filter) pairs) in one call.
 
         All indexes must live in one slot on a cluster (call once per slot).  Only the first ``context``
-        hits (default: all) come with their context (:meth:`contexts` reads the others' later).
+        hits (default: all) come with their JSON and context; the others with neither, except a fact
+        (``f:`` id) with its JSON (:meth:`complete` reads them for the hits kept).
         """
         terms = query_terms(query) if isinstance(query, str) else list(query)
         if not terms or limit <= 0 or not indexes:
@@ -727,15 +732,23 @@ class SearchIndex:
             for i in range(0, len(raw), 5)
         ]
 
-    async def contexts(
-        self, hits: Sequence[Hit], indexes: Sequence[MemoryIndexKeys], *, only: Any = None
+    async def complete(
+        self, hits: Sequence[Hit], indexes: Sequence[MemoryIndexKeys], only: Any
     ) -> list[Hit]:
-        """``hits`` (of a search over ``indexes`` that left their context out) with their context as
-        the search script gives it: the stored turns their payload names in ``"nb"`` (one pipelined
-        read).  ``only``: a set of ``(index, doc id)``, the hits to read it for."""
+        """``hits`` of a search over ``indexes`` with the JSON and context the script left out read for
+        those in ``only`` (a set of ``(index, doc id)``), as the script gives them: the context is the
+        stored turns their JSON names in ``"nb"`` (two pipelined reads at most)."""
+        hits = list(hits)
+        missing = [n for n, h in enumerate(hits) if (h.index, h.doc_id) in only and not h.payload]
+        if missing:
+            pipe = self.client.pipeline(transaction=False)
+            for n in missing:
+                pipe.hget(indexes[hits[n].index - 1].docs, hits[n].doc_id)
+            for n, raw in zip(missing, await pipe.execute()):
+                hits[n] = dataclasses.replace(hits[n], payload="" if raw is None else text(raw))
         wanted: list[tuple[int, list[str]]] = []
         for n, h in enumerate(hits):
-            if '"nb":' in h.payload and (only is None or (h.index, h.doc_id) in only):
+            if '"nb":' in h.payload and (h.index, h.doc_id) in only:
                 try:
                     nb = json.loads(h.payload).get("nb")
                 except (ValueError, AttributeError):

@@ -776,8 +776,8 @@ class RedisMemoryService(RedisClientOwner, BaseMemoryService):
         if self.embedder is None:
             if not terms:
                 return SearchMemoryResponse()
-            # facts and turns: the pool is re-ranked and collapsed here; the script reads the context
-            # of the first hits (most of those kept), the rest is read for the hits kept only
+            # facts and turns: the pool is re-ranked and collapsed here; the script returns the JSON and
+            # context of the first hits (most of those kept), the rest is read for the hits kept only
             both = self.search_kinds == "all"
             ctx_n = self.search_limit + self.search_limit // 2 if both else None
             hits = await self._bm25(app_name, uid, terms, self._pool(), context=ctx_n)
@@ -793,8 +793,8 @@ class RedisMemoryService(RedisClientOwner, BaseMemoryService):
             if self.embedder is None:
                 hits = [h for h in hits if h.score >= self.min_score]
                 if any((h.index, h.doc_id) in late for h in hits):
-                    hits = await self.index.contexts(
-                        hits, [ik for ik, _ in self._bm25_specs(app_name, uid)], only=late
+                    hits = await self.index.complete(
+                        hits, [ik for ik, _ in self._bm25_specs(app_name, uid)], late
                     )
         memories: list[MemoryEntry] = []
         for hit in hits:
@@ -820,9 +820,10 @@ class RedisMemoryService(RedisClientOwner, BaseMemoryService):
         return SearchMemoryResponse(memories=memories)
 
     def _pool(self) -> int:
-        """Hits asked of the index: twice the limit when facts and turns are ranked together (a turn a
-        higher-ranked fact came from is left out, :func:`~adk_redis.memory._facts.collapse`)."""
-        return self.search_limit * 2 if self.search_kinds == "all" else self.search_limit
+        """Hits asked of the index: three times the limit when facts and turns are ranked together (a
+        fact and its source turn raise each other's rank, :func:`~adk_redis.memory._facts.boost_sources`,
+        and a turn a higher-ranked fact came from is left out, :func:`~adk_redis.memory._facts.collapse`)."""
+        return self.search_limit * 3 if self.search_kinds == "all" else self.search_limit
 
     # -- memory generation -------------------------------------------------------
     async def flush(self, *, timeout: float | None = 30.0) -> bool:
