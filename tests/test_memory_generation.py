@@ -625,3 +625,48 @@ async def test_export_import_keeps_facts(redis_url: str, prefix: str, tmp_path: 
         await drop_prefix(client, prefix)
         await drop_prefix(client, prefix + "b")
         await client.aclose()
+
+
+def test_a_fact_and_its_source_turn_raise_each_other() -> None:
+    from adk_redis.memory._facts import SOURCE_BOOST, boost_sources
+    from adk_redis.memory._search import Hit
+
+    fact = Hit(1, "f:x", 1.0, json.dumps({"sid": "s1", "eids": ["a1"]}))
+    hits = [Hit(1, "h:s1:b1", 2.2, "{}"), Hit(1, "h:s1:a1", 2.0, "{}"), fact, Hit(2, "k:1", 0.5, "{}")]
+    got = boost_sources(hits)
+    assert [h.doc_id for h in got] == ["h:s1:a1", "h:s1:b1", "f:x", "k:1"]
+    assert [h.score for h in got] == [2.0 + SOURCE_BOOST * 1.0, 2.2, 1.0 + SOURCE_BOOST * 2.0, 0.5]
+    assert boost_sources(hits[:2]) == hits[:2]  # no fact: unchanged
+
+
+async def test_turns_kept_beyond_the_first_hits_come_back_whole(client: Any, prefix: str) -> None:
+    # facts+turns: the script returns JSON and context for the first 1.5 x limit hits of its pool only;
+    # a lower turn kept once the covered ones are left out is read afterwards, context included
+    fact = ("Alice drinks tea, tea and tea.", "preferences", ["a1", "a2", "a3"])
+    model = ScriptedModel(script=[extraction(fact)])
+    svc = service(client, prefix, model, search_limit=2)
+    events = [
+        ev("a1", "tea please"), ev("a2", "more tea please"), ev("a3", "green tea please, hot"),
+        ev("a4", "Sure.", author="assistant"),
+        ev("a5", "we talked about tea at the market stall near the old harbour last week"),
+        ev("a6", "Noted, the harbour market.", author="assistant"),
+    ]
+    await svc.add_events_to_memory(
+        app_name=APP, user_id="alice", session_id="s1", events=events,
+        custom_metadata={"wait_for_completion": True},
+    )
+    ik = svc.keys.user_memory_index(APP, "alice")
+    pool = await svc.index.search([(ik, "")], ["tea"], 6, context=3)
+    ranks = [h.doc_id for h in pool]
+    assert ranks[0].startswith("f:") and ranks.index("h:s1:a5") >= 3  # a5 beyond the first 3
+    assert pool[ranks.index("h:s1:a5")].payload == "" and pool[ranks.index("h:s1:a5")].context == ""
+    res = await svc.search_memory(app_name=APP, user_id="alice", query="tea")
+    assert [m.id for m in res.memories] == [ranks[0], "h:s1:a5"]
+    a5 = res.memories[1]
+    turns = RedisMemoryService(client=client, key_prefix=prefix, search_kinds="turns")
+    alone = (await turns.search_memory(app_name=APP, user_id="alice", query="harbour stall")).memories[0]
+    assert alone.id == "h:s1:a5" and a5.content == alone.content
+    assert a5.custom_metadata is not None and alone.custom_metadata is not None
+    assert a5.custom_metadata["context"] == alone.custom_metadata["context"]
+    assert [c["id"] for c in a5.custom_metadata["context"]] == ["h:s1:a4", "h:s1:a6"]
+    await svc.close()
