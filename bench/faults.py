@@ -516,8 +516,13 @@ async def failover_scenarios(a: argparse.Namespace, which: set[str]) -> dict[str
                 topology = SentinelTopology(sentinels=3, replicas=1)
                 try:
                     result, timings = await sentinel_kill(
-                        topology, wait=wait, writers=a.writers, appends=a.failover_appends, lag_s=lag,
-                        rejoin="sentinel", give_up_s=120,
+                        topology,
+                        wait=wait,
+                        writers=a.writers,
+                        appends=a.failover_appends,
+                        lag_s=lag,
+                        rejoin="sentinel",
+                        give_up_s=120,
                     )
                 finally:
                     topology.stop()
@@ -527,14 +532,22 @@ async def failover_scenarios(a: argparse.Namespace, which: set[str]) -> dict[str
         for wait in waits:
             with redis_cluster(3, replicas=1, node_timeout_ms=1000) as nodes:
                 result, info = await cluster_reshard(
-                    nodes, wait=wait, writers=a.writers, appends=a.failover_appends, pause_s=0.0,
+                    nodes,
+                    wait=wait,
+                    writers=a.writers,
+                    appends=a.failover_appends,
+                    pause_s=0.0,
                     give_up_s=120,
                 )
                 out[f"cluster_reshard_wait{wait}"] = {**result.summary(), **info}
                 log(f"cluster reshard wait={wait}: {out[f'cluster_reshard_wait{wait}']}")
                 for lag in (0.0, a.lag):
                     result, timings = await cluster_kill(
-                        nodes, wait=wait, writers=a.writers, appends=a.failover_appends, lag_s=lag,
+                        nodes,
+                        wait=wait,
+                        writers=a.writers,
+                        appends=a.failover_appends,
+                        lag_s=lag,
                         give_up_s=120,
                     )
                     out[f"cluster_kill_wait{wait}_lag{lag:g}"] = {**result.summary(), **timings}

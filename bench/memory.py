@@ -376,8 +376,10 @@ async def locomo_run(args: argparse.Namespace) -> None:
     sessions = sum(len(c.sessions) for c in convs)
     turns = sum(len(s.events) for c in convs for s in c.sessions)
     questions = sum(len(c.questions) for c in convs)
-    print(f"LoCoMo {args.locomo}: {len(convs)} conversations, {sessions} sessions, {turns} turns, "
-          f"{questions} questions (categories 1-4)\n")
+    print(
+        f"LoCoMo {args.locomo}: {len(convs)} conversations, {sessions} sessions, {turns} turns, "
+        f"{questions} questions (categories 1-4)\n"
+    )
     prefix = f"bench{uuid.uuid4().hex[:8]}"
     ours = RedisMemoryService(args.redis_url, key_prefix=prefix)
     sqlite = SqliteMemoryService(":memory:", max_results=10)

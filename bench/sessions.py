@@ -231,7 +231,8 @@ async def run_service(
     fresh = []
     for _ in plan("create"):
         fresh.append(
-            await timed("create",
+            await timed(
+                "create",
                 svc.create_session(app_name=APP, user_id="creator", state={"topic": "billing", "turn": 0}),
             )
         )
@@ -257,7 +258,8 @@ async def run_service(
     await settle()
     recent = GetSessionConfig(num_recent_events=10)
     for _ in plan("get_recent"):
-        got = await timed("get_recent",
+        got = await timed(
+            "get_recent",
             svc.get_session(app_name=APP, user_id="big", session_id=big.id, config=recent),
         )
     assert got is not None and len(got.events) == 10, "get_session(num_recent_events=10) is wrong"
@@ -327,7 +329,11 @@ async def run_scale(url: str, run_id: str, iterations: int, budget: float) -> di
             sid = f"s{n}"
             await svc.restore_session(
                 Session(
-                    id=sid, app_name=APP, user_id="scale", state={"topic": "billing"}, events=events,
+                    id=sid,
+                    app_name=APP,
+                    user_id="scale",
+                    state={"topic": "billing"},
+                    events=events,
                     last_update_time=events[-1].timestamp,
                 )
             )
@@ -340,9 +346,7 @@ async def run_scale(url: str, run_id: str, iterations: int, budget: float) -> di
             }
             if n == SCALE_EVENTS[0]:
                 old = await _plant_format1(svc, sid, events)
-                row["format1_bytes_per_event"] = round(
-                    (await _bytes(svc.client, [sk.meta, *old])) / n, 1
-                )
+                row["format1_bytes_per_event"] = round((await _bytes(svc.client, [sk.meta, *old])) / n, 1)
                 await svc.client.delete(*old)
             gc.collect()
             full, recent, append = Samples(), Samples(), Samples()
@@ -370,7 +374,9 @@ async def run_scale(url: str, run_id: str, iterations: int, budget: float) -> di
                 await measure(mem_full, mem.get_session(app_name=APP, user_id="scale", session_id=sid))
             del mem
             row.update(
-                get_full=full.summary(), get_recent=recent.summary(), append=append.summary(),
+                get_full=full.summary(),
+                get_recent=recent.summary(),
+                append=append.summary(),
                 memory_get_full=mem_full.summary(),
             )
             out[str(n)] = row
@@ -498,26 +504,38 @@ def verdicts(report: dict[str, Any]) -> list[dict[str, Any]]:
     ]
     services = report["services"]
     if "memory" in services:
-        out.append({
-            "target": f"get_session, {BIG:,} events, full <= ADK InMemory",
-            "value": ours["get_full"] / services["memory"]["get_full"]["p50_us"], "limit": 1.0,
-        })
+        out.append(
+            {
+                "target": f"get_session, {BIG:,} events, full <= ADK InMemory",
+                "value": ours["get_full"] / services["memory"]["get_full"]["p50_us"],
+                "limit": 1.0,
+            }
+        )
     if "sqlite" in services:
-        out.append({
-            "target": f"list_sessions of {LIST_SIZE} <= ADK Sqlite",
-            "value": ours["list"] / services["sqlite"]["list"]["p50_us"], "limit": 1.0,
-        })
+        out.append(
+            {
+                "target": f"list_sessions of {LIST_SIZE} <= ADK Sqlite",
+                "value": ours["list"] / services["sqlite"]["list"]["p50_us"],
+                "limit": 1.0,
+            }
+        )
     scale = report.get("scale")
     if scale:
-        out.append({
-            "target": "get_session of 10,000 events < 300 ms (value in ms)",
-            "value": scale["10000"]["get_full"]["p50_us"] / 1000, "limit": 300.0,
-        })
+        out.append(
+            {
+                "target": "get_session of 10,000 events < 300 ms (value in ms)",
+                "value": scale["10000"]["get_full"]["p50_us"] / 1000,
+                "limit": 300.0,
+            }
+        )
         big = scale["1000"]
-        out.append({
-            "target": "Redis memory per event <= 1.2x its JSON",
-            "value": big["redis_bytes_per_event"] / big["json_bytes_per_event"], "limit": 1.2,
-        })
+        out.append(
+            {
+                "target": "Redis memory per event <= 1.2x its JSON",
+                "value": big["redis_bytes_per_event"] / big["json_bytes_per_event"],
+                "limit": 1.2,
+            }
+        )
     if "adk_redis" in report["services"]:
         for op, label in OPS:
             theirs = report["services"]["adk_redis"][op]["p50_us"]

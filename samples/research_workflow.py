@@ -7,8 +7,9 @@ from adk_redis import (
     store_user_context,
     store_agent_memory,
     get_session_store_stats,
-    shutdown_session_store
+    shutdown_session_store,
 )
+
 
 async def research_workflow_example():
     """Example research workflow using Redis session store."""
@@ -20,19 +21,14 @@ async def research_workflow_example():
     session_id = "research_001"
     user_id = 123
 
-    session = store.ensure_session(
-        session_id,
-        user_id=user_id,
-        title="AI Safety Research",
-        status="active"
-    )
+    session = store.ensure_session(session_id, user_id=user_id, title="AI Safety Research", status="active")
 
     # Store user research preferences
-    await store_user_context(user_id, "research_prefs", {
-        "depth": "comprehensive",
-        "sources": ["academic", "industry"],
-        "format": "detailed"
-    })
+    await store_user_context(
+        user_id,
+        "research_prefs",
+        {"depth": "comprehensive", "sources": ["academic", "industry"], "format": "detailed"},
+    )
 
     # Add research conversation
     messages = [
@@ -45,11 +41,11 @@ async def research_workflow_example():
         store.add_message(session_id, msg)
 
     # Store agent learning
-    await store_agent_memory("research_agent", "user_patterns", {
-        "user_id": user_id,
-        "research_topics": ["AI safety"],
-        "preferred_depth": "comprehensive"
-    })
+    await store_agent_memory(
+        "research_agent",
+        "user_patterns",
+        {"user_id": user_id, "research_topics": ["AI safety"], "preferred_depth": "comprehensive"},
+    )
 
     # Show statistics
     stats = get_session_store_stats()
@@ -58,10 +54,12 @@ async def research_workflow_example():
     # Cleanup
     await shutdown_session_store()
 
+
 # Run the example (a configuration error, e.g. a malformed REDIS_URL, is one line and exit code 2)
 if __name__ == "__main__":
     import sys
     from adk_redis import ConfigurationError
+
     try:
         asyncio.run(research_workflow_example())
     except ConfigurationError as exc:

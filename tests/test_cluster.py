@@ -155,8 +155,12 @@ async def test_concurrent_first_commands_of_a_fresh_client(cluster: list[RedisSe
         service = RedisSessionService(f"redis+cluster://127.0.0.1:{cluster[0].port}", key_prefix=prefix)
         sessions = [
             Session(
-                id=f"s{i}", app_name=f"app{i % 3}", user_id=f"u{i % 7}", state={"a": i},
-                events=[Event(id=f"e{i}", author="user", timestamp=1.0 + i)], last_update_time=1.0 + i,
+                id=f"s{i}",
+                app_name=f"app{i % 3}",
+                user_id=f"u{i % 7}",
+                state={"a": i},
+                events=[Event(id=f"e{i}", author="user", timestamp=1.0 + i)],
+                last_update_time=1.0 + i,
             )
             for i in range(40)
         ]

@@ -76,8 +76,10 @@ def frozen(server: RedisServer) -> Iterator[None]:
 
 def services(primary: RedisServer, wait: int = 1) -> tuple[RedisSessionService, RedisMemoryService]:
     settings = load_settings(
-        redis_url=primary.url, redis_key_prefix=f"dx{uuid.uuid4().hex[:6]}",
-        redis_wait_replicas=wait, redis_wait_timeout_ms=300,
+        redis_url=primary.url,
+        redis_key_prefix=f"dx{uuid.uuid4().hex[:6]}",
+        redis_wait_replicas=wait,
+        redis_wait_timeout_ms=300,
     )
     return RedisSessionService(settings=settings), RedisMemoryService(settings=settings)
 
@@ -203,8 +205,10 @@ async def test_cross_session_writes_and_forget_user_on_a_cluster() -> None:
     with redis_cluster(3, replicas=1, node_timeout_ms=2000) as nodes:
         url = f"redis+cluster://127.0.0.1:{nodes[0].port}"
         settings = load_settings(
-            redis_url=url, redis_key_prefix=f"dc{uuid.uuid4().hex[:6]}",
-            redis_wait_replicas=1, redis_wait_timeout_ms=300,
+            redis_url=url,
+            redis_key_prefix=f"dc{uuid.uuid4().hex[:6]}",
+            redis_wait_replicas=1,
+            redis_wait_timeout_ms=300,
         )
         mem = RedisMemoryService(settings=settings)
         cross = mem.cross_session(APP)

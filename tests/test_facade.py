@@ -521,7 +521,11 @@ def _run_sample(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     full = {**os.environ, **env}
     return subprocess.run(
         [sys.executable, "-W", "always::ResourceWarning", str(ROOT / "samples" / "research_workflow.py")],
-        env=full, capture_output=True, text=True, timeout=60, cwd=ROOT,
+        env=full,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=ROOT,
     )
 
 
@@ -583,4 +587,3 @@ def test_corrupted_event_surfaces_as_error(redis_env: Env) -> None:
     asyncio.run(corrupt())
     with pytest.raises(CorruptedDataError):
         store.get_session("bad", user_id=1)
-

@@ -260,7 +260,12 @@ async def _corrupt(svc: RedisSessionService, kind: str, junk: bytes) -> tuple[st
         svc.keys.app_index(app),
     )
     key_for = {
-        "meta": sk.meta, "log": sk.log, "ids": sk.ids, "times": sk.times, "app_state": ast, "app_index": ai
+        "meta": sk.meta,
+        "log": sk.log,
+        "ids": sk.ids,
+        "times": sk.times,
+        "app_state": ast,
+        "app_index": ai,
     }
     head = kind.rsplit("_", 1)[0]
     if kind.endswith("_string") and head in key_for:

@@ -120,5 +120,6 @@ async def test_reingestion_embeds_only_new_events(redis_client: Any, prefix: str
     await svc.add_session_to_memory(session)
     assert [c for c in emb.calls if len(c) > 0 and "thing" in c[-1]] == [["user: third thing"]]
     assert sorted(texts_of(await svc.search_memory(app_name=APP, user_id="u", query="thing"))) == [
-        "second thing", "third thing",
+        "second thing",
+        "third thing",
     ]

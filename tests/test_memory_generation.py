@@ -646,13 +646,18 @@ async def test_turns_kept_beyond_the_first_hits_come_back_whole(client: Any, pre
     model = ScriptedModel(script=[extraction(fact)])
     svc = service(client, prefix, model, search_limit=2)
     events = [
-        ev("a1", "tea please"), ev("a2", "more tea please"), ev("a3", "green tea please, hot"),
+        ev("a1", "tea please"),
+        ev("a2", "more tea please"),
+        ev("a3", "green tea please, hot"),
         ev("a4", "Sure.", author="assistant"),
         ev("a5", "we talked about tea at the market stall near the old harbour last week"),
         ev("a6", "Noted, the harbour market.", author="assistant"),
     ]
     await svc.add_events_to_memory(
-        app_name=APP, user_id="alice", session_id="s1", events=events,
+        app_name=APP,
+        user_id="alice",
+        session_id="s1",
+        events=events,
         custom_metadata={"wait_for_completion": True},
     )
     ik = svc.keys.user_memory_index(APP, "alice")

@@ -50,14 +50,17 @@ async def test_more_matching_words_rank_first(memory_service: Any) -> None:
     ]
     await memory_service.add_session_to_memory(Session(id="s", app_name=APP, user_id="u", events=events))
     assert await _search(memory_service, "deploy status ready") == [
-        "The deploy status is ready.", "The deploy is ready.", "Ready.",
+        "The deploy status is ready.",
+        "The deploy is ready.",
+        "Ready.",
     ]
 
 
 async def test_ties_across_calls_follow_insertion_not_ids(redis_memory: RedisMemoryService) -> None:
     for mid in ["zeta", "alpha", "mid"]:  # ids sort the other way round
         await redis_memory.add_memory(
-            app_name=APP, user_id="u",
+            app_name=APP,
+            user_id="u",
             memories=[MemoryEntry(id=mid, content=types.Content(parts=[types.Part(text="walk the dog")]))],
         )
     res = await redis_memory.search_memory(app_name=APP, user_id="u", query="dog")
@@ -82,7 +85,8 @@ async def test_answer_ranked_by_the_words_of_its_question(redis_memory: RedisMem
     # the question, indexed before its answer existed, now also carries the answer's words (rank only)
     assert await _search(redis_memory, "Pixel paws") == ["Pixel, she is a grey cat with white paws."]
     assert (await _search(redis_memory, "cat paws"))[:2] == [
-        "Pixel, she is a grey cat with white paws.", "What is the name of your cat?",
+        "Pixel, she is a grey cat with white paws.",
+        "What is the name of your cat?",
     ]
 
 
@@ -157,7 +161,8 @@ async def test_term_caps(redis_client: Any, prefix: str, caplog: pytest.LogCaptu
     words = [f"word{i}" for i in range(12)]
     with caplog.at_level(logging.WARNING, logger="adk_redis.memory"):
         await svc.add_memory(
-            app_name=APP, user_id="u",
+            app_name=APP,
+            user_id="u",
             memories=[MemoryEntry(id="big", content=types.Content(parts=[types.Part(text=" ".join(words))]))],
         )
     assert "7 more ignored" in caplog.text and "MEMORY_MAX_TERMS_PER_DOCUMENT" in caplog.text
@@ -197,14 +202,16 @@ def _fill(server: RedisServer) -> None:
 async def test_memory_writes_respect_maxmemory(full_server: RedisServer, prefix: str) -> None:
     async with RedisMemoryService(full_server.url, key_prefix=prefix) as svc:
         await svc.add_memory(
-            app_name=APP, user_id="u",
+            app_name=APP,
+            user_id="u",
             memories=[MemoryEntry(id="old", content=types.Content(parts=[types.Part(text="old tulips")]))],
         )
         _fill(full_server)
         before = await svc.client.dbsize()
         with pytest.raises(RedisOutOfMemoryError, match="out of memory"):
             await svc.add_memory(
-                app_name=APP, user_id="u",
+                app_name=APP,
+                user_id="u",
                 memories=[MemoryEntry(id="old", content=types.Content(parts=[types.Part(text="new roses")]))],
             )
         with pytest.raises(RedisOutOfMemoryError):

@@ -66,7 +66,9 @@ def test_reader_builds_adk_sessions_and_questions() -> None:
     assert s1.events[0].content.parts[0].text == "I adopted a kitten called Pixel."
     assert all(s.app_name == APP and s.user_id == "conv-x" for s in conv.sessions)
     assert [(q.category, sorted(q.evidence)) for q in conv.questions] == [
-        (4, ["D1:1"]), (1, ["D1:1", "D1:3"]), (2, ["D2:1"]),
+        (4, ["D1:1"]),
+        (1, ["D1:1", "D1:3"]),
+        (2, ["D2:1"]),
     ]
 
 

@@ -123,7 +123,8 @@ async def test_deleting_a_session_deletes_its_turn_memories(
     assert len(await search(redis_memory, "Mochi")) == 3
     await sessions.delete_session(app_name=APP, user_id="u", session_id="s1")
     assert sorted(texts_of_entries(await search(redis_memory, "Mochi"))) == [
-        "Mochi is a rice cake too", "Mochi likes tuna",
+        "Mochi is a rice cake too",
+        "Mochi likes tuna",
     ]
     # re-ingesting a stale copy of the deleted session does not bring its turns back
     await redis_memory.add_session_to_memory(s1)
@@ -247,8 +248,15 @@ async def test_forget_user_erases_everything_and_counts(redis_client: Any, prefi
     await _populate(sessions, memory, "u")
     result = await memory.forget_user(app_name=APP, user_id="u")
     assert result.as_dict() == {
-        "sessions": 2, "events": 2, "user_state": 1, "memories": 3, "user_context": 1,
-        "session_history": 1, "owner_records": 1, "counters": 0, "facts": 0,
+        "sessions": 2,
+        "events": 2,
+        "user_state": 1,
+        "memories": 3,
+        "user_context": 1,
+        "session_history": 1,
+        "owner_records": 1,
+        "counters": 0,
+        "facts": 0,
     }
     left = await _keys_of(redis_client, prefix)
     assert left <= other_keys  # nothing of "u" is left; the other user's data is untouched
@@ -383,8 +391,11 @@ async def _expires_in_s(memory: RedisMemoryService, doc_id: str) -> float:
 @pytest.mark.parametrize(
     ("meta", "seconds"),
     [
-        ({"ttl": "120s"}, 120), ({"ttl": 90}, 90), ({"ttl": timedelta(minutes=5)}, 300),
-        ({"ttl_hours": 2}, 7200), ({"ttl_hours": "0.5"}, 1800),
+        ({"ttl": "120s"}, 120),
+        ({"ttl": 90}, 90),
+        ({"ttl": timedelta(minutes=5)}, 300),
+        ({"ttl_hours": 2}, 7200),
+        ({"ttl_hours": "0.5"}, 1800),
     ],
 )
 async def test_entry_ttl_override(
@@ -408,7 +419,10 @@ async def test_expired_entry_is_not_returned(redis_memory: RedisMemoryService) -
 
 async def test_call_level_ttl_on_events(redis_memory: RedisMemoryService) -> None:
     await redis_memory.add_events_to_memory(
-        app_name=APP, user_id="u", session_id="s", events=[make_event("otters hold hands", event_id="e1")],
+        app_name=APP,
+        user_id="u",
+        session_id="s",
+        events=[make_event("otters hold hands", event_id="e1")],
         custom_metadata={"ttl": "600s"},
     )
     assert 570 < await _expires_in_s(redis_memory, "h:s:e1") <= 600
@@ -439,11 +453,18 @@ async def test_invalid_ttl_raises_naming_key_and_value(
 def _adk_session_1() -> Session:
     """ADK's MOCK_SESSION_1 (tests/unittests/memory/test_in_memory_memory_service.py)."""
     return Session(
-        app_name=APP, user_id="u", id="session-1", last_update_time=1000,
+        app_name=APP,
+        user_id="u",
+        id="session-1",
+        last_update_time=1000,
         events=[
             make_event("The ADK is a great toolkit.", event_id="event-1a", ts=12345),
-            make_event("I agree. The Agent Development Kit (ADK) rocks!", author="model", event_id="event-1c",
-                       ts=12347),
+            make_event(
+                "I agree. The Agent Development Kit (ADK) rocks!",
+                author="model",
+                event_id="event-1c",
+                ts=12347,
+            ),
         ],
     )
 
@@ -455,18 +476,23 @@ async def test_search_memory_case_insensitive_match(memory_service: Any) -> None
     assert texts_of_entries(found) == ["I agree. The Agent Development Kit (ADK) rocks!"]
     both = await search(memory_service, "How about ADK?")  # ADK's test_search_memory_multiple_matches
     assert sorted(texts_of_entries(both)) == [
-        "I agree. The Agent Development Kit (ADK) rocks!", "The ADK is a great toolkit.",
+        "I agree. The Agent Development Kit (ADK) rocks!",
+        "The ADK is a great toolkit.",
     ]
 
 
 async def test_every_hit_contains_a_query_term(redis_memory: RedisMemoryService) -> None:
     turns = [
-        ("user", "Emma starts school next week"), ("model", "Understood, no peanuts."),
-        ("user", "She is allergic to peanuts"), ("model", "I will remember the allergy."),
+        ("user", "Emma starts school next week"),
+        ("model", "Understood, no peanuts."),
+        ("user", "She is allergic to peanuts"),
+        ("model", "I will remember the allergy."),
         ("user", "The school bus comes at eight"),
     ]
     session = Session(
-        app_name=APP, user_id="u", id="s1",
+        app_name=APP,
+        user_id="u",
+        id="s1",
         events=[make_event(t, author=a, event_id=f"e{n}") for n, (a, t) in enumerate(turns)],
     )
     await redis_memory.add_session_to_memory(session)
@@ -479,11 +505,20 @@ async def test_every_hit_contains_a_query_term(redis_memory: RedisMemoryService)
             assert own & terms, (query, texts_of_entries([m]))
     # the exchange still raises the rank: of two turns saying "walnuts", the one answering a question
     # about an allergy comes first, though it is the longer one
-    await redis_memory.add_session_to_memory(Session(app_name=APP, user_id="u", id="s2", events=[
-        make_event("Which foods cause the rash, the allergist asked", event_id="q"),
-        make_event("Walnuts, and maybe also the cashews from the corner shop", author="model", event_id="a"),
-        make_event("We bought walnuts today", event_id="b"),
-    ]))
+    await redis_memory.add_session_to_memory(
+        Session(
+            app_name=APP,
+            user_id="u",
+            id="s2",
+            events=[
+                make_event("Which foods cause the rash, the allergist asked", event_id="q"),
+                make_event(
+                    "Walnuts, and maybe also the cashews from the corner shop", author="model", event_id="a"
+                ),
+                make_event("We bought walnuts today", event_id="b"),
+            ],
+        )
+    )
     ranked = texts_of_entries(await search(redis_memory, "walnuts allergist"))
     assert ranked.index("Walnuts, and maybe also the cashews from the corner shop") < ranked.index(
         "We bought walnuts today"
@@ -568,10 +603,18 @@ async def test_turns_indexed_before_the_hit_rule_are_checked(redis_memory: Redis
     not returned for a word only its neighbour said."""
     ik = redis_memory.keys.user_memory_index(APP, "u")
     text = "The ADK is a great toolkit."
-    legacy = json.dumps({
-        "v": 1, "src": "history", "content": {"parts": [{"text": text}], "role": "user"},
-        "author": "user", "ts": 12345.0, "sid": "s", "eid": "e1",
-    }, separators=(",", ":"))
+    legacy = json.dumps(
+        {
+            "v": 1,
+            "src": "history",
+            "content": {"parts": [{"text": text}], "role": "user"},
+            "author": "user",
+            "ts": 12345.0,
+            "sid": "s",
+            "eid": "e1",
+        },
+        separators=(",", ":"),
+    )
     # what an older version stored: the neighbour's word "development" indexed like the turn's own
     await redis_memory.index.put(ik, "h:s:e1", f"{text} development", legacy, ttl_ms=60_000)
     assert await search(redis_memory, "development") == []

@@ -169,9 +169,7 @@ async def test_add_memory_and_replace(redis_memory: RedisMemoryService) -> None:
     await redis_memory.add_memory(app_name=APP, user_id="u", memories=[entry])
     m = (await redis_memory.search_memory(app_name=APP, user_id="u", query="colour")).memories[0]
     assert (
-        m.id == "fact-1"
-        and m.custom_metadata["topic"] == "prefs"
-        and m.custom_metadata["source"] == "memory"
+        m.id == "fact-1" and m.custom_metadata["topic"] == "prefs" and m.custom_metadata["source"] == "memory"
     )
     entry.content = types.Content(parts=[types.Part(text="favourite colour is purple")])
     await redis_memory.add_memory(app_name=APP, user_id="u", memories=[entry])

@@ -40,8 +40,15 @@ async def _plant_format1(
     await c.hset(
         sk.meta,
         mapping={
-            "_c": "1000.0", "_u": upd, "_r": str(n), "_n": str(n), "_l": events[-1].id if events else "",
-            "_v": "1", "_t": "tok", "_m": "0", **{f"s.{k}": v for k, v in state.items()},
+            "_c": "1000.0",
+            "_u": upd,
+            "_r": str(n),
+            "_n": str(n),
+            "_l": events[-1].id if events else "",
+            "_v": "1",
+            "_t": "tok",
+            "_m": "0",
+            **{f"s.{k}": v for k, v in state.items()},
         },
     )
     for seq, ev in enumerate(events):

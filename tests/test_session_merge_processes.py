@@ -17,6 +17,7 @@ from tests.servers import start_together
 def _event(text: str, delta: dict[str, Any]) -> Any:
     return chat_event("user", text, delta)
 
+
 PROCESSES = 8
 APPENDS = 200
 INCREMENTS = 40

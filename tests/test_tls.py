@@ -46,6 +46,7 @@ def certs() -> Iterator[Path]:
             "/CN=test-ca",
             cwd=p,
         )
+
         def issue(name: str, subject: str, *extra: str) -> None:
             """A key and a certificate for ``name``, signed by the CA."""
             _openssl("req", *ec, "-keyout", f"{name}.key", "-out", f"{name}.csr", "-subj", subject, cwd=p)

@@ -47,6 +47,7 @@ from ..sessions._service import RedisSessionService
 
 ADK_REDIS_DEFAULT_PREFIX = "adk:session:"
 
+
 @dataclass
 class SessionRecord:
     """One session read from a source: session-scoped state only, events in order."""

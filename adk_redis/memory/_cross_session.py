@@ -203,7 +203,9 @@ class CrossSessionMemory:
     async def _register(self, kind: str, member: str, ttl: int) -> None:
         key = self.keys.memory_registry(self.app_name, kind)
         await self._write(
-            self._index_put, [key], [now_ms() + ttl, member, ttl, "1"],
+            self._index_put,
+            [key],
+            [now_ms() + ttl, member, ttl, "1"],
             f"registering {unescape(member)!r} in the {kind} registry of app {self.app_name!r}",
         )
 
@@ -256,8 +258,10 @@ class CrossSessionMemory:
             now=now,
             vector=await self._vector(indexed),
             side=(
-                self.keys.user_context(self.app_name, uid, context_key), value,
-                self.keys.user_context_index(self.app_name, uid), escape(context_key),
+                self.keys.user_context(self.app_name, uid, context_key),
+                value,
+                self.keys.user_context_index(self.app_name, uid),
+                escape(context_key),
             ),
         )
         await self._register("users", escape(uid), ttl)
@@ -300,7 +304,9 @@ class CrossSessionMemory:
         zset = self.keys.agent_memory_index(self.app_name, aid)
         doc = self.keys.agent_memory(self.app_name, aid, memory_key)
         await self._write(
-            self._index_put, [zset, doc], [now_ms() + ttl, escape(memory_key), ttl, "0", value],
+            self._index_put,
+            [zset, doc],
+            [now_ms() + ttl, escape(memory_key), ttl, "0", value],
             f"storing agent memory {memory_key!r} of agent {aid!r} in app {self.app_name!r}",
         )
         await self._register("agents", escape(aid), ttl)
@@ -338,7 +344,8 @@ class CrossSessionMemory:
             now=now,
             vector=await self._vector(indexed),
             side=(
-                self.keys.knowledge(self.app_name, category, knowledge_key), value,
+                self.keys.knowledge(self.app_name, category, knowledge_key),
+                value,
                 self.keys.memory_registry(self.app_name, "knowledge"),
                 knowledge_member(category, knowledge_key),
             ),

@@ -121,7 +121,10 @@ MEMORY = "m"
 CONTEXT = "c"
 KNOWLEDGE = "k"
 _SOURCES: dict[str, Source] = {
-    HISTORY: "history", MEMORY: "memory", CONTEXT: "context", KNOWLEDGE: "knowledge",
+    HISTORY: "history",
+    MEMORY: "memory",
+    CONTEXT: "context",
+    KNOWLEDGE: "knowledge",
 }
 _TWO_PARTS = (HISTORY, KNOWLEDGE)
 #: Heads of the ids the service generates: a caller's memory id may not start with ``<head>:``.
@@ -276,8 +279,10 @@ _DURATION = re.compile(r"\s*(\d+(?:\.\d*)?|\.\d+)\s*(s?)\s*")
 
 def _positive(key: str, value: object, seconds: float | None) -> float:
     if seconds is None or not math.isfinite(seconds) or seconds <= 0:
-        want = "a positive number of hours" if key == "ttl_hours" else (
-            'a positive duration: seconds or a string such as "3600s"'
+        want = (
+            "a positive number of hours"
+            if key == "ttl_hours"
+            else ('a positive duration: seconds or a string such as "3600s"')
         )
         raise ValueError(f"custom_metadata[{key!r}] must be {want}, got {value!r}")
     return seconds
@@ -328,9 +333,7 @@ def content_text(content: types.Content | None) -> str:
     return " ".join(p.text for p in content.parts if p.text and not p.thought)
 
 
-def history_payload(
-    event: Event, session_id: str, event_id: str, neighbours: Sequence[str] = ()
-) -> str:
+def history_payload(event: Event, session_id: str, event_id: str, neighbours: Sequence[str] = ()) -> str:
     """The payload of an ingested event (``src`` ``history``); the event has content.
 
     ``neighbours``: ids of the adjacent turns of the other party (field ``nb``), returned with a hit
@@ -338,9 +341,13 @@ def history_payload(
     """
     assert event.content is not None
     doc: dict[str, Any] = {
-        "v": HISTORY_FORMAT_VERSION, "src": "history",
+        "v": HISTORY_FORMAT_VERSION,
+        "src": "history",
         "content": event.content.model_dump(mode="json", exclude_none=True),
-        "author": event.author, "ts": event.timestamp, "sid": session_id, "eid": event_id,
+        "author": event.author,
+        "ts": event.timestamp,
+        "sid": session_id,
+        "eid": event_id,
     }
     if neighbours:
         doc["nb"] = list(neighbours)
@@ -365,32 +372,51 @@ def context_items(raw: str) -> list[dict[str, Any]]:
 
 def memory_payload(entry: MemoryEntry, entry_id: str, ts: float | None) -> str:
     """The payload of an explicit memory (``src`` ``memory``) stored under ``entry_id``."""
-    return _dumps({
-        "v": FORMAT_VERSION, "src": "memory",
-        "content": entry.content.model_dump(mode="json", exclude_none=True),
-        "author": entry.author, "ts": ts,
-        "meta": {k: v for k, v in entry.custom_metadata.items() if k not in TTL_KEYS},
-        "sid": entry.custom_metadata.get("session_id"), "eid": entry_id,
-    })
+    return _dumps(
+        {
+            "v": FORMAT_VERSION,
+            "src": "memory",
+            "content": entry.content.model_dump(mode="json", exclude_none=True),
+            "author": entry.author,
+            "ts": ts,
+            "meta": {k: v for k, v in entry.custom_metadata.items() if k not in TTL_KEYS},
+            "sid": entry.custom_metadata.get("session_id"),
+            "eid": entry_id,
+        }
+    )
 
 
 def context_payload(context_key: str, data: dict[str, Any], value: str, ts: float) -> str:
     """The payload of a user-context document; ``value`` is ``dump_value(data)``."""
     body = f"{context_key}: {value}"
-    return dump_value({
-        "v": FORMAT_VERSION, "src": "context", "key": context_key, "data": data, "ts": ts,
-        "author": "user", "content": {"role": "user", "parts": [{"text": body}]},
-    })
+    return dump_value(
+        {
+            "v": FORMAT_VERSION,
+            "src": "context",
+            "key": context_key,
+            "data": data,
+            "ts": ts,
+            "author": "user",
+            "content": {"role": "user", "parts": [{"text": body}]},
+        }
+    )
 
 
 def knowledge_payload(category: str, knowledge_key: str, data: dict[str, Any], value: str, ts: float) -> str:
     """The payload of a knowledge document; ``value`` is ``dump_value(data)``."""
     body = f"{category} {knowledge_key}: {value}"
-    return dump_value({
-        "v": FORMAT_VERSION, "src": "knowledge", "category": category, "key": knowledge_key, "data": data,
-        "ts": ts, "author": "knowledge",
-        "content": {"role": "model", "parts": [{"text": body}]},
-    })
+    return dump_value(
+        {
+            "v": FORMAT_VERSION,
+            "src": "knowledge",
+            "category": category,
+            "key": knowledge_key,
+            "data": data,
+            "ts": ts,
+            "author": "knowledge",
+            "content": {"role": "model", "parts": [{"text": body}]},
+        }
+    )
 
 
 def history_record(session_id: str, timestamp: float, summary: dict[str, Any]) -> dict[str, Any]:

@@ -147,9 +147,22 @@ async def forget_user(
     owner_prefix = keys.session_owner_prefix(app_name)
     ident, label = _flag_label(app_name, uid)
     script_keys = [
-        keys.user_index(app_name, uid), keys.user_created_index(app_name, uid),
-        keys.user_state(app_name, uid), keys.user_context_index(app_name, uid), hk.order, hk.data, hk.expiry,
-        ik.stats, ik.terms, ik.expiry, ik.docs, ik.deleted, ik.vectors, ik.vector_set, ik.sequence, ik.ids,
+        keys.user_index(app_name, uid),
+        keys.user_created_index(app_name, uid),
+        keys.user_state(app_name, uid),
+        keys.user_context_index(app_name, uid),
+        hk.order,
+        hk.data,
+        hk.expiry,
+        ik.stats,
+        ik.terms,
+        ik.expiry,
+        ik.docs,
+        ik.deleted,
+        ik.vectors,
+        ik.vector_set,
+        ik.sequence,
+        ik.ids,
     ]
     args: list[Any] = [session_prefix, ik.base, context_prefix]
     sec_sessions = keys.security_sessions(app_name)
@@ -157,9 +170,17 @@ async def forget_user(
         args.append("user")
     else:
         args += [
-            "all", keys.app_index(app_name), keys.app_created_index(app_name),
-            keys.memory_registry(app_name, "users"), escape(uid), owner_prefix, uid, sec_sessions,
-            keys.security_window("user", ident), keys.security_flagged(), label,
+            "all",
+            keys.app_index(app_name),
+            keys.app_created_index(app_name),
+            keys.memory_registry(app_name, "users"),
+            escape(uid),
+            owner_prefix,
+            uid,
+            sec_sessions,
+            keys.security_window("user", ident),
+            keys.security_flagged(),
+            label,
         ]
     started = time.time()
     raw = [text(v) for v in await client.eval(ERASE_USER, len(script_keys), *script_keys, *args)]
@@ -168,8 +189,14 @@ async def forget_user(
     if cluster:
         not_after = max(server_now, started) + 1.0  # client clocks (index scores) may run a little ahead
         await client.eval(
-            ERASE_APP, 3, keys.app_index(app_name), keys.app_created_index(app_name),
-            keys.memory_registry(app_name, "users"), repr(not_after), escape(uid), *sids,
+            ERASE_APP,
+            3,
+            keys.app_index(app_name),
+            keys.app_created_index(app_name),
+            keys.memory_registry(app_name, "users"),
+            repr(not_after),
+            escape(uid),
+            *sids,
         )
         for m in sids:
             owners += int(await client.eval(ERASE_OWNER, 1, f"{owner_prefix}{m}", uid))
@@ -178,6 +205,12 @@ async def forget_user(
         counters += int(await client.delete(keys.security_window("user", ident)))
         counters += int(await client.zrem(keys.security_flagged(), label))
     return ForgetResult(
-        sessions=sessions, events=events, user_state=state, memories=memories, user_context=contexts,
-        session_history=history, owner_records=owners, counters=counters,
+        sessions=sessions,
+        events=events,
+        user_state=state,
+        memories=memories,
+        user_context=contexts,
+        session_history=history,
+        owner_records=owners,
+        counters=counters,
     )

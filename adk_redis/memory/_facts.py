@@ -532,9 +532,7 @@ def boost_sources(hits: Sequence[Any], share: float = SOURCE_BOOST) -> list[Any]
     out = []
     for h, ss in zip(hits, srcs):
         fact = is_fact_id(h.doc_id)
-        partner = max(
-            (score for s in ss for score, d in best[s] if is_fact_id(d) != fact), default=0.0
-        )
+        partner = max((score for s in ss for score, d in best[s] if is_fact_id(d) != fact), default=0.0)
         out.append(dataclasses.replace(h, score=h.score + share * partner) if partner else h)
     return sorted(out, key=lambda h: -h.score)
 

@@ -113,7 +113,9 @@ end
 # The first write is HINCRBY (a deny-oom command): under maxmemory with noeviction the script stops
 # there with an OOM error and writes nothing (a script's later writes are not checked by the server).
 # <base>:o HASH doc -> insertion sequence number (ties in SEARCH keep insertion order).
-INDEX_PUT = _COMMON + r"""
+INDEX_PUT = (
+    _COMMON
+    + r"""
 local mode, d, payload = ARGV[1], ARGV[2], ARGV[3]
 local expires, ttl, now, n, base = ARGV[4], tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7]), ARGV[8]
 local K = {KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[6], KEYS[7]}
@@ -173,9 +175,12 @@ if ARGV[11] == '1' then
 end
 return 1
 """
+)
 
 # KEYS: stats, t, exp, docs, del, vec, vset   ARGV: base, doc, tombstone_expiry_ms ('' = none), ttl_ms
-INDEX_DELETE = _COMMON + r"""
+INDEX_DELETE = (
+    _COMMON
+    + r"""
 local K = {KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[6], KEYS[7]}
 local existed = remove_doc(ARGV[1], K, ARGV[2])
 if ARGV[3] ~= '' then
@@ -184,13 +189,16 @@ if ARGV[3] ~= '' then
 end
 return existed
 """
+)
 
 # KEYS: per index: stats, t, exp, docs, vec, vset, postings_1..nt
 # ARGV: now_ms, topk, nt, ni, then per index: base, doc-id prefix filter ('' = all), then how many of the
 # first hits get their JSON and context (the others: '' and '', except a fact's JSON)
 # Returns a flat list: index number, doc id, score (string), JSON, context (JSON [[id, author, text], ...]
 # of the turns named by the payload's "nb", or ''), ...
-SEARCH = _COMMON + r"""
+SEARCH = (
+    _COMMON
+    + r"""
 local now, topk, nt, ni = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
 local nctx = tonumber(ARGV[5 + 2 * ni])
 local k1, b = 1.2, 0.75
@@ -368,9 +376,12 @@ for r, c in ipairs(top) do
 end
 return out
 """
+)
 
 # KEYS: stats, t, exp, docs, del, vec, vset   ARGV: base, now_ms -> number of documents pruned
-CLEANUP = _COMMON + r"""
+CLEANUP = (
+    _COMMON
+    + r"""
 local K = {KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[6], KEYS[7]}
 local now, removed = tonumber(ARGV[2]), 0
 while true do
@@ -384,6 +395,7 @@ for m = 1, #tombs, 2 do
 end
 return removed
 """
+)
 
 # KEYS: stats, t, exp, docs, del, vec, vset, extra keys to delete   ARGV: base
 DROP = r"""
@@ -406,7 +418,9 @@ return 1
 # KEYS: stats, t, exp, docs, del, vec, vset, ids   ARGV: base, lex min, lex max, tombstone expiry ms ('' =
 # none), tombstone ttl ms -> documents removed.  Every doc id in [min, max] (one session's turns: the ids
 # 'h:<session>:...') is removed, and tombstoned so re-ingesting the session does not bring it back.
-DELETE_RANGE = _COMMON + r"""
+DELETE_RANGE = (
+    _COMMON
+    + r"""
 local K = {KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[6], KEYS[7]}
 ensure_ids(ARGV[1], KEYS[1], KEYS[4])
 local removed = 0
@@ -422,10 +436,13 @@ end
 if ARGV[4] ~= '' and removed > 0 then extend(KEYS[5], tonumber(ARGV[5])) end
 return removed
 """
+)
 
 # KEYS: stats, ids, exp, docs   ARGV: base, lex min, lex max, limit, now_ms
 # -> flat list: next lex position ('' = no more), then doc id, JSON pairs of live documents.
-LIST_RANGE = _COMMON + r"""
+LIST_RANGE = (
+    _COMMON
+    + r"""
 ensure_ids(ARGV[1], KEYS[1], KEYS[4])
 local min, max, limit, now = ARGV[2], ARGV[3], tonumber(ARGV[4]), tonumber(ARGV[5])
 local out = {''}
@@ -449,6 +466,7 @@ end
 out[1] = string.sub(min, 2)
 return out
 """
+)
 
 # KEYS: stats, sequence   ARGV: doc, seq ('' = none)
 # A restored document's insertion sequence number (admin import): set (or removed: a document indexed
@@ -519,7 +537,8 @@ def _context_item(nid: str, raw: Any) -> list[str] | None:
     if not isinstance(parts, list):
         return None
     texts = [
-        p["text"] for p in parts
+        p["text"]
+        for p in parts
         if isinstance(p, dict) and isinstance(p.get("text"), str) and p.get("thought") is not True
     ]
     author = doc.get("author")
@@ -546,9 +565,11 @@ async def delete_range(
     """
     tomb = "" if tombstone_ttl_ms is None else str(now_ms() + tombstone_ttl_ms)
     run = script if script is not None else client.register_script(DELETE_RANGE)
-    return int(await run(
-        keys=[*_index_keys(ik), ik.ids], args=[ik.base, lex_min, lex_max, tomb, tombstone_ttl_ms or 0]
-    ))
+    return int(
+        await run(
+            keys=[*_index_keys(ik), ik.ids], args=[ik.base, lex_min, lex_max, tomb, tombstone_ttl_ms or 0]
+        )
+    )
 
 
 class SearchIndex:
@@ -577,8 +598,7 @@ class SearchIndex:
         self._put = client.register_script(INDEX_PUT)
         self._delete = client.register_script(INDEX_DELETE)
         self._search = read_script(
-            client,
-            SEARCH.replace("__BATCH__", str(PRUNE_BATCH)).replace("__FLOOR__", str(CANDIDATE_FLOOR))
+            client, SEARCH.replace("__BATCH__", str(PRUNE_BATCH)).replace("__FLOOR__", str(CANDIDATE_FLOOR))
         )
         self._cleanup = client.register_script(CLEANUP)
         self._drop = client.register_script(DROP)
@@ -622,7 +642,10 @@ class SearchIndex:
         if dropped:
             logger.warning(
                 "memory %r: indexing its first %d distinct terms, %d more ignored "
-                "(MEMORY_MAX_TERMS_PER_DOCUMENT)", doc_id, limit, dropped,
+                "(MEMORY_MAX_TERMS_PER_DOCUMENT)",
+                doc_id,
+                limit,
+                dropped,
             )
         own = own_terms(text_, fields) if context else None
         # a term found only in the context is stored with a negative tf: it never makes a hit alone
@@ -634,8 +657,16 @@ class SearchIndex:
         keys = _index_keys(ik) + [f"{ik.base}:p:{t}" for t, _ in terms]
         mode = "refresh" if refresh else "skip" if skip_existing else "replace"
         args: list[Any] = [
-            mode, doc_id, payload, now + ttl_ms, ttl_ms, now,
-            len(terms), ik.base, termlist, vector,
+            mode,
+            doc_id,
+            payload,
+            now + ttl_ms,
+            ttl_ms,
+            now,
+            len(terms),
+            ik.base,
+            termlist,
+            vector,
         ]
         if side is not None:
             keys += [side[0], side[2]]
@@ -716,7 +747,8 @@ class SearchIndex:
         if len(terms) > self.max_query_terms:
             logger.warning(
                 "searching the first %d distinct query terms, %d more ignored (MEMORY_MAX_QUERY_TERMS)",
-                self.max_query_terms, len(terms) - self.max_query_terms,
+                self.max_query_terms,
+                len(terms) - self.max_query_terms,
             )
             terms = terms[: self.max_query_terms]
         keys: list[str] = []
@@ -732,9 +764,7 @@ class SearchIndex:
             for i in range(0, len(raw), 5)
         ]
 
-    async def complete(
-        self, hits: Sequence[Hit], indexes: Sequence[MemoryIndexKeys], only: Any
-    ) -> list[Hit]:
+    async def complete(self, hits: Sequence[Hit], indexes: Sequence[MemoryIndexKeys], only: Any) -> list[Hit]:
         """``hits`` of a search over ``indexes`` with the JSON and context the script left out read for
         those in ``only`` (a set of ``(index, doc id)``), as the script gives them: the context is the
         stored turns their JSON names in ``"nb"`` (two pipelined reads at most)."""

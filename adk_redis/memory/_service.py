@@ -98,7 +98,12 @@ logger = logging.getLogger("adk_redis.memory")
 
 # Re-exported: they were defined here before adk_redis.memory._docs.
 __all__ = [
-    "HYBRID_WEIGHT", "ForgetResult", "MemoryPage", "RedisMemoryService", "decode_entry", "history_ids",
+    "HYBRID_WEIGHT",
+    "ForgetResult",
+    "MemoryPage",
+    "RedisMemoryService",
+    "decode_entry",
+    "history_ids",
     "memory_text",
 ]
 _HYBRID_POOL = 50
@@ -110,8 +115,18 @@ HYBRID_WEIGHT = 0.4
 
 
 _MONTHS = (
-    "January", "February", "March", "April", "May", "June", "July", "August", "September", "October",
-    "November", "December",
+    "January",
+    "February",
+    "March",
+    "April",
+    "May",
+    "June",
+    "July",
+    "August",
+    "September",
+    "October",
+    "November",
+    "December",
 )
 
 
@@ -244,7 +259,10 @@ class RedisMemoryService(RedisClientOwner, BaseMemoryService):
         if not 0.0 <= hybrid_weight <= 1.0:
             raise ValueError("hybrid_weight must be within [0, 1]")
         settings = resolve_settings(
-            settings, uri, redis_key_prefix=key_prefix, memory_search_limit=search_limit,
+            settings,
+            uri,
+            redis_key_prefix=key_prefix,
+            memory_search_limit=search_limit,
             memory_min_score=min_score,
         )
         self.settings = settings
@@ -278,15 +296,22 @@ class RedisMemoryService(RedisClientOwner, BaseMemoryService):
         # turns are marked kind=turn (facts: kind=fact) once facts can be in the results
         self._kinds_shown = generator is not None or kinds != "all"
         self.facts = FactStore(
-            self.client, self.keys, quantization=vector_quantization,
+            self.client,
+            self.keys,
+            quantization=vector_quantization,
             max_terms=settings.memory_max_terms_per_document,
         )
         self._generation: GenerationRuntime | None = None
         if generator is not None:
             self._generation = GenerationRuntime(
-                client=self.client, keys=self.keys, generator=generator, embedder=embedder,
-                background=generator_worker, ttl_hours=settings.history_ttl_hours,
-                quantization=vector_quantization, max_terms=settings.memory_max_terms_per_document,
+                client=self.client,
+                keys=self.keys,
+                generator=generator,
+                embedder=embedder,
+                background=generator_worker,
+                ttl_hours=settings.history_ttl_hours,
+                quantization=vector_quantization,
+                max_terms=settings.memory_max_terms_per_document,
                 cursor_ttl_hours=settings.history_ttl_hours,
             )
 
@@ -325,8 +350,16 @@ class RedisMemoryService(RedisClientOwner, BaseMemoryService):
             recorder = Recorder(self.index._put)
             for d, vec in zip(docs, vectors):
                 await self.index.put(
-                    ik, d.doc_id, d.body, d.payload, vector=vec, fields=d.fields, context=d.context,
-                    client=recorder, ttl_ms=d.ttl or ttl, **kw,
+                    ik,
+                    d.doc_id,
+                    d.body,
+                    d.payload,
+                    vector=vec,
+                    fields=d.fields,
+                    context=d.context,
+                    client=recorder,
+                    ttl_ms=d.ttl or ttl,
+                    **kw,
                 )
             where = f"indexing {len(docs)} memories"
             replies = await self.durability.execute(recorder.calls, route_key=ik.stats, what=where)
@@ -340,10 +373,21 @@ class RedisMemoryService(RedisClientOwner, BaseMemoryService):
             done: list[bool] = []
             for d, vec in zip(docs, vectors):
                 try:
-                    done.append(bool(await self.index.put(
-                        ik, d.doc_id, d.body, d.payload, vector=vec, fields=d.fields, context=d.context,
-                        ttl_ms=d.ttl or ttl, **kw,
-                    )))
+                    done.append(
+                        bool(
+                            await self.index.put(
+                                ik,
+                                d.doc_id,
+                                d.body,
+                                d.payload,
+                                vector=vec,
+                                fields=d.fields,
+                                context=d.context,
+                                ttl_ms=d.ttl or ttl,
+                                **kw,
+                            )
+                        )
+                    )
                 except RedisOutOfMemoryError as exc:
                     written = tuple(x.doc_id for x, new in zip(docs, done) if new)
                     raise partial_write_error(exc, f"indexing {len(docs)} memories", written) from exc
@@ -351,8 +395,16 @@ class RedisMemoryService(RedisClientOwner, BaseMemoryService):
         pipe = self.client.pipeline(transaction=False)
         for d, vec in zip(docs, vectors):
             await self.index.put(
-                ik, d.doc_id, d.body, d.payload, vector=vec, fields=d.fields, context=d.context,
-                client=pipe, ttl_ms=d.ttl or ttl, **kw,
+                ik,
+                d.doc_id,
+                d.body,
+                d.payload,
+                vector=vec,
+                fields=d.fields,
+                context=d.context,
+                client=pipe,
+                ttl_ms=d.ttl or ttl,
+                **kw,
             )
         try:
             replies = await pipe.execute(raise_on_error=False)
@@ -380,8 +432,10 @@ class RedisMemoryService(RedisClientOwner, BaseMemoryService):
         res = await pipe.execute()
         t = now_ms()
         return [
-            not ((res[2 * n] is not None and float(res[2 * n]) > t)
-                 or (res[2 * n + 1] is not None and float(text(res[2 * n + 1])) > t))
+            not (
+                (res[2 * n] is not None and float(res[2 * n]) > t)
+                or (res[2 * n + 1] is not None and float(text(res[2 * n + 1])) > t)
+            )
             for n in range(len(docs))
         ]
 
@@ -421,7 +475,8 @@ class RedisMemoryService(RedisClientOwner, BaseMemoryService):
             logger.warning(
                 "add_session_to_memory: session %r of user %r has no text events, nothing to index "
                 "(a stale session object? pass the session returned by get_session)",
-                session.id, session.user_id,
+                session.id,
+                session.user_id,
             )
             return
         await self.add_events_to_memory(
@@ -453,9 +508,7 @@ class RedisMemoryService(RedisClientOwner, BaseMemoryService):
         for n, (event, body) in enumerate(turns):
             doc_id, eid = history_ids(sid, event)
             # the exchange a turn belongs to: the adjacent text turns of another author
-            near = [
-                m for m in (n - 1, n + 1) if 0 <= m < len(turns) and turns[m][0].author != event.author
-            ]
+            near = [m for m in (n - 1, n + 1) if 0 <= m < len(turns) and turns[m][0].author != event.author]
             context = tuple(turns[m][1] for m in near)
             payload = history_payload(event, sid, eid, [history_ids(sid, turns[m][0])[0] for m in near])
             # embedded: the turn with its speaker, after the other party's previous turn
@@ -471,7 +524,8 @@ class RedisMemoryService(RedisClientOwner, BaseMemoryService):
         stored = await self._put_many(ik, docs, ttl, mode="skip")
         # a turn indexed earlier gains the words of its new successor (re-ingestion after each turn)
         refresh = [
-            docs[n] for n in range(len(docs) - 1)
+            docs[n]
+            for n in range(len(docs) - 1)
             if not stored[n] and stored[n + 1] and turns[n][0].author != turns[n + 1][0].author
         ]
         if refresh:
@@ -556,7 +610,9 @@ class RedisMemoryService(RedisClientOwner, BaseMemoryService):
             else:
                 logger.warning(
                     "delete_memory: no memory %r of user %r in app %r (nothing deleted)",
-                    public, uid, app_name,
+                    public,
+                    uid,
+                    app_name,
                 )
         return deleted
 
@@ -574,7 +630,7 @@ class RedisMemoryService(RedisClientOwner, BaseMemoryService):
 
     async def _delete_one(self, app_name: str, uid: str, public: str) -> bool:
         if is_fact_id(public):  # an extracted fact: the fact and its revisions
-            return await self.facts.erase(app_name, uid, unescape(public[len(FACT_PREFIX):]))
+            return await self.facts.erase(app_name, uid, unescape(public[len(FACT_PREFIX) :]))
         doc = doc_id_of(public)
         try:
             ref = parse_id(doc)
@@ -606,7 +662,9 @@ class RedisMemoryService(RedisClientOwner, BaseMemoryService):
         """
         lo, hi = session_range(session_id)
         return await self.index.delete_range(
-            self.keys.user_memory_index(app_name, str(user_id)), lo, hi,
+            self.keys.user_memory_index(app_name, str(user_id)),
+            lo,
+            hi,
             tombstone_ttl_ms=ttl_ms(self.settings.history_ttl_hours),
         )
 
@@ -745,8 +803,11 @@ class RedisMemoryService(RedisClientOwner, BaseMemoryService):
         hits = [
             Hit(key[0], key[1], score, by_key[key].payload, by_key[key].context)
             for key, score in head
-            if key in by_key and (self.search_kinds == "all" or (
-                key[0] == 1 and key[1].startswith(_KIND_FILTERS[self.search_kinds])))
+            if key in by_key
+            and (
+                self.search_kinds == "all"
+                or (key[0] == 1 and key[1].startswith(_KIND_FILTERS[self.search_kinds]))
+            )
         ]
         return hits[: limit or self.search_limit]
 
@@ -836,7 +897,7 @@ class RedisMemoryService(RedisClientOwner, BaseMemoryService):
     async def list_revisions(self, *, app_name: str, user_id: str, memory_id: str) -> list[dict[str, Any]]:
         """A fact's revisions, oldest first: ``rev``, ``action``, ``text``, ``topic``, ``sid``, ``eids``,
         ``job``, ``ts`` (``memory_id``: the fact's ``f:<id>`` from :meth:`search_memory`)."""
-        fid = memory_id[len(FACT_PREFIX):] if is_fact_id(memory_id) else memory_id
+        fid = memory_id[len(FACT_PREFIX) :] if is_fact_id(memory_id) else memory_id
         return await self.facts.revisions(app_name, str(user_id), unescape(fid))
 
     async def rollback(self, *, app_name: str, user_id: str, memory_id: str, revision: int) -> None:
@@ -847,20 +908,28 @@ class RedisMemoryService(RedisClientOwner, BaseMemoryService):
           ValueError: no such revision (or it is a deletion).
         """
         uid = str(user_id)
-        fid = unescape(memory_id[len(FACT_PREFIX):] if is_fact_id(memory_id) else memory_id)
+        fid = unescape(memory_id[len(FACT_PREFIX) :] if is_fact_id(memory_id) else memory_id)
         revs = await self.facts.revisions(app_name, uid, fid)
         target = next((r for r in revs if r.get("rev") == revision), None)
         if target is None or target.get("action") == "DELETE":
             raise ValueError(f"fact {memory_id!r} has no revision {revision} to restore")
         action = FactAction(
-            "RESTORE", str(target["text"]), str(target.get("topic") or ""), fact_id=fid,
-            session_id=str(target.get("sid") or ""), event_ids=tuple(target.get("eids") or ()),
+            "RESTORE",
+            str(target["text"]),
+            str(target.get("topic") or ""),
+            fact_id=fid,
+            session_id=str(target.get("sid") or ""),
+            event_ids=tuple(target.get("eids") or ()),
         )
         if self.embedder is not None:
             action.vector = pack((await self.embedder.embed([action.text]))[0])
         ik = self.keys.user_memory_index(app_name, uid)
         await self.facts.apply(
-            app_name, uid, [action], job_id="", ttl_ms=ttl_ms(self.settings.history_ttl_hours),
+            app_name,
+            uid,
+            [action],
+            job_id="",
+            ttl_ms=ttl_ms(self.settings.history_ttl_hours),
             vector_sets=self.embedder is not None and await self.index.vector_sets(ik),
         )
 

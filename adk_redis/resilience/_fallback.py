@@ -824,13 +824,19 @@ class FallbackMemoryService(_Fallback, BaseMemoryService):
 
     async def delete_memories(self, *, app_name: str, user_id: str | int, memory_ids: Sequence[str]) -> int:
         """:meth:`RedisMemoryService.delete_memories` (Redis only; ADK's ``delete_memory`` is queued)."""
-        return await self._redis_only("delete_memories", lambda: self.redis.delete_memories(
-            app_name=app_name, user_id=user_id, memory_ids=memory_ids))
+        return await self._redis_only(
+            "delete_memories",
+            lambda: self.redis.delete_memories(app_name=app_name, user_id=user_id, memory_ids=memory_ids),
+        )
 
     async def delete_session_memories(self, *, app_name: str, user_id: str | int, session_id: str) -> int:
         """:meth:`RedisMemoryService.delete_session_memories` (Redis only)."""
-        return await self._redis_only("delete_session_memories", lambda: self.redis.delete_session_memories(
-            app_name=app_name, user_id=user_id, session_id=session_id))
+        return await self._redis_only(
+            "delete_session_memories",
+            lambda: self.redis.delete_session_memories(
+                app_name=app_name, user_id=user_id, session_id=session_id
+            ),
+        )
 
     async def list_memories(
         self,
@@ -842,17 +848,24 @@ class FallbackMemoryService(_Fallback, BaseMemoryService):
         limit: int = 100,
     ) -> MemoryPage:
         """:meth:`RedisMemoryService.list_memories` (Redis only)."""
-        return await self._redis_only("list_memories", lambda: self.redis.list_memories(
-            app_name=app_name, user_id=user_id, kind=kind, cursor=cursor, limit=limit))
+        return await self._redis_only(
+            "list_memories",
+            lambda: self.redis.list_memories(
+                app_name=app_name, user_id=user_id, kind=kind, cursor=cursor, limit=limit
+            ),
+        )
 
     async def get_memory(self, *, app_name: str, user_id: str | int, memory_id: str) -> MemoryEntry | None:
         """:meth:`RedisMemoryService.get_memory` (Redis only)."""
-        return await self._redis_only("get_memory", lambda: self.redis.get_memory(
-            app_name=app_name, user_id=user_id, memory_id=memory_id))
+        return await self._redis_only(
+            "get_memory",
+            lambda: self.redis.get_memory(app_name=app_name, user_id=user_id, memory_id=memory_id),
+        )
 
     @override
     async def search_memory(self, *, app_name: str, user_id: str, query: str) -> SearchMemoryResponse:
         """Search Redis; during an outage (or while writes wait), memory's results too."""
+
         async def from_redis() -> list[MemoryEntry] | None:
             return (await self.redis.search_memory(app_name=app_name, user_id=user_id, query=query)).memories
 

@@ -35,7 +35,10 @@ end
 # ``upgrade()`` converts a format-1 record (events in a HASH ``<seq> -> payload, #<id> -> seq``
 # and a ZSET of timestamps) to format 2 (a LIST of payloads, a HASH id -> seq, a LIST of
 # timestamps), in place and atomically, on its first touch; a format-2 record costs one HGET.
-_SESSION_EVENTS = LUA_PRELUDE + _CONTAINMENT + r"""
+_SESSION_EVENTS = (
+    LUA_PRELUDE
+    + _CONTAINMENT
+    + r"""
 local function upgrade()
   if redis.call('HGET', KEYS[1], F_V) == FORMAT then return end
   if redis.call('EXISTS', KEYS[1]) == 0 then return end
@@ -75,6 +78,7 @@ local function upgrade()
   redis.call('HSET', KEYS[1], F_V, FORMAT)
 end
 """
+)
 
 # KEYS: meta, user_state, user_index, user_created, [app_state, app_index, app_created]
 # ARGV: now, ttl_ms, session_member, app_member, n_session, n_user, n_app, token,
@@ -82,7 +86,10 @@ end
 # Returns {0} when the session exists (created by someone else), else
 # {1, user_state, app_state}; a retry of this very create (same token: the
 # first reply was lost) finds its own session and answers {1, ...} again.
-CREATE_SESSION = LUA_PRELUDE + _CONTAINMENT + r"""
+CREATE_SESSION = (
+    LUA_PRELUDE
+    + _CONTAINMENT
+    + r"""
 local app = {}
 if redis.call('EXISTS', KEYS[1]) == 1 then
   if redis.call('HGET', KEYS[1], F_T) ~= ARGV[8] then return {0} end
@@ -127,14 +134,18 @@ if #KEYS >= 7 then
 end
 return {1, state_of(KEYS[2]), app}
 """
+)
 
 # Brings one session record to the current format (``adk-redis migrate``; the session scripts
 # also do it on their first touch).  KEYS: meta, log, ids, times, legacy_events, legacy_times
 # Returns 1 when the session exists.
-UPGRADE_SESSION = _SESSION_EVENTS + r"""
+UPGRADE_SESSION = (
+    _SESSION_EVENTS
+    + r"""
 upgrade()
 return redis.call('EXISTS', KEYS[1])
 """
+)
 
 # KEYS: meta, log, ids, times, legacy_events, legacy_times, user_state, user_index,
 #       [app_state, app_index]
@@ -158,7 +169,9 @@ return redis.call('EXISTS', KEYS[1])
 # a later one keeps its value (the key is "lost" for this event), otherwise (earlier,
 # equal, or never written through this session) this event's value is written.  Cost: one
 # HMGET plus one LINDEX per key of the delta.
-APPEND_EVENT = _SESSION_EVENTS + r"""
+APPEND_EVENT = (
+    _SESSION_EVENTS
+    + r"""
 local meta = redis.call('HMGET', KEYS[1], F_R, F_U, F_N, F_L, F_M)
 if not meta[1] then return {-1} end
 upgrade()
@@ -291,6 +304,7 @@ end
 if report then return {1, newrev, ts, report} end
 return {1, newrev, ts}
 """
+)
 
 # The app-level half of create/append on a cluster (KEYS in the {app} slot).
 # KEYS: app_state, app_index, [app_created (create only)]   ARGV: score, app_member, ttl, field/value pairs...
@@ -309,7 +323,9 @@ return 1
 # KEYS: meta, log, ids, times, legacy_events, legacy_times, user_state, [app_state]
 # ARGV: num_recent ('' = all), after_timestamp ('' = no filter)
 # Returns nil when missing, else {meta, payloads, user_state, app_state}.
-GET_SESSION = _SESSION_EVENTS + r"""
+GET_SESSION = (
+    _SESSION_EVENTS
+    + r"""
 upgrade()
 local meta = redis.call('HGETALL', KEYS[1])
 if #meta == 0 then return false end
@@ -342,6 +358,7 @@ local app = {}
 if #KEYS >= 8 then app = state_of(KEYS[8]) end
 return {meta, payloads, state_of(KEYS[7]), app}
 """
+)
 
 # KEYS: meta, log, ids, times, legacy_events, legacy_times, user_index, [app_index], then the
 #       creation indexes (adk_redis.sessions._pages): user_created, [app_created]
@@ -365,7 +382,9 @@ return existed
 # ARGV: created, updated, ttl_ms, session_member, app_member, n_state, n_events,
 #       state field/value pairs ("s."-prefixed), then id, payload, timestamp per event.
 # Returns 0 when the session exists (nothing written), 1 when written.
-RESTORE_SESSION = LUA_PRELUDE + r"""
+RESTORE_SESSION = (
+    LUA_PRELUDE
+    + r"""
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
 local upd, ttl = ARGV[2], tonumber(ARGV[3])
 local ns, ne = tonumber(ARGV[6]), tonumber(ARGV[7])
@@ -410,6 +429,7 @@ created(KEYS[#KEYS >= 10 and 9 or 8], KEYS[7], ARGV[4])
 if #KEYS >= 10 then created(KEYS[10], KEYS[8], ARGV[5]) end
 return 1
 """
+)
 
 # One page of a session index (adk_redis.sessions._pages), keyset-paginated: the entries after the
 # cursor (score, member) in the index's order (ascending by score then member, or descending), found
@@ -462,7 +482,9 @@ return range(p, p + n)
 # KEYS: user_state, [app_state (standalone servers: ARGV[1] = 'app')], meta...
 # Returns {user_state pairs | {'!', error}, [app_state likewise], then per meta: {} (missing) |
 #          {'!', error} (wrong type) | {updated, revision, state field/value pairs ("s."-prefixed)...}}.
-LIST_SUMMARIES = LUA_PRELUDE + r"""
+LIST_SUMMARIES = (
+    LUA_PRELUDE
+    + r"""
 local out = {}
 local first = 2
 if ARGV[1] == 'app' then first = 3 end
@@ -490,3 +512,4 @@ for k = first, #KEYS do
 end
 return out
 """
+)

@@ -142,6 +142,8 @@ def _plain_json(raw: bytes | str) -> Any:
             _SCALARS.clear()
         _SCALARS[raw] = value
     return value
+
+
 _STATE_LEN = len(_STATE_FIELD)
 _LISTED_FIELDS_SET = frozenset(Session.model_fields)
 
@@ -576,7 +578,6 @@ class RedisSessionService(RedisClientOwner, BaseSessionService):
             next_cursor = session_pages.encode_cursor(app_name, user_id, order, last_score, last_member)
         return SessionPage(sessions=sessions, next_cursor=next_cursor)
 
-
     async def _rebuild_created_index(self, app_name: str, user_id: str | None) -> int:
         """Rebuild a missing creation index from the listing index and each session's creation time.
 
@@ -793,7 +794,9 @@ class RedisSessionService(RedisClientOwner, BaseSessionService):
         else:
             keys += [self.keys.app_index(app_name), user_created, self.keys.app_created_index(app_name)]
             await self._write(
-                self._delete, keys, [self.keys.session_member(session_id), member],
+                self._delete,
+                keys,
+                [self.keys.session_member(session_id), member],
                 f"delete of session {session_id!r}",
             )
         if self.settings.delete_memories_with_session:
@@ -806,7 +809,10 @@ class RedisSessionService(RedisClientOwner, BaseSessionService):
                 return await self._write(self._delete_memories, keys, args, what)
 
             await delete_range(
-                self.client, self.keys.user_memory_index(app_name, user_id), lo, hi,
+                self.client,
+                self.keys.user_memory_index(app_name, user_id),
+                lo,
+                hi,
                 tombstone_ttl_ms=int(self.settings.history_ttl_hours * 3_600_000),
                 script=run,
             )
