@@ -349,18 +349,7 @@ class RedisMemoryService(RedisClientOwner, BaseMemoryService):
         if self.durability.enabled:  # the puts, then the replica wait, on one connection
             recorder = Recorder(self.index._put)
             for d, vec in zip(docs, vectors):
-                await self.index.put(
-                    ik,
-                    d.doc_id,
-                    d.body,
-                    d.payload,
-                    vector=vec,
-                    fields=d.fields,
-                    context=d.context,
-                    client=recorder,
-                    ttl_ms=d.ttl or ttl,
-                    **kw,
-                )
+                await self._put_doc(ik, d, vec, ttl, kw, client=recorder)
             where = f"indexing {len(docs)} memories"
             replies = await self.durability.execute(recorder.calls, route_key=ik.stats, what=where)
             failed = [r for r in replies if isinstance(r, ResponseError)]
@@ -373,39 +362,14 @@ class RedisMemoryService(RedisClientOwner, BaseMemoryService):
             done: list[bool] = []
             for d, vec in zip(docs, vectors):
                 try:
-                    done.append(
-                        bool(
-                            await self.index.put(
-                                ik,
-                                d.doc_id,
-                                d.body,
-                                d.payload,
-                                vector=vec,
-                                fields=d.fields,
-                                context=d.context,
-                                ttl_ms=d.ttl or ttl,
-                                **kw,
-                            )
-                        )
-                    )
+                    done.append(bool(await self._put_doc(ik, d, vec, ttl, kw)))
                 except RedisOutOfMemoryError as exc:
                     written = tuple(x.doc_id for x, new in zip(docs, done) if new)
                     raise partial_write_error(exc, f"indexing {len(docs)} memories", written) from exc
             return done
         pipe = self.client.pipeline(transaction=False)
         for d, vec in zip(docs, vectors):
-            await self.index.put(
-                ik,
-                d.doc_id,
-                d.body,
-                d.payload,
-                vector=vec,
-                fields=d.fields,
-                context=d.context,
-                client=pipe,
-                ttl_ms=d.ttl or ttl,
-                **kw,
-            )
+            await self._put_doc(ik, d, vec, ttl, kw, client=pipe)
         try:
             replies = await pipe.execute(raise_on_error=False)
         except ResponseError as exc:
@@ -418,6 +382,24 @@ class RedisMemoryService(RedisClientOwner, BaseMemoryService):
             where = f"indexing {len(docs)} memories"
             raise partial_write_error(failed[0], where, written) from failed[0]
         return [int(r) == 1 for r in replies]
+
+    async def _put_doc(
+        self, ik: MemoryIndexKeys, d: _Doc, vec: bytes, ttl: int, kw: dict[str, Any], *, client: Any = None
+    ) -> bool | None:
+        """Index one document: queued on ``client`` (a pipeline or a durability recorder, None
+        returned) or, without one, sent at once (stored: True)."""
+        return await self.index.put(
+            ik,
+            d.doc_id,
+            d.body,
+            d.payload,
+            vector=vec,
+            fields=d.fields,
+            context=d.context,
+            client=client,
+            ttl_ms=d.ttl or ttl,
+            **kw,
+        )
 
     async def _storable(self, ik: MemoryIndexKeys, docs: Sequence[_Doc]) -> list[bool]:
         """Which docs a 'skip' put would store (not live, not deleted), read in one round trip.
