@@ -32,7 +32,7 @@ import logging
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from google.adk.memory.base_memory_service import BaseMemoryService, SearchMemoryResponse
@@ -82,6 +82,7 @@ from ._facts import (
     decode_fact,
     erase_user_facts,
     is_fact_id,
+    month,
 )
 from ._generator import JobEvent, MemoryGenerator
 from ._jobs import GenerationRuntime, generation_stats
@@ -112,22 +113,6 @@ _KIND_FILTERS = {"all": "", "facts": FACT_PREFIX, "turns": "h:"}
 # Hybrid score fusion: (1 - w) * BM25 / max BM25 + w * cosine / max cosine, w chosen on LoCoMo's
 # development half with all-MiniLM-L6-v2 (docs/benchmarks.md, LoCoMo).
 HYBRID_WEIGHT = 0.4
-
-
-_MONTHS = (
-    "January",
-    "February",
-    "March",
-    "April",
-    "May",
-    "June",
-    "July",
-    "August",
-    "September",
-    "October",
-    "November",
-    "December",
-)
 
 
 _KINDS: tuple[Source, ...] = ("history", "memory", "context")
@@ -175,12 +160,8 @@ class _Doc(NamedTuple):
 def _fields(author: str | None, ts: float | None) -> tuple[str, ...]:
     """Searchable fields of a memory: its author (the speaker) and the month and year it was said."""
     out = [author] if author else []
-    if ts:
-        try:
-            when = datetime.fromtimestamp(ts, tz=timezone.utc)
-            out.append(f"{_MONTHS[when.month - 1]} {when.year}")
-        except (OverflowError, OSError, ValueError):
-            pass
+    if ts and (said := month(ts)):
+        out.append(said)
     return tuple(out)
 
 
