@@ -273,13 +273,21 @@ class SessionStore:
         assert out is not None
         return out
 
-    async def _get(self, session_id: str, user_id: str | int | None) -> dict[str, Any] | None:
+    async def _owned(
+        self, session_id: str, user_id: str | int | None, operation: str
+    ) -> tuple[str, str | None]:
+        """The checked session id and its owner: None if it has none, or if ``user_id`` is given
+        and is not the owner (the denial is recorded)."""
         sid = check_session_id(session_id)
         owner = await self.backend.owner_get(sid)
+        if owner is not None and user_id is not None and str(user_id) != owner:
+            await self._deny(sid, str(user_id), operation)
+            return sid, None
+        return sid, owner
+
+    async def _get(self, session_id: str, user_id: str | int | None) -> dict[str, Any] | None:
+        sid, owner = await self._owned(session_id, user_id, "get_session")
         if owner is None:
-            return None
-        if user_id is not None and str(user_id) != owner:
-            await self._deny(sid, str(user_id), "get_session")
             return None
         session = await self.service.get_session(app_name=self.app_name, user_id=owner, session_id=sid)
         if session is None:
@@ -296,12 +304,8 @@ class SessionStore:
         return items
 
     async def _delete(self, session_id: str, user_id: str | int | None) -> bool:
-        sid = check_session_id(session_id)
-        owner = await self.backend.owner_get(sid)
+        sid, owner = await self._owned(session_id, user_id, "delete_session")
         if owner is None:
-            return False
-        if user_id is not None and str(user_id) != owner:
-            await self._deny(sid, str(user_id), "delete_session")
             return False
         await self.service.delete_session(app_name=self.app_name, user_id=owner, session_id=sid)
         await self.backend.owner_forget(sid, owner)
