@@ -17,13 +17,12 @@ from contextlib import contextmanager
 from typing import Any
 
 import pytest
-from google.adk.events.event import Event
 from google.adk.sessions.session import Session
-from google.genai import types
 
 from adk_redis import RedisMemoryService, RedisSessionService, load_settings
 from adk_redis.errors import DurabilityError
 
+from .helpers import text_event as said
 from .servers import RedisServer, replicas_acknowledge, replicas_online
 
 APP = "app"
@@ -82,12 +81,6 @@ def services(primary: RedisServer, wait: int = 1) -> tuple[RedisSessionService, 
         redis_wait_timeout_ms=300,
     )
     return RedisSessionService(settings=settings), RedisMemoryService(settings=settings)
-
-
-def said(text: str) -> Event:
-    return Event(
-        author="user", invocation_id="inv", content=types.Content(role="user", parts=[types.Part(text=text)])
-    )
 
 
 async def test_cross_session_writes_are_on_the_replica_when_acknowledged(

@@ -20,9 +20,7 @@ import fakeredis
 import pytest
 import redis.asyncio as aioredis
 import redis.exceptions
-from google.adk.events.event import Event
 from google.adk.sessions.session import Session
-from google.genai import types
 from redis.asyncio.cluster import RedisCluster
 
 from adk_redis import (
@@ -36,15 +34,10 @@ from adk_redis import (
 )
 from adk_redis.keys import KeySchema
 
+from .helpers import text_event as said
 from .servers import redis_cluster, redis_server
 
 APP = "app"
-
-
-def said(text: str) -> Event:
-    return Event(
-        author="user", invocation_id="inv", content=types.Content(role="user", parts=[types.Part(text=text)])
-    )
 
 
 def ops(client: Any, prefix: str, **kw: Any) -> dict[str, Callable[[], Awaitable[Any]]]:

@@ -11,21 +11,14 @@ import uuid
 from typing import Any
 
 import pytest
-from google.adk.events.event import Event
-from google.genai import types
 
 from adk_redis import RedisOutcomeUnknownError, RedisSessionService, RedisUnavailableError, load_settings
 from adk_redis.config import RedisSettings
 
+from .helpers import text_event as said
 from .servers import redis_server
 
 APP = "app"
-
-
-def said(text: str) -> Event:
-    return Event(
-        author="user", invocation_id="inv", content=types.Content(role="user", parts=[types.Part(text=text)])
-    )
 
 
 def test_default_socket_timeout_is_below_the_deadline() -> None:

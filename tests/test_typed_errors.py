@@ -30,7 +30,6 @@ from typing import Any
 import pytest
 import redis
 import redis.exceptions
-from google.adk.events.event import Event
 from google.adk.sessions.session import Session
 from google.genai import types
 
@@ -48,17 +47,12 @@ from adk_redis.keys import KeySchema
 from adk_redis.registry import memory_factory, session_factory
 
 from .fake_net import CuttingProxy, ErrorServer
+from .helpers import text_event as said
 from .servers import RedisServer, free_port
 
 APP = "app"
 FAST = {"redis_connect_timeout": 0.3, "redis_retry_attempts": 1, "redis_operation_timeout": 0.6}
 ADK = Path(sys.executable).parent / "adk-redis"
-
-
-def said(text: str) -> Event:
-    return Event(
-        author="user", invocation_id="inv", content=types.Content(role="user", parts=[types.Part(text=text)])
-    )
 
 
 def local_session(sid: str = "s1") -> Session:
