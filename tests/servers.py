@@ -341,6 +341,53 @@ def replicas_acknowledge(
         raise RuntimeError(f"{got} of {count} replicas acknowledged")
 
 
+def server_info(server: RedisServer, section: str = "replication") -> dict[str, Any]:
+    """``INFO section`` of ``server``."""
+    with server.client() as c:
+        return dict(c.info(section))
+
+
+@contextmanager
+def frozen(server: RedisServer) -> Iterator[None]:
+    """The server stops (SIGSTOP): connected, but it acknowledges nothing until resumed."""
+    assert server.proc is not None
+    os.kill(server.proc.pid, signal.SIGSTOP)
+    try:
+        yield
+    finally:
+        os.kill(server.proc.pid, signal.SIGCONT)
+
+
+@contextmanager
+def primary_and_replica(
+    binary: str | None = None, args: tuple[str, ...] = ()
+) -> Iterator[tuple[RedisServer, RedisServer]]:
+    """A primary and a replica streaming from it that answers WAIT at once (both stopped after)."""
+
+    def wait(cond: Any, timeout: float = 15) -> None:
+        deadline = time.monotonic() + timeout
+        while not cond():
+            if time.monotonic() > deadline:
+                raise AssertionError("timed out")
+            time.sleep(0.02)
+
+    kw: dict[str, Any] = {} if binary is None else {"binary": binary}
+    base = ["--repl-diskless-sync-delay", "0", "--save", "", *args]
+    primary = RedisServer(args=base, **kw).start()
+    replica = RedisServer(args=[*base, "--replicaof", "127.0.0.1", str(primary.port)], **kw)
+    try:
+        replica.start()
+        wait(lambda: server_info(replica).get("master_link_status") == "up")
+        wait(lambda: replicas_online(primary) == 1)  # the primary streams to it
+        replicas_acknowledge(primary, 1)  # and it answers WAIT at once
+        yield primary, replica
+    finally:
+        for s in (replica, primary):
+            if s.proc is not None:
+                os.kill(s.proc.pid, signal.SIGCONT)
+            s.stop()
+
+
 def _attach_cluster_replicas(nodes: list[RedisServer], masters: int, replicas: int) -> None:
     ids = [cluster_node_id(n) for n in nodes[:masters]]
     deadline = time.monotonic() + 30

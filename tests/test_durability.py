@@ -6,12 +6,8 @@ with SIGSTOP (its connection stays up, it just does not acknowledge).
 
 from __future__ import annotations
 
-import os
-import signal
-import time
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import pytest
@@ -24,45 +20,12 @@ from google.genai import types
 from adk_redis import ConfigurationError, RedisMemoryService, RedisSessionService, load_settings
 from adk_redis.errors import DurabilityError, RedisUnavailableError
 
-from .servers import RedisServer, redis8_binary, replicas_acknowledge, replicas_online
+from .servers import RedisServer, frozen, primary_and_replica, redis8_binary
+from .servers import server_info as _info
 
 
 def ev(**delta: Any) -> Event:
     return Event(author="agent", invocation_id="inv", actions=EventActions(state_delta=delta))
-
-
-def _wait(cond: Any, timeout: float = 15) -> None:
-    deadline = time.monotonic() + timeout
-    while not cond():
-        if time.monotonic() > deadline:
-            raise AssertionError("timed out")
-        time.sleep(0.02)
-
-
-@contextmanager
-def primary_and_replica(
-    binary: str | None = None, args: tuple[str, ...] = ()
-) -> Iterator[tuple[RedisServer, RedisServer]]:
-    kw: dict[str, Any] = {} if binary is None else {"binary": binary}
-    base = ["--repl-diskless-sync-delay", "0", "--save", "", *args]
-    primary = RedisServer(args=base, **kw).start()
-    replica = RedisServer(args=[*base, "--replicaof", "127.0.0.1", str(primary.port)], **kw)
-    try:
-        replica.start()
-        _wait(lambda: _info(replica).get("master_link_status") == "up")
-        _wait(lambda: replicas_online(primary) == 1)  # the primary streams to it
-        replicas_acknowledge(primary, 1)  # and it answers WAIT at once
-        yield primary, replica
-    finally:
-        for s in (replica, primary):
-            if s.proc is not None:
-                os.kill(s.proc.pid, signal.SIGCONT)
-            s.stop()
-
-
-def _info(server: RedisServer, section: str = "replication") -> dict[str, Any]:
-    with server.client() as c:
-        return dict(c.info(section))
 
 
 def _calls(server: RedisServer, command: str) -> int:
@@ -74,17 +37,6 @@ def _sent(server: RedisServer, command: str) -> int:
     """Calls of ``command`` the server received, failed and rejected ones included."""
     stats = _info(server, "commandstats").get(f"cmdstat_{command}") or {}
     return sum(int(stats.get(k, 0)) for k in ("calls", "failed_calls", "rejected_calls"))
-
-
-@contextmanager
-def frozen(server: RedisServer) -> Iterator[None]:
-    """The server stops (SIGSTOP): connected, but it acknowledges nothing until resumed."""
-    assert server.proc is not None
-    os.kill(server.proc.pid, signal.SIGSTOP)
-    try:
-        yield
-    finally:
-        os.kill(server.proc.pid, signal.SIGCONT)
 
 
 @pytest.fixture(scope="module")

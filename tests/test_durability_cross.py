@@ -8,12 +8,8 @@ with SIGSTOP (connected, acknowledging nothing): an acknowledged write must then
 
 from __future__ import annotations
 
-import os
-import signal
-import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import pytest
@@ -23,21 +19,10 @@ from adk_redis import RedisMemoryService, RedisSessionService, load_settings
 from adk_redis.errors import DurabilityError
 
 from .helpers import text_event as said
-from .servers import RedisServer, replicas_acknowledge, replicas_online
+from .servers import RedisServer, frozen, primary_and_replica
+from .servers import server_info as _info
 
 APP = "app"
-
-
-def _wait(cond: Callable[[], bool], timeout: float = 15) -> None:
-    give_up = time.monotonic() + timeout
-    while not cond():
-        assert time.monotonic() < give_up, "timed out"
-        time.sleep(0.02)
-
-
-def _info(server: RedisServer, section: str = "replication") -> dict[str, Any]:
-    with server.client() as c:
-        return dict(c.info(section))
 
 
 def _waits(server: RedisServer) -> int:
@@ -47,30 +32,8 @@ def _waits(server: RedisServer) -> int:
 
 @pytest.fixture(scope="module")
 def pair() -> Iterator[tuple[RedisServer, RedisServer]]:
-    base = ["--repl-diskless-sync-delay", "0", "--save", ""]
-    primary = RedisServer(args=base).start()
-    replica = RedisServer(args=[*base, "--replicaof", "127.0.0.1", str(primary.port)])
-    try:
-        replica.start()
-        _wait(lambda: _info(replica).get("master_link_status") == "up")
-        _wait(lambda: replicas_online(primary) == 1)
-        replicas_acknowledge(primary, 1)
-        yield primary, replica
-    finally:
-        for s in (replica, primary):
-            if s.proc is not None:
-                os.kill(s.proc.pid, signal.SIGCONT)
-            s.stop()
-
-
-@contextmanager
-def frozen(server: RedisServer) -> Iterator[None]:
-    assert server.proc is not None
-    os.kill(server.proc.pid, signal.SIGSTOP)
-    try:
-        yield
-    finally:
-        os.kill(server.proc.pid, signal.SIGCONT)
+    with primary_and_replica() as servers:
+        yield servers
 
 
 def services(primary: RedisServer, wait: int = 1) -> tuple[RedisSessionService, RedisMemoryService]:
