@@ -17,6 +17,8 @@ from google.adk.events.event_actions import EventActions
 from google.genai import types
 
 _TRUE = frozenset({"1", "true", "yes", "on"})
+#: Settings that give up on an unreachable Redis quickly (outage and write-back tests).
+FAST_FAILURE = {"redis_connect_timeout": 0.2, "redis_socket_timeout": 0.5, "redis_retry_attempts": 1}
 
 
 def in_ci() -> bool:
@@ -49,6 +51,11 @@ def text_event(text: str, *, author: str = "user", ts: float | None = None, **de
     if ts is not None:
         event.timestamp = ts
     return event
+
+
+def delta_event(**delta: Any) -> Event:
+    """An agent event without content, with the state delta ``delta``."""
+    return Event(author="agent", invocation_id="inv", actions=EventActions(state_delta=delta))
 
 
 def chat_event(author: str, text: str, delta: dict[str, Any] | None = None) -> Event:

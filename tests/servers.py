@@ -231,6 +231,10 @@ class RedisServer:
             shutil.rmtree(self.dir, ignore_errors=True)
 
 
+#: Server arguments of an append-only file synced at every write (crash tests).
+AOF_ALWAYS = ("--appendonly", "yes", "--appendfsync", "always")
+
+
 @contextmanager
 def redis_server(args: Sequence[str] = (), **kw: object) -> Iterator[RedisServer]:
     """A started server, stopped (and its directory removed) afterwards."""

@@ -12,20 +12,15 @@ from typing import Any
 
 import pytest
 import redis
-from google.adk.events.event import Event
-from google.adk.events.event_actions import EventActions
 from google.adk.memory.memory_entry import MemoryEntry
 from google.genai import types
 
 from adk_redis import ConfigurationError, RedisMemoryService, RedisSessionService, load_settings
 from adk_redis.errors import DurabilityError, RedisUnavailableError
 
+from .helpers import delta_event as ev
 from .servers import RedisServer, frozen, primary_and_replica, redis8_binary
 from .servers import server_info as _info
-
-
-def ev(**delta: Any) -> Event:
-    return Event(author="agent", invocation_id="inv", actions=EventActions(state_delta=delta))
 
 
 def _calls(server: RedisServer, command: str) -> int:

@@ -7,12 +7,9 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
 from google.adk.agents.llm_agent import LlmAgent
-from google.adk.events.event import Event
-from google.adk.events.event_actions import EventActions
 from google.adk.runners import Runner
 from google.genai import types
 
@@ -20,21 +17,17 @@ from adk_redis import RedisSessionService, RedisUnavailableError, load_settings
 from adk_redis.resilience._fallback import BreakerState, FallbackSessionService
 
 from .agents import ScriptedModel, remember
-from .servers import RedisServer
+from .helpers import FAST_FAILURE as FAST
+from .helpers import delta_event as ev
+from .servers import AOF_ALWAYS, RedisServer, redis_server
 
 APP = "app"
-FAST = {"redis_connect_timeout": 0.2, "redis_socket_timeout": 0.5, "redis_retry_attempts": 1}
-
-
-def ev(**delta: Any) -> Event:
-    return Event(author="agent", invocation_id="inv", actions=EventActions(state_delta=delta))
 
 
 @pytest.fixture
 def aof_server() -> Iterator[RedisServer]:
-    server = RedisServer(args=["--appendonly", "yes", "--appendfsync", "always"]).start()
-    yield server
-    server.stop()
+    with redis_server(AOF_ALWAYS) as server:
+        yield server
 
 
 def fallback(server: RedisServer, prefix: str) -> FallbackSessionService:

@@ -24,21 +24,17 @@ from google.adk.events.event_actions import EventActions
 from adk_redis import RedisSessionService, load_settings
 from adk_redis.resilience._fallback import BreakerState, FallbackSessionService
 
-from .servers import RedisServer
+from .helpers import FAST_FAILURE as FAST
+from .helpers import delta_event as ev
+from .servers import AOF_ALWAYS, RedisServer, redis_server
 
 APP = "app"
-FAST = {"redis_connect_timeout": 0.2, "redis_socket_timeout": 0.5, "redis_retry_attempts": 1}
-
-
-def ev(**delta: Any) -> Event:
-    return Event(author="agent", invocation_id="inv", actions=EventActions(state_delta=delta))
 
 
 @pytest.fixture
 def aof_server() -> Iterator[RedisServer]:
-    server = RedisServer(args=["--appendonly", "yes", "--appendfsync", "always"]).start()
-    yield server
-    server.stop()
+    with redis_server(AOF_ALWAYS) as server:
+        yield server
 
 
 def service(server: RedisServer, prefix: str, **kw: Any) -> FallbackSessionService:
