@@ -410,25 +410,24 @@ async def test_clusterdown_node() -> None:
         node.stop()
 
 
-def test_api_server_answers_503(monkeypatch: pytest.MonkeyPatch) -> None:
-    """ADK's FastAPI app (what ``adk api_server`` serves) with our services on a stopped server: 503 and
-    one line for ADK's routes that re-raise errors as HTTPException(500) and for those that do not."""
-    from fastapi.testclient import TestClient
+def api_app(url: str) -> Any:
+    """ADK's FastAPI app (what ``adk api_server`` serves) of the samples, our services on ``url``."""
     from google.adk.cli.fast_api import get_fast_api_app
 
-    import adk_redis
-
-    monkeypatch.setenv("ADK_REDIS_LOCAL_MODEL", "1")
-    adk_redis.register()
-    url = f"redis://127.0.0.1:{free_port()}"
     samples = Path(__file__).resolve().parents[1] / "samples"
-    app = get_fast_api_app(
+    return get_fast_api_app(
         agents_dir=str(samples),
         session_service_uri=url,
         memory_service_uri=url,
         artifact_service_uri="memory://",
         web=False,
     )
+
+
+def api_answers(app: Any) -> list[Any]:
+    """The app's answers to a session create, get and list and a /run."""
+    from fastapi.testclient import TestClient
+
     run = {
         "app_name": "hello_agent",
         "user_id": "u",
@@ -436,13 +435,23 @@ def test_api_server_answers_503(monkeypatch: pytest.MonkeyPatch) -> None:
         "new_message": {"role": "user", "parts": [{"text": "hi"}]},
     }
     with TestClient(app) as client:
-        answers = [
+        return [
             client.post("/apps/hello_agent/users/u/sessions", json={}),  # HTTPException(500) from ADK
             client.get("/apps/hello_agent/users/u/sessions/s1"),
             client.get("/apps/hello_agent/users/u/sessions"),
             client.post("/run", json=run),
         ]
-    for answer in answers:
+
+
+def test_api_server_answers_503(monkeypatch: pytest.MonkeyPatch) -> None:
+    """ADK's FastAPI app (what ``adk api_server`` serves) with our services on a stopped server: 503 and
+    one line for ADK's routes that re-raise errors as HTTPException(500) and for those that do not."""
+    import adk_redis
+
+    monkeypatch.setenv("ADK_REDIS_LOCAL_MODEL", "1")
+    adk_redis.register()
+    url = f"redis://127.0.0.1:{free_port()}"
+    for answer in api_answers(api_app(url)):
         assert answer.status_code == 503, (answer.request.url, answer.status_code, answer.text)
         detail = answer.json()["detail"]
         assert detail.startswith(f"cannot reach Redis at {url}") and "\n" not in detail, detail
@@ -462,9 +471,6 @@ def test_api_server_names_a_missing_or_wrong_password(
     """A new user's usual mistake: a server with ``requirepass`` and no (or a wrong) password in the URI.
     The start-up warning and every route say so in one line (503), not redis-py's "HELLO must be
     called with the client already authenticated" (500, or a bare "Internal Server Error")."""
-    from fastapi.testclient import TestClient
-    from google.adk.cli.fast_api import get_fast_api_app
-
     import adk_redis
 
     monkeypatch.setenv("ADK_REDIS_LOCAL_MODEL", "1")
@@ -474,31 +480,11 @@ def test_api_server_names_a_missing_or_wrong_password(
     try:
         auth = f":{password}@" if password else ""
         url = f"redis://{auth}127.0.0.1:{server.port}/0"
-        samples = Path(__file__).resolve().parents[1] / "samples"
         with caplog.at_level("WARNING", logger="adk_redis.registry"):
-            app = get_fast_api_app(
-                agents_dir=str(samples),
-                session_service_uri=url,
-                memory_service_uri=url,
-                artifact_service_uri="memory://",
-                web=False,
-            )
+            app = api_app(url)
         warnings = [r.getMessage() for r in caplog.records if r.name == "adk_redis.registry"]
         assert len(warnings) == 2 and all(line in w for w in warnings), warnings
-        run = {
-            "app_name": "hello_agent",
-            "user_id": "u",
-            "session_id": "s1",
-            "new_message": {"role": "user", "parts": [{"text": "hi"}]},
-        }
-        with TestClient(app) as client:
-            answers = [
-                client.post("/apps/hello_agent/users/u/sessions", json={}),  # HTTPException(500) from ADK
-                client.get("/apps/hello_agent/users/u/sessions/s1"),
-                client.get("/apps/hello_agent/users/u/sessions"),
-                client.post("/run", json=run),
-            ]
-        for answer in answers:
+        for answer in api_answers(app):
             assert answer.status_code == 503, (answer.request.url, answer.status_code, answer.text)
             detail = answer.json()["detail"]
             assert detail.startswith(line) and "\n" not in detail and "s3cret" not in detail, detail
